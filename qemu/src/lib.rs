@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The emulated BMGNIC: a PCIe NIC whose guest bank is BAR0 and whose RME
+//! bank is reachable only over NC-SI, served to QEMU over vfio-user.
+
+#[path = "../../drivers/bmgnic/regs.rs"]
+pub mod regs;
+
+pub mod device;
+pub mod pci_config;
+pub mod port;
+pub mod vfio;

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ethernet ports of the model (fabric and NC-SI sideband).
+//!
+//! Each port is a unix datagram socket pair that QEMU's own
+//! `-netdev dgram,local.type=unix,...,remote.type=unix,...` speaks: one raw
+//! Ethernet frame per datagram, no header, either side may restart.
+
+use std::io;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+/// Largest frame a port carries (jumbo MTU plus Ethernet and VLAN headers).
+pub const MAX_FRAME: usize = 9216 + 18;
+
+/// Where a port's datagrams come from and go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortSpec {
+    /// Path this end binds.
+    pub local: PathBuf,
+    /// Path of the peer (a QEMU `-netdev dgram` local path).
+    pub remote: PathBuf,
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = String;
+
+    /// Parses `local=PATH,remote=PATH`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (mut local, mut remote) = (None, None);
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("local", p)) if !p.is_empty() => local = Some(PathBuf::from(p)),
+                Some(("remote", p)) if !p.is_empty() => remote = Some(PathBuf::from(p)),
+                _ => return Err(format!("bad port part '{part}': want local=PATH,remote=PATH")),
+            }
+        }
+        match (local, remote) {
+            (Some(local), Some(remote)) => Ok(Self { local, remote }),
+            _ => Err("a port needs local=PATH,remote=PATH".into()),
+        }
+    }
+}
+
+/// A bound Ethernet port.
+pub struct Port {
+    name: &'static str,
+    socket: UnixDatagram,
+    remote: PathBuf,
+}
+
+impl Port {
+    /// Binds `spec.local`, replacing a stale socket file.
+    pub fn bind(name: &'static str, spec: &PortSpec) -> io::Result<Self> {
+        remove_stale(&spec.local)?;
+        let socket = UnixDatagram::bind(&spec.local)?;
+        Ok(Self {
+            name,
+            socket,
+            remote: spec.remote.clone(),
+        })
+    }
+
+    /// The port's name, for logs.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Sends one frame to the peer. A peer that is not there (yet) loses the
+    /// frame, as a cable without a link partner would.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        match self.socket.send_to(frame, &self.remote) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receives one frame into `buf`, returning its length.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.recv(buf)
+    }
+
+    /// A second handle on the same socket (for a receive thread).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            name: self.name,
+            socket: self.socket.try_clone()?,
+            remote: self.remote.clone(),
+        })
+    }
+}
+
+/// Removes a socket file left by an earlier run; refuses other files.
+pub fn remove_stale(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_port_spec() {
+        let spec: PortSpec = "local=/tmp/a.sock,remote=/tmp/b.sock".parse().unwrap();
+        assert_eq!(spec.local, PathBuf::from("/tmp/a.sock"));
+        assert_eq!(spec.remote, PathBuf::from("/tmp/b.sock"));
+        assert!("local=/tmp/a".parse::<PortSpec>().is_err());
+        assert!("remote=/x,bogus=1".parse::<PortSpec>().is_err());
+        assert!("local=,remote=/x".parse::<PortSpec>().is_err());
+    }
+
+    #[test]
+    fn frames_cross_a_datagram_pair() {
+        let dir = std::env::temp_dir().join(format!("bmgnic-port-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let pa = Port::bind("a", &PortSpec { local: a.clone(), remote: b.clone() }).unwrap();
+        let pb = Port::bind("b", &PortSpec { local: b, remote: a }).unwrap();
+        let frame = [0x5au8; 60];
+        pa.send(&frame).unwrap();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = pb.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &frame);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
