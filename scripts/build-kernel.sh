@@ -2,80 +2,108 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Builds the rack kernel (bzImage plus a tree ready for out-of-tree modules)
-# into the cache and prints the build directory. The cache key covers the
-# kernel source version, the config fragment, the rust/ overlay, this script
-# and the toolchain, so a changed input rebuilds and an unchanged one is
-# reused.
+# into the cache and prints the build directory.
+#
+# Cache layout: $BMGNIC_CACHE/kernel/<base>/{src,build}, where <base> hashes
+# the kernel source version, the config fragment, this script and the
+# toolchain. The rust/ overlay (new kernel-crate files, copied in place, and
+# rust/patches/*.patch) is applied to src; its hash is stamped in
+# .overlay-key. A different overlay restores the files the old one touched,
+# applies the new one and rebuilds incrementally, so a stale tree is never
+# used and an unchanged one is reused as is.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$BMGNIC_TOP/scripts/setup.sh"
 BMGNIC_STAGE=kernel
 
 fragment="$BMGNIC_TOP/tools/testing/vm/kernel.config"
-. "$BMGNIC_TOP/scripts/setup.sh"
-BMGNIC_STAGE=kernel
-src=$(setup_kernel_source)
-
+pristine=$(setup_kernel_source)
 command -v bindgen >/dev/null || die "bindgen not found: run scripts/setup.sh rust"
 
 overlay_files=()
+overlay_patches=()
 if [ -d "$BMGNIC_TOP/rust" ]; then
-	while IFS= read -r f; do overlay_files+=("$f"); done < <(find "$BMGNIC_TOP/rust" -type f | LC_ALL=C sort)
+	while IFS= read -r f; do
+		case $f in
+		*.patch) overlay_patches+=("$f") ;;
+		*) overlay_files+=("$f") ;;
+		esac
+	done < <(find "$BMGNIC_TOP/rust" -type f | LC_ALL=C sort)
 fi
 
-key=$({
-	basename "$src"
-	files_hash "$fragment" "$0" "${overlay_files[@]}"
+base=$({
+	basename "$pristine"
+	files_hash "$fragment" "$0"
 	rustc --version; bindgen --version; gcc --version | head -1
 } | input_hash)
-out="$BMGNIC_CACHE/kernel/$key"
+overlay_key=$(files_hash "${overlay_files[@]}" "${overlay_patches[@]}")
+out="$BMGNIC_CACHE/kernel/$base"
+src="$out/src"
+b="$out/build"
 
-if [ -e "$out/.built" ]; then
-	echo "$out/build"
+if [ -e "$out/.built" ] && [ "$(cat "$out/.overlay-key" 2>/dev/null)" = "$overlay_key" ]; then
+	echo "$b"
 	exit 0
 fi
 
-log "building kernel $(basename "$src") (key $key; about 10 minutes on 2 cores)"
-rm -rf "$out"
-mkdir -p "$out"
-# A hard-linked copy of the pristine tree takes the overlay; cp and patch
-# replace files rather than write through the links.
-cp -al "$src" "$out/src"
+kmake() { make -s -C "$src" O="$b" "$@"; }
+
+if [ ! -e "$out/.configured" ]; then
+	log "configuring kernel $(basename "$pristine") (cache $base)"
+	rm -rf "$out"
+	mkdir -p "$out"
+	# A hard-linked copy of the pristine tree takes the overlay; cp and
+	# patch replace files rather than write through the links.
+	cp -al "$pristine" "$src"
+	: >"$out/.overlay-files"
+	mkdir -p "$b"
+	kmake rustavailable >"$out/rustavailable.log" 2>&1 ||
+		{ cat "$out/rustavailable.log" >&2; die "the Rust toolchain is not usable for this kernel (see above)"; }
+	kmake tinyconfig >/dev/null
+	(cd "$b" && "$src/scripts/kconfig/merge_config.sh" -m -O "$b" .config \
+		"$src/kernel/configs/kvm_guest.config" "$fragment" >"$out/merge.log" 2>&1) ||
+		die "merge_config failed (log: $out/merge.log)"
+	kmake olddefconfig >/dev/null
+	# Every option the fragment asks for must survive olddefconfig.
+	missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while IFS= read -r line; do
+		grep -qxF "$line" "$b/.config" || printf ' %s' "$line"
+	done)
+	[ -z "$missing" ] || die "kernel config options not satisfied:$missing"
+	touch "$out/.configured"
+fi
+
+# Undo the previous overlay: pristine copies get a fresh mtime, so make
+# rebuilds what depended on the overlaid versions.
+rm -f "$out/.built"
+while IFS= read -r rel; do
+	[ -n "$rel" ] || continue
+	if [ -e "$pristine/$rel" ]; then
+		cp --remove-destination "$pristine/$rel" "$src/$rel"
+	else
+		rm -f "$src/$rel"
+	fi
+done <"$out/.overlay-files"
+: >"$out/.overlay-files"
 for f in "${overlay_files[@]}"; do
 	rel=${f#"$BMGNIC_TOP"/}
-	case $rel in
-	*.patch) ;;
-	*) mkdir -p "$out/src/$(dirname "$rel")"
-	   cp --remove-destination "$f" "$out/src/$rel" ;;
-	esac
+	mkdir -p "$src/$(dirname "$rel")"
+	cp --remove-destination "$f" "$src/$rel"
+	echo "$rel" >>"$out/.overlay-files"
 done
-for f in "${overlay_files[@]}"; do
-	case $f in
-	*.patch) patch -s -p1 -d "$out/src" <"$f" || die "overlay patch ${f#"$BMGNIC_TOP"/} does not apply to $(basename "$src")" ;;
-	esac
+for f in "${overlay_patches[@]}"; do
+	sed -n 's@^+++ b/\([^[:space:]]*\).*@\1@p' "$f" >>"$out/.overlay-files"
+	patch -s -p1 -d "$src" <"$f" ||
+		die "overlay patch ${f#"$BMGNIC_TOP"/} does not apply to $(basename "$pristine")"
 done
 
-b="$out/build"
-mkdir -p "$b"
-kmake() { make -s -C "$out/src" O="$b" "$@"; }
-kmake rustavailable >"$out/rustavailable.log" 2>&1 ||
-	{ cat "$out/rustavailable.log" >&2; die "the Rust toolchain is not usable for this kernel (see above)"; }
-kmake tinyconfig >/dev/null
-(cd "$b" && "$out/src/scripts/kconfig/merge_config.sh" -m -O "$b" .config \
-	"$out/src/kernel/configs/kvm_guest.config" "$fragment" >"$out/merge.log" 2>&1) ||
-	die "merge_config failed (log: $out/merge.log)"
-kmake olddefconfig >/dev/null
-# Every option the fragment asks for must survive olddefconfig.
-missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while IFS= read -r line; do
-	grep -qxF "$line" "$b/.config" || printf ' %s' "$line"
-done)
-[ -z "$missing" ] || die "kernel config options not satisfied:$missing"
-
+log "building kernel $(basename "$pristine") (overlay $overlay_key; a first build takes about 10 minutes on 2 cores)"
 if ! kmake -j"$(nproc)" bzImage modules >"$out/build.log" 2>&1; then
-	grep -E 'error|Error' "$out/build.log" | head -20 >&2
+	grep -E -A3 'error(\[E[0-9]+\])?:|Error [0-9]' "$out/build.log" | head -40 >&2
 	die "kernel build failed (log: $out/build.log)"
 fi
+echo "$overlay_key" >"$out/.overlay-key"
 touch "$out/.built"
-# Keep only this build and the previous one.
+# Keep this configuration and the most recent other one.
 ls -1dt "$BMGNIC_CACHE"/kernel/*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
 log "kernel ready: $b"
 echo "$b"

@@ -45,15 +45,18 @@ for ver in $BMGNIC_QEMU_VERSIONS; do
 	(cd "$work/dl" && dpkg-source -q -x ./*.dsc "$work/src" >/dev/null 2>&1) ||
 		die "dpkg-source -x failed for qemu $ver"
 	cd "$work/src"
-	# configure looks for meson >= 1.5 in python/wheels when offline.
+	# configure installs the meson that pythondeps.toml names from
+	# python/wheels when offline; the +ds source does not ship it.
+	meson_ver=$(sed -n 's/^meson *=.*installed *= *"\([0-9.]*\)".*/\1/p' pythondeps.toml | head -n 1)
+	[ -n "$meson_ver" ] || die "cannot find the meson version in pythondeps.toml"
 	mkdir -p python/wheels
-	python3 -m pip download -q 'meson>=1.5,<2' --no-deps -d python/wheels ||
-		die "pip download meson failed"
+	python3 -m pip download -q "meson==$meson_ver" --no-deps -d python/wheels ||
+		die "pip download meson==$meson_ver failed"
 	log "configuring qemu $ver"
 	mkdir build && cd build
 	../configure --prefix="$prefix" --target-list=x86_64-softmmu \
 		--without-default-features --enable-kvm --enable-tcg \
-		--enable-slirp --enable-virtfs --enable-attr --enable-vfio-user-server=disabled \
+		--enable-slirp --enable-virtfs --enable-attr \
 		--disable-docs --disable-tools --disable-install-blobs \
 		>"$work/configure.log" 2>&1 ||
 		{ tail -20 "$work/configure.log" >&2; die "qemu configure failed (log: $work/configure.log)"; }

@@ -20,7 +20,7 @@ APT_PACKAGES=(
 	libslirp-dev zlib1g-dev libfdt-dev libattr1-dev libcap-ng-dev
 	python3-venv
 	# tools used inside the VMs (their root is the host's, over 9p)
-	iproute2 iputils-ping ethtool iperf3 tcpdump procps
+	iproute2 iputils-ping ethtool iperf3 tcpdump procps pciutils
 	python3-yaml python3-jsonschema
 )
 
@@ -85,6 +85,12 @@ setup_packages() {
 
 setup_rust() {
 	command -v rustup >/dev/null || die "rustup not found: install Rust with rustup (https://rustup.rs)"
+	local rustc_ver
+	rustc_ver=$(rustc --version 2>/dev/null | awk '{print $2}')
+	[ -n "$rustc_ver" ] || die "rustc not found: rustup toolchain install stable"
+	# Linux 7.3 needs rustc >= 1.85.
+	printf '1.85.0\n%s\n' "${rustc_ver%%-*}" | sort -V -C ||
+		die "rustc $rustc_ver is too old (Linux 7.3 needs >= 1.85): rustup update stable"
 	rustup component list --installed 2>/dev/null | grep -q '^rust-src' ||
 		{ log "rustup component add rust-src"; rustup component add rust-src; }
 	rustup component list --installed 2>/dev/null | grep -q '^clippy' ||

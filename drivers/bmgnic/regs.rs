@@ -6,7 +6,7 @@
 //! module of its crate and the device model in `qemu/` includes it with
 //! `#[path]`, so the two cannot drift. Each side uses a subset.
 //!
-//! Documented in `Documentation/networking/device_drivers/bmgnic/registers.rst`.
+//! Documented in `Documentation/bmgnic/registers.rst`.
 
 #![allow(dead_code)]
 

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! BMGNIC tenant driver.
+//!
+//! The BMGNIC is the NIC of a bare-metal cloud server: the tenant reaches
+//! only its guest register bank in BAR0, while the cloud's remote management
+//! engine configures isolation over NC-SI. This driver binds to the PCI
+//! function, maps BAR0 and checks the register map it speaks.
+
+use kernel::{device::Core, io::Io, pci, prelude::*};
+
+mod regs;
+
+use regs::guest;
+
+/// The guest register block of BAR0; the MSI-X table above it belongs to
+/// the PCI core.
+type Bar0<'bound> = pci::Bar<'bound, { guest::REGS_END }>;
+
+/// Per-device state.
+struct BmgnicData<'bound> {
+    pdev: &'bound pci::Device,
+    _bar: Bar0<'bound>,
+}
+
+struct BmgnicDriver;
+
+kernel::pci_device_table!(
+    PCI_TABLE,
+    <BmgnicDriver as pci::Driver>::IdInfo,
+    [(
+        pci::DeviceId::from_id(pci::Vendor::REDHAT_QUMRANET, regs::PCI_DEVICE_ID as u32),
+        ()
+    )]
+);
+
+/// Checks the ID and version registers; returns the version.
+fn check_id(id: u32, version: u32) -> Result<u32> {
+    if id != guest::ID_MAGIC {
+        return Err(ENODEV);
+    }
+    if guest::version_major(version) != guest::VERSION_MAJOR {
+        return Err(ENOTSUPP);
+    }
+    Ok(version)
+}
+
+impl pci::Driver for BmgnicDriver {
+    type IdInfo = ();
+    type Data<'bound> = BmgnicData<'bound>;
+
+    const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+
+    fn probe<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        _info: Option<&'bound Self::IdInfo>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
+        pdev.enable_device_mem()?;
+        let bar = pdev.iomap_region_sized::<{ guest::REGS_END }>(0, c"bmgnic")?;
+
+        let id = bar.read32(guest::ID);
+        let version = bar.read32(guest::VERSION);
+        if let Err(e) = check_id(id, version) {
+            dev_err!(
+                pdev,
+                "unsupported device: ID {:#010x}, version {}.{} (driver speaks {}.x)\n",
+                id,
+                guest::version_major(version),
+                guest::version_minor(version),
+                guest::VERSION_MAJOR
+            );
+            return Err(e);
+        }
+        dev_info!(
+            pdev,
+            "BMGNIC ID {:#010x}, register map v{}.{}\n",
+            id,
+            guest::version_major(version),
+            guest::version_minor(version)
+        );
+
+        Ok(BmgnicData { pdev, _bar: bar })
+    }
+}
+
+impl Drop for BmgnicData<'_> {
+    fn drop(&mut self) {
+        dev_info!(self.pdev, "removed\n");
+    }
+}
+
+kernel::module_pci_driver! {
+    type: BmgnicDriver,
+    name: "bmgnic",
+    authors: ["bmgnic developers"],
+    description: "BMGNIC bare-metal guest NIC driver",
+    license: "GPL v2",
+}
+
+#[kunit_tests(bmgnic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_magic_spells_bmgn() {
+        assert_eq!(&guest::ID_MAGIC.to_be_bytes(), b"BMGN");
+    }
+
+    #[test]
+    fn version_fields_round_trip() {
+        let v = guest::version(3, 0x1234);
+        assert_eq!(guest::version_major(v), 3);
+        assert_eq!(guest::version_minor(v), 0x1234);
+    }
+
+    #[test]
+    fn probe_accepts_only_our_id_and_major() {
+        let current = guest::version(guest::VERSION_MAJOR, guest::VERSION_MINOR);
+        assert_eq!(check_id(guest::ID_MAGIC, current), Ok(current));
+        let newer_minor = guest::version(guest::VERSION_MAJOR, guest::VERSION_MINOR + 1);
+        assert_eq!(check_id(guest::ID_MAGIC, newer_minor), Ok(newer_minor));
+        let other_major = guest::version(guest::VERSION_MAJOR + 1, 0);
+        assert_eq!(check_id(guest::ID_MAGIC, other_major), Err(ENOTSUPP));
+        assert_eq!(check_id(0xffff_ffff, current), Err(ENODEV));
+    }
+
+    #[test]
+    fn device_table_matches_shared_register_map() {
+        assert_eq!(pci::Vendor::REDHAT_QUMRANET.as_raw(), regs::PCI_VENDOR_ID);
+        // The MSI-X structures sit above the block the driver maps.
+        assert!(guest::REGS_END <= guest::MSIX_TABLE_OFFSET as usize);
+        assert!(guest::MSIX_PBA_OFFSET as usize <= guest::BAR0_SIZE);
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""`make check`: every test of the project, in stages, with one summary line.
+
+Stages: setup (packages, toolchain, kernel source, QEMU), model (fmt,
+clippy, cargo test), kernel (the rack kernel), modules (clippy build, no
+warnings, rustfmt), kunit (each module's suite in the rack), selftests
+(rack scenarios, KTAP). Every case is counted; the last line is
+"N passed, N failed" and the exit status is non-zero on any failure. A stage
+that fails says so by name; the stages that need it are counted as failed.
+"""
+
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CACHE = os.environ.get("BMGNIC_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bmgnic")
+ENV = dict(os.environ, BMGNIC_CACHE=CACHE,
+           CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR") or os.path.join(CACHE, "cargo-target"),
+           LIBCLANG_PATH=os.environ.get("LIBCLANG_PATH") or "/usr/lib/llvm-19/lib",
+           PATH=os.path.expanduser("~/.cargo/bin") + ":" + os.environ.get("PATH", ""),
+           PYTHONUNBUFFERED="1")
+
+passed = 0
+failed = 0
+failures = []
+
+
+def record(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        failures.append(name)
+    print(f"{'ok' if ok else 'not ok'} - {name}{(' # ' + detail) if detail else ''}", flush=True)
+
+
+def run(stage, cmd, timeout, cwd=TOP, echo=True):
+    """Runs cmd in its own process group; returns (rc, output)."""
+    print(f"[{stage}] $ {' '.join(cmd)}", flush=True)
+    start = time.time()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    try:
+        deadline = start + timeout
+        for line in proc.stdout:
+            lines.append(line)
+            if echo:
+                print(f"[{stage}] {line}", end="", flush=True)
+            if time.time() > deadline:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+        proc.wait(max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        lines.append(f"timed out after {timeout}s\n")
+        print(f"[{stage}] timed out after {timeout}s", flush=True)
+        return 124, "".join(lines)
+    finally:
+        # Nothing a stage started may outlive it.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    print(f"[{stage}] exit {proc.returncode} in {time.time() - start:.0f}s", flush=True)
+    return proc.returncode, "".join(lines)
+
+
+def stage_failed(stage, why):
+    print(f"make check: stage '{stage}' failed: {why}", flush=True)
+
+
+def count_ktap(stage, prefix, out, rc):
+    """Counts top-level KTAP results; a run that crashed counts as failed."""
+    results = re.findall(r"^(ok|not ok) \d+ (.*?)(?: # (SKIP.*))?$", out, re.M)
+    for status, name, skip in results:
+        record(f"{prefix}: {name}", status == "ok", skip or "")
+    if rc != 0 and not any(s == "not ok" for s, _, _ in results):
+        record(f"{prefix}: completed", False, f"exit {rc}")
+        stage_failed(stage, f"{prefix} exited {rc}")
+    elif any(s == "not ok" for s, _, _ in results):
+        stage_failed(stage, f"{prefix} has failing cases")
+
+
+def main():
+    t0 = time.time()
+    ok_setup = run("setup", [os.path.join(TOP, "scripts/setup.sh"), "all"], 45 * 60)[0] == 0
+    record("setup: packages, Rust toolchain, kernel source, QEMU with vfio-user", ok_setup)
+    if not ok_setup:
+        stage_failed("setup", "see [setup] lines above")
+
+    # Device model: ordinary Rust.
+    model = os.path.join(TOP, "qemu")
+    if ok_setup:
+        rc, _ = run("model", ["cargo", "fmt", "--check"], 300, cwd=model)
+        record("model: cargo fmt --check", rc == 0)
+        rc, _ = run("model", ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
+                    1200, cwd=model)
+        record("model: cargo clippy -D warnings", rc == 0)
+        rc, out = run("model", ["cargo", "test", "--locked"], 1200, cwd=model)
+        tests = re.findall(r"^test (\S+) \.\.\. (ok|FAILED|ignored)$", out, re.M)
+        for name, status in tests:
+            if status != "ignored":
+                record(f"model: {name}", status == "ok")
+        if rc != 0:
+            stage_failed("model", "cargo test failed")
+            if not any(s == "FAILED" for _, s in tests):
+                record("model: cargo test ran", False, f"exit {rc}")
+
+    # Kernel and modules.
+    ok_kernel = False
+    if ok_setup:
+        rc, out = run("kernel", [os.path.join(TOP, "scripts/build-kernel.sh")], 40 * 60)
+        ok_kernel = rc == 0
+        if not ok_kernel:
+            stage_failed("kernel", "the rack kernel did not build")
+    record("kernel: rack kernel builds (Rust, KUnit, 9p, VXLAN, NC-SI)", ok_kernel)
+
+    ok_modules = False
+    if ok_kernel:
+        kdir = out.strip().splitlines()[-1]
+        run("modules", ["make", "-C", kdir, f"M={TOP}", "clean"], 300, echo=False)
+        rc, out = run("modules", ["make", "-C", kdir, f"M={TOP}", "CLIPPY=1", "modules"], 20 * 60)
+        warnings = [l for l in out.splitlines() if re.search(r"\bwarning\b", l)]
+        ok_modules = rc == 0 and not warnings
+        record("modules: bmgnic.ko and bmgnic_rme.ko build with CLIPPY=1, no warnings", ok_modules,
+               f"{len(warnings)} warnings" if warnings else "")
+        if not ok_modules:
+            stage_failed("modules", "build failed or warned")
+        sources = sorted(glob.glob(os.path.join(TOP, "drivers/**/*.rs"), recursive=True)
+                         + glob.glob(os.path.join(TOP, "rme/**/*.rs"), recursive=True)
+                         + glob.glob(os.path.join(TOP, "rust/**/*.rs"), recursive=True))
+        rustfmt_conf = os.path.join(kdir, "source", ".rustfmt.toml")
+        rc, _ = run("modules", ["rustfmt", "--check", "--edition=2021",
+                                f"--config-path={rustfmt_conf}", *sources], 120)
+        record("modules: kernel-side Rust is rustfmt clean", rc == 0)
+    else:
+        record("modules: build", False, "kernel stage failed")
+
+    # In the rack.
+    if ok_modules:
+        rc, out = run("kunit", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
+                      15 * 60)
+        count_ktap("kunit", "kunit", out, rc)
+        tests = sorted(glob.glob(os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic/*.py")))
+        for t in tests:
+            if not os.access(t, os.X_OK):
+                continue
+            name = os.path.basename(t)[:-3]
+            rc, out = run("selftests", [sys.executable, t], 20 * 60)
+            count_ktap("selftests", name, out, rc)
+    else:
+        record("kunit and selftests: run in the rack", False, "modules stage failed")
+
+    print(f"# make check took {time.time() - t0:.0f}s")
+    if failures:
+        print("# failed: " + "; ".join(failures))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Runs the modules' KUnit suites in the rack and reports every case.
+
+Each module's `#[kunit_tests]` suite runs when it is loaded. It is loaded
+where it belongs (bmgnic in the server VM, bound to the emulated device;
+bmgnic_rme in the RME VM, attached to its sideband), the kernel log of the
+load is parsed by the kernel's own `tools/testing/kunit/kunit.py parse`, and
+each case is printed as one KTAP result line.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
+import rack  # noqa: E402
+
+
+def parse_ktap(ksrc, log_text):
+    """Returns [(name, status)] of every case kunit.py found in log_text."""
+    with tempfile.TemporaryDirectory() as d:
+        raw = os.path.join(d, "dmesg.txt")
+        js = os.path.join(d, "results.json")
+        with open(raw, "w") as f:
+            f.write(log_text)
+        out = subprocess.run(
+            [sys.executable, os.path.join(ksrc, "tools/testing/kunit/kunit.py"),
+             "parse", f"--json={js}", raw], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        print("\n".join("# " + line for line in out.stdout.splitlines()))
+        if not os.path.exists(js):
+            return []
+        with open(js) as f:
+            doc = json.load(f)
+    cases = []
+
+    def walk(group, prefix):
+        for case in group.get("test_cases", []):
+            cases.append((f"{prefix}{case['name']}", case["status"]))
+        for sub in group.get("sub_groups", []):
+            walk(sub, f"{prefix}{sub['name']}.")
+
+    walk(doc, "")
+    return cases
+
+
+def run_suite(vm, ko, args, ksrc):
+    vm.run("dmesg -C")
+    rc, out = vm.run(f"insmod {ko} {args}", check=False)
+    _, log = vm.run("dmesg")
+    if rc != 0:
+        print(f"# insmod {os.path.basename(ko)} failed: {out.strip()}")
+    return parse_ktap(ksrc, log)
+
+
+def main():
+    kdir = rack.kernel_build_dir()
+    ksrc = os.path.realpath(os.path.join(kdir, "source"))
+    results = []
+    failed = False
+    try:
+        with rack.Rack("kunit") as r:
+            model = r.start_model()
+            server = r.start_vm("server", model=model)
+            rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
+            server.wait_ready()
+            rme.wait_ready()
+            bmgnic_ko, rme_ko = r.modules()
+            expected = {"bmgnic": run_suite(server, bmgnic_ko, "", ksrc)}
+            rme.run("ip link set eth0 up")
+            expected["bmgnic_rme"] = run_suite(rme, rme_ko, "sideband=eth0", ksrc)
+            for module, cases in expected.items():
+                if not cases:
+                    results.append((f"{module}.kunit_suite_ran", "FAIL"))
+                results.extend(cases)
+            if any(status != "PASS" for _, status in results):
+                r.failed = True
+    except rack.RackError as e:
+        print(f"# rack failed: {e}")
+        failed = True
+    print("TAP version 13")
+    print(f"1..{len(results) + (1 if failed else 0)}")
+    n = 0
+    for n, (name, status) in enumerate(results, 1):
+        ok = status == "PASS"
+        skip = " # SKIP" if status == "SKIPPED" else ""
+        print(f"{'ok' if ok or skip else 'not ok'} {n} kunit.{name}{skip}")
+    if failed:
+        print(f"not ok {n + 1} kunit.rack_boot")
+    sys.exit(1 if failed or any(s not in ("PASS", "SKIPPED") for _, s in results) else 0)
+
+
+if __name__ == "__main__":
+    main()

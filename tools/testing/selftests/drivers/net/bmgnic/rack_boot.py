@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The rack boots and both modules attach to their side of the BMGNIC.
+
+Server VM: bmgnic binds to the vfio-user function by PCI ID and reads the
+ID/version registers of BAR0. RME VM: bmgnic_rme attaches to the sideband
+netdev named by its parameter and refuses a missing or unknown one.
+"""
+
+import re
+
+import bmgnic_env
+from bmgnic_env import rack, BMGNIC_KO, RME_KO
+from lib.py import ksft_run, ksft_exit, ksft_eq, ksft_in, ksft_ne, ksft_true
+
+
+def test_pci_function_enumerates(r, vms):
+    _, out = vms["server"].run("cat /sys/bus/pci/devices/*/uevent")
+    ksft_in("PCI_ID=1AF4:10F0", out, "BMGNIC function not enumerated")
+    ksft_in("PCI_CLASS=20000", out, "BMGNIC is not an Ethernet controller")
+
+
+def test_driver_binds_and_reads_id(r, vms):
+    s = vms["server"]
+    s.run(f"insmod {BMGNIC_KO}")
+    _, bound = s.run("ls /sys/bus/pci/drivers/bmgnic/")
+    ksft_true(re.search(r"0000:[0-9a-f:.]+", bound), "no device bound to bmgnic")
+    _, log = s.run("dmesg | grep bmgnic")
+    ksft_in("BMGNIC ID 0x424d474e, register map v0.1", log)
+
+
+def test_driver_unbinds_cleanly(r, vms):
+    s = vms["server"]
+    s.run("rmmod bmgnic")
+    rc, _ = s.run("ls /sys/bus/pci/drivers/bmgnic", check=False)
+    ksft_ne(rc, 0, "driver directory left after rmmod")
+    s.run(f"insmod {BMGNIC_KO}")
+    _, bound = s.run("ls /sys/bus/pci/drivers/bmgnic/")
+    ksft_true(re.search(r"0000:", bound), "rebind after reload failed")
+
+
+def test_rme_needs_a_sideband(r, vms):
+    rme = vms["rme"]
+    rc, out = rme.run(f"insmod {RME_KO}", check=False)
+    ksft_ne(rc, 0, "bmgnic_rme loaded without sideband=")
+    ksft_in("Invalid argument", out)
+    rc, out = rme.run(f"insmod {RME_KO} sideband=nosuchdev0", check=False)
+    ksft_ne(rc, 0, "bmgnic_rme loaded with an unknown sideband")
+    ksft_in("No such device", out)
+    rc, out = rme.run(f"insmod {RME_KO} sideband=0123456789abcdef", check=False)
+    ksft_ne(rc, 0, "an over-long interface name was accepted")
+    _, log = rme.run("dmesg | grep bmgnic_rme")
+    ksft_in("sideband=<ifname> parameter is required", log)
+    ksft_in("sideband nosuchdev0: no such network device", log)
+
+
+def test_rme_attaches_to_sideband(r, vms):
+    rme = vms["rme"]
+    rme.run("ip link set eth0 up")
+    rme.run(f"insmod {RME_KO} sideband=eth0")
+    _, log = rme.run("dmesg | grep bmgnic_rme")
+    ksft_in("attached to sideband eth0", log)
+    _, info = rme.run(f"modinfo -F parm {RME_KO}")
+    ksft_in("sideband:Network interface of the NC-SI sideband", info)
+    ksft_in("(string)", info)
+    rme.run("rmmod bmgnic_rme")
+    _, log = rme.run("dmesg | grep bmgnic_rme")
+    ksft_in("detached from sideband", log)
+
+
+def test_peer_has_fabric_link(r, vms):
+    _, out = vms["peer"].run("ip -o link show eth0")
+    ksft_in("eth0", out)
+
+
+def main():
+    with rack.Rack("rack_boot") as r:
+        _, vms = rack.standard_rack(r)
+        ksft_run([test_pci_function_enumerates, test_driver_binds_and_reads_id,
+                  test_driver_unbinds_cleanly, test_rme_needs_a_sideband,
+                  test_rme_attaches_to_sideband, test_peer_has_fabric_link],
+                 args=(r, vms))
+        from lib.py import ksft
+        if not ksft.KSFT_RESULT_ALL:
+            r.failed = True
+    ksft_exit()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Reads and writes BMGNIC BAR0 registers from inside a guest, as any root
+process on a bare-metal server could, through sysfs's resource0 mapping.
+
+    bar0.py read OFFSET [OFFSET...]
+    bar0.py write OFFSET VALUE
+"""
+
+import glob
+import mmap
+import os
+import sys
+
+PCI_ID = ("0x1af4", "0x10f0")
+
+
+def find_bar0():
+    for dev in sorted(glob.glob("/sys/bus/pci/devices/*")):
+        with open(f"{dev}/vendor") as v, open(f"{dev}/device") as d:
+            if (v.read().strip(), d.read().strip()) == PCI_ID:
+                return f"{dev}/resource0"
+    sys.exit("no BMGNIC (1af4:10f0) found")
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[1] not in ("read", "write"):
+        sys.exit(__doc__)
+    fd = os.open(find_bar0(), os.O_RDWR | os.O_SYNC)
+    regs = memoryview(mmap.mmap(fd, 0x1000)).cast("I")
+    if sys.argv[1] == "read":
+        for off in sys.argv[2:]:
+            print(f"{int(off, 0):#06x} {regs[int(off, 0) // 4]:#010x}")
+    else:
+        regs[int(sys.argv[2], 0) // 4] = int(sys.argv[3], 0)
+
+
+if __name__ == "__main__":
+    main()

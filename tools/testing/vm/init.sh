@@ -1,0 +1,51 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# PID 1 of every rack VM. The root file system is the host's, read-only
+# over virtio-9p, so the guests run the host's own ip, ethtool, iperf3 and
+# tcpdump. This script makes the writable directories, then serves the
+# host's commands on the agent console (/dev/hvc0): one line
+# "<id> <base64 script>" in, "@@BEGIN <id>", output, "@@END <id> <rc>" out.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb LC_ALL=C
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+for d in /tmp /run /var/tmp /var/log /root /dev/shm; do
+	mount -t tmpfs tmpfs "$d"
+done
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+
+role=rack
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	bmgnic.role=*) role=${arg#bmgnic.role=} ;;
+	esac
+done
+hostname "$role"
+ip link set lo up
+
+# The rack's shared, writable directory (logs, captures, results).
+mkdir -p /tmp/rack
+mount -t 9p -o trans=virtio,version=9p2000.L,cache=none rack /tmp/rack 2>/dev/null
+
+agent=/dev/hvc0
+stty -F "$agent" raw -echo 2>/dev/null
+exec 3<>"$agent"
+printf '@@READY %s\n' "$role" >&3
+while IFS=' ' read -r id script <&3; do
+	printf '%s' "$script" | base64 -d >/tmp/.agent-cmd 2>/dev/null
+	( cd /root && sh /tmp/.agent-cmd ) </dev/null >/tmp/.agent-out 2>&1
+	rc=$?
+	{
+		printf '@@BEGIN %s\n' "$id"
+		cat /tmp/.agent-out
+		printf '\n@@END %s %s\n' "$id" "$rc"
+	} >&3
+done
+# The host closed the agent: power off.
+echo o >/proc/sysrq-trigger 2>/dev/null
+python3 -c 'import ctypes; ctypes.CDLL(None).reboot(0x4321fedc)'

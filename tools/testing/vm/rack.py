@@ -1,0 +1,314 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The bmgnic test rack: device models and QEMU VMs, started and stopped here.
+
+    [server VM + bmgnic.ko] ==vfio-user== [bmgnic-model] --fabric-- [peer VM]
+                                               |
+                                             NC-SI
+                                               |
+                                   [RME VM + bmgnic_rme.ko]
+
+Every VM boots the one rack kernel with the host's root file system shared
+read-only over virtio-9p (so the host's ip, ethtool, iperf3, tcpdump and
+the freshly built modules are there), a writable shared directory at
+/tmp/rack, and an agent console the host drives with VM.run().
+
+Everything a Rack starts is stopped when it closes. Its log directory
+(model logs, each VM's console, command transcripts) is removed after a
+clean run and kept, with its path printed, when anything failed.
+"""
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+class RackError(Exception):
+    """A rack component failed; the message names it."""
+
+
+def _cache():
+    return os.environ.get("BMGNIC_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "bmgnic")
+
+
+def _script(name, *args):
+    env = dict(os.environ, BMGNIC_CACHE=_cache())
+    out = subprocess.run([os.path.join(TOP, "scripts", name), *args], env=env,
+                         stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise RackError(f"scripts/{name} failed")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def kernel_build_dir():
+    """The rack kernel's build directory (built on first use)."""
+    return os.environ.get("BMGNIC_KDIR") or _script("build-kernel.sh")
+
+
+def qemu_binary():
+    """A qemu-system-x86_64 with vfio-user-pci (built on first use)."""
+    return os.environ.get("BMGNIC_QEMU") or _script("build-qemu.sh")
+
+
+def model_binary():
+    """The device model, built with cargo into the cache."""
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(_cache(), "cargo-target")
+    env = dict(os.environ, CARGO_TARGET_DIR=target)
+    out = subprocess.run(["cargo", "build", "--quiet", "--release", "--locked"],
+                         cwd=os.path.join(TOP, "qemu"), env=env)
+    if out.returncode != 0:
+        raise RackError("device model build failed (cargo build in qemu/)")
+    return os.path.join(target, "release", "bmgnic-model")
+
+
+def accel_args():
+    """TCG by default. BMGNIC_ACCEL=kvm opts into KVM after checking that
+    /dev/kvm really opens (nested, software-only KVM hangs Linux guests on
+    some hosts, so it is never assumed)."""
+    accel = os.environ.get("BMGNIC_ACCEL", "tcg")
+    if accel == "kvm":
+        try:
+            os.close(os.open("/dev/kvm", os.O_RDWR))
+        except OSError as e:
+            raise RackError(f"BMGNIC_ACCEL=kvm but /dev/kvm does not open: {e}")
+        return ["-accel", "kvm", "-cpu", "host"]
+    if accel != "tcg":
+        raise RackError(f"BMGNIC_ACCEL={accel}: want tcg or kvm")
+    return ["-accel", "tcg,thread=multi", "-cpu", "max"]
+
+
+class Model:
+    """One bmgnic-model process."""
+
+    def __init__(self, rack, name, table_size=None, log_level="info"):
+        self.rack = rack
+        self.name = name
+        d = rack.sockdir
+        self.socket = os.path.join(d, f"{name}.vfio")
+        self.fabric_local = os.path.join(d, f"{name}.fabric")
+        self.ncsi_local = os.path.join(d, f"{name}.ncsi")
+        self.fabric_remote = os.path.join(d, f"{name}.fabric-peer")
+        self.ncsi_remote = os.path.join(d, f"{name}.ncsi-peer")
+        self.log = os.path.join(rack.logdir, f"model-{name}.log")
+        args = [rack.model, "--socket", self.socket,
+                "--fabric", f"local={self.fabric_local},remote={self.fabric_remote}",
+                "--ncsi", f"local={self.ncsi_local},remote={self.ncsi_remote}",
+                f"--log-level={log_level}"]
+        if table_size:
+            args.append(f"--table-size={table_size}")
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RackError(f"model {name} did not start (log: {self.log})")
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class VM:
+    """One QEMU VM with an agent console."""
+
+    def __init__(self, rack, role, memory=512, cpus=1, model=None, nics=(),
+                 cmdline=""):
+        self.rack = rack
+        self.role = role
+        self.console = os.path.join(rack.logdir, f"{role}-console.log")
+        self.transcript = open(os.path.join(rack.logdir, f"{role}-commands.log"), "w")
+        self.agent_path = os.path.join(rack.sockdir, f"{role}.agent")
+        self.seq = 0
+        args = [rack.qemu, "-name", role, "-nodefaults", "-no-user-config",
+                "-display", "none", "-vga", "none", "-m", str(memory),
+                "-smp", str(cpus), *accel_args(),
+                "-kernel", rack.bzimage,
+                "-append", " ".join([
+                    "console=ttyS0", "earlyprintk=serial,ttyS0", "panic=-1",
+                    "root=/dev/root", "rootfstype=9p",
+                    "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose",
+                    "ro", f"init={os.path.join(TOP, 'tools/testing/vm/init.sh')}",
+                    f"bmgnic.role={role}", "kunit.filter_glob=bmgnic*", cmdline]),
+                "-no-reboot",
+                "-serial", f"file:{self.console}",
+                "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+                "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
+                "-fsdev", f"local,id=rack,path={rack.shared},security_model=none",
+                "-device", "virtio-9p-pci,fsdev=rack,mount_tag=rack",
+                "-chardev", f"socket,id=agent,path={self.agent_path},server=on,wait=off",
+                "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=agent"]
+        if model is not None:
+            # The model does DMA straight into guest RAM: share it.
+            args += ["-object", f"memory-backend-memfd,id=mem,size={memory}M,share=on",
+                     "-machine", "q35,memory-backend=mem",
+                     "-device", '{"driver":"vfio-user-pci","socket":'
+                     f'{{"path":"{model.socket}","type":"unix"}}}}']
+        else:
+            args += ["-machine", "q35"]
+        for i, (local, remote) in enumerate(nics):
+            args += ["-netdev", f"dgram,id=n{i},local.type=unix,local.path={local},"
+                     f"remote.type=unix,remote.path={remote}",
+                     "-device", f"virtio-net-pci,netdev=n{i},romfile=,"
+                     f"mac=52:54:00:00:{len(rack.vms):02x}:{i:02x}"]
+        with open(os.path.join(rack.logdir, f"{role}-qemu.cmdline"), "w") as f:
+            f.write(" ".join(args) + "\n")
+        self.proc = subprocess.Popen(args, stdout=open(os.path.join(
+            rack.logdir, f"{role}-qemu.log"), "w"), stderr=subprocess.STDOUT)
+        self.sock = None
+        self.buf = b""
+
+    def _connect(self, timeout):
+        deadline = time.time() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RackError(f"{self.role} VM: QEMU exited "
+                                f"(log: {self.rack.logdir}/{self.role}-qemu.log)")
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(self.agent_path)
+                self.sock = s
+                return
+            except OSError:
+                if time.time() > deadline:
+                    raise RackError(f"{self.role} VM: no agent socket")
+                time.sleep(0.1)
+
+    def _read_until(self, marker, timeout):
+        deadline = time.time() + timeout
+        while marker not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                raise RackError(f"{self.role} VM: timed out after {timeout}s "
+                                f"(console: {self.console})")
+            if self.proc.poll() is not None:
+                raise RackError(f"{self.role} VM: QEMU exited (console: {self.console})")
+            self.sock.settimeout(min(left, 1.0))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise RackError(f"{self.role} VM: agent closed (console: {self.console})")
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(marker)
+        return head
+
+    def wait_ready(self, timeout=120):
+        self._connect(30)
+        self._read_until(b"@@READY " + self.role.encode() + b"\n", timeout)
+        self.transcript.write(f"# {self.role} ready\n")
+
+    def run(self, command, timeout=120, check=True):
+        """Runs a shell script in the VM; returns (rc, output)."""
+        self.seq += 1
+        seq = str(self.seq).encode()
+        line = seq + b" " + base64.b64encode(command.encode()) + b"\n"
+        self.sock.sendall(line)
+        self._read_until(b"@@BEGIN " + seq + b"\n", timeout)
+        out = self._read_until(b"\n@@END " + seq + b" ", timeout)
+        rc = int(self._read_until(b"\n", 5))
+        text = out.decode(errors="replace")
+        self.transcript.write(f"$ {command}\n{text}{'' if text.endswith(chr(10)) or not text else chr(10)}"
+                              f"# rc={rc}\n")
+        self.transcript.flush()
+        if check and rc != 0:
+            raise RackError(f"{self.role} VM: '{command}' exited {rc}: {text.strip()[-500:]}")
+        return rc, text
+
+    def stop(self):
+        if self.proc.poll() is None:
+            if self.sock is not None:
+                try:
+                    self.sock.close()  # the agent powers the VM off
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.transcript.close()
+
+
+class Rack:
+    """A set of models and VMs that is stopped as a whole."""
+
+    def __init__(self, name):
+        self.name = name
+        self.bzimage = os.path.join(kernel_build_dir(), "arch/x86/boot/bzImage")
+        self.qemu = qemu_binary()
+        self.model = model_binary()
+        base = os.environ.get("BMGNIC_LOGDIR") or os.path.join(tempfile.gettempdir(), "bmgnic-logs")
+        os.makedirs(base, exist_ok=True)
+        self.logdir = tempfile.mkdtemp(prefix=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=base)
+        # Unix socket paths must stay short.
+        self.sockdir = tempfile.mkdtemp(prefix="bmgnic-")
+        self.shared = os.path.join(self.logdir, "shared")
+        os.makedirs(self.shared)
+        self.models = []
+        self.vms = []
+        self.failed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.failed = True
+        self.close()
+        return False
+
+    def start_model(self, name="nic0", **kw):
+        m = Model(self, name, **kw)
+        self.models.append(m)
+        return m
+
+    def start_vm(self, role, **kw):
+        vm = VM(self, role, **kw)
+        self.vms.append(vm)
+        return vm
+
+    def modules(self):
+        """Paths of the built modules, for insmod inside the VMs."""
+        return (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
+                os.path.join(TOP, "rme/bmgnic_rme.ko"))
+
+    def close(self):
+        for vm in self.vms:
+            vm.stop()
+        for m in self.models:
+            m.stop()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+        if self.failed:
+            print(f"# logs kept in {self.logdir}", file=sys.stderr)
+        elif not os.environ.get("BMGNIC_KEEP_LOGS"):
+            shutil.rmtree(self.logdir, ignore_errors=True)
+
+
+def standard_rack(rack, peer=True, rme=True, server=True):
+    """Starts the rack of DESIGN.md section 4 and waits for every VM."""
+    model = rack.start_model()
+    vms = {}
+    if server:
+        vms["server"] = rack.start_vm("server", model=model)
+    if rme:
+        vms["rme"] = rack.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
+    if peer:
+        vms["peer"] = rack.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
+    for vm in vms.values():
+        vm.wait_ready()
+    return model, vms
