@@ -48,5 +48,5 @@ demo:
 	@python3 $(TOP)/tools/testing/vm/demo.py
 
 clean:
-	@kdir=$$(ls -d $(BMGNIC_CACHE)/kernel/*/build 2>/dev/null | head -n 1); \
+	@kdir=$$(ls -dt $(BMGNIC_CACHE)/kernel/*/build 2>/dev/null | head -n 1); \
 	if [ -n "$(KDIR)$$kdir" ]; then $(MAKE) -C "$(or $(KDIR),$$kdir)" M=$(TOP) clean; fi

@@ -34,8 +34,8 @@ def main():
             model, vms = rack.standard_rack(r)
             server, rme, peer = vms["server"], vms["rme"], vms["peer"]
             show(server, "the BMGNIC on the tenant's PCIe bus", "lspci -nn -d 1af4:10f0")
-            show(server, "load the tenant driver", f"insmod {bmgnic_ko} && dmesg | grep -i bmgnic")
-            show(server, "bound to bmgnic", "lspci -k -d 1af4:10f0")
+            show(server, "load the tenant driver", f"insmod {bmgnic_ko} && dmesg | grep -E 'bmgnic[ :]'")
+            show(server, "bound to bmgnic", "lspci -k -d 1af4:10f0 2>/dev/null")
             show(server, "the ID and version registers, read from BAR0 by hand",
                  f"python3 {TOP}/tools/testing/vm/bar0.py read 0x0 0x4")
             show(rme, "the RME module, attached to the NC-SI sideband",

@@ -5,7 +5,8 @@
 # over virtio-9p, so the guests run the host's own ip, ethtool, iperf3 and
 # tcpdump. This script makes the writable directories, then serves the
 # host's commands on the agent console (/dev/hvc0): one line
-# "<id> <base64 script>" in, "@@BEGIN <id>", output, "@@END <id> <rc>" out.
+# "<id> <base64 script>" in, "@@BEGIN <id>", output, "@@END <id> <rc>" out;
+# the line "poweroff" powers the VM off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LC_ALL=C
 
@@ -32,11 +33,13 @@ ip link set lo up
 mkdir -p /tmp/rack
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none rack /tmp/rack 2>/dev/null
 
-agent=/dev/hvc0
-stty -F "$agent" raw -echo 2>/dev/null
-exec 3<>"$agent"
+# Settings of a tty that nobody holds open do not last: open it, then make
+# it a clean byte pipe (no echo, no CR/LF translation).
+exec 3<>/dev/hvc0
+stty raw -echo <&3
 printf '@@READY %s\n' "$role" >&3
 while IFS=' ' read -r id script <&3; do
+	[ "$id" = poweroff ] && break
 	printf '%s' "$script" | base64 -d >/tmp/.agent-cmd 2>/dev/null
 	( cd /root && sh /tmp/.agent-cmd ) </dev/null >/tmp/.agent-out 2>&1
 	rc=$?
@@ -46,6 +49,8 @@ while IFS=' ' read -r id script <&3; do
 		printf '\n@@END %s %s\n' "$id" "$rc"
 	} >&3
 done
-# The host closed the agent: power off.
-echo o >/proc/sysrq-trigger 2>/dev/null
-python3 -c 'import ctypes; ctypes.CDLL(None).reboot(0x4321fedc)'
+# The host asked for it: power off.
+sync
+echo o >/proc/sysrq-trigger
+# PID 1 must not exit before the power-off completes.
+sleep 30

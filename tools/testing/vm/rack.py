@@ -170,6 +170,9 @@ class VM:
             rack.logdir, f"{role}-qemu.log"), "w"), stderr=subprocess.STDOUT)
         self.sock = None
         self.buf = b""
+        # Connect at once: what the guest writes while no one is connected
+        # is lost. (What the host writes waits until the guest reads.)
+        self._connect(30)
 
     def _connect(self, timeout):
         deadline = time.time() + timeout
@@ -207,9 +210,9 @@ class VM:
         head, _, self.buf = self.buf.partition(marker)
         return head
 
-    def wait_ready(self, timeout=120):
-        self._connect(30)
-        self._read_until(b"@@READY " + self.role.encode() + b"\n", timeout)
+    def wait_ready(self, timeout=180):
+        """Waits until the VM's agent answers a first command."""
+        self.run("true", timeout=timeout)
         self.transcript.write(f"# {self.role} ready\n")
 
     def run(self, command, timeout=120, check=True):
@@ -233,7 +236,8 @@ class VM:
         if self.proc.poll() is None:
             if self.sock is not None:
                 try:
-                    self.sock.close()  # the agent powers the VM off
+                    self.sock.sendall(b"poweroff\n")
+                    self.sock.close()
                 except OSError:
                     pass
             try:

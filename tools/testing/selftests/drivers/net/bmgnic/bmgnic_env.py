@@ -9,7 +9,7 @@ on the import path.
 import os
 import sys
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 5))
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
 sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
 
 import rack  # noqa: E402

@@ -43,7 +43,7 @@ def test_rme_needs_a_sideband(r, vms):
     rme = vms["rme"]
     rc, out = rme.run(f"insmod {RME_KO}", check=False)
     ksft_ne(rc, 0, "bmgnic_rme loaded without sideband=")
-    ksft_in("Invalid argument", out)
+    ksft_in("Invalid parameters", out)
     rc, out = rme.run(f"insmod {RME_KO} sideband=nosuchdev0", check=False)
     ksft_ne(rc, 0, "bmgnic_rme loaded with an unknown sideband")
     ksft_in("No such device", out)
