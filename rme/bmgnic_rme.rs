@@ -78,7 +78,10 @@ impl kernel::Module for BmgnicRme {
 
 impl Drop for BmgnicRme {
     fn drop(&mut self) {
-        pr_info!("detached from sideband ifindex {}\n", self.sideband.ifindex());
+        pr_info!(
+            "detached from sideband ifindex {}\n",
+            self.sideband.ifindex()
+        );
     }
 }
 

@@ -43,9 +43,7 @@ struct Args {
 fn start_port(name: &'static str, spec: &PortSpec) -> Result<Port, String> {
     let port = Port::bind(name, spec)
         .map_err(|e| format!("{name} port: cannot bind {}: {e}", spec.local.display()))?;
-    let rx = port
-        .try_clone()
-        .map_err(|e| format!("{name} port: {e}"))?;
+    let rx = port.try_clone().map_err(|e| format!("{name} port: {e}"))?;
     info!(
         "{name} port: {} -> {}",
         spec.local.display(),
@@ -86,8 +84,8 @@ fn run(args: &Args) -> Result<(), String> {
     }
 
     // SIGTERM/SIGINT: remove our sockets and exit; QEMU sees a disconnect.
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot install signal handler: {e}"))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handler: {e}"))?;
     let cleanup_paths = paths.clone();
     thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {

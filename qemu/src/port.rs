@@ -32,7 +32,11 @@ impl std::str::FromStr for PortSpec {
             match part.split_once('=') {
                 Some(("local", p)) if !p.is_empty() => local = Some(PathBuf::from(p)),
                 Some(("remote", p)) if !p.is_empty() => remote = Some(PathBuf::from(p)),
-                _ => return Err(format!("bad port part '{part}': want local=PATH,remote=PATH")),
+                _ => {
+                    return Err(format!(
+                        "bad port part '{part}': want local=PATH,remote=PATH"
+                    ))
+                }
             }
         }
         match (local, remote) {
@@ -131,8 +135,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bmgnic-port-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (a, b) = (dir.join("a"), dir.join("b"));
-        let pa = Port::bind("a", &PortSpec { local: a.clone(), remote: b.clone() }).unwrap();
-        let pb = Port::bind("b", &PortSpec { local: b, remote: a }).unwrap();
+        let pa = Port::bind(
+            "a",
+            &PortSpec {
+                local: a.clone(),
+                remote: b.clone(),
+            },
+        )
+        .unwrap();
+        let pb = Port::bind(
+            "b",
+            &PortSpec {
+                local: b,
+                remote: a,
+            },
+        )
+        .unwrap();
         let frame = [0x5au8; 60];
         pa.send(&frame).unwrap();
         let mut buf = [0u8; MAX_FRAME];

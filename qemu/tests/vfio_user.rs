@@ -70,15 +70,30 @@ fn read32(client: &mut Client, region: u32, offset: u64) -> u32 {
 fn serves_config_space_and_bar0_then_exits_on_disconnect() {
     let (mut model, socket) = Model::start("serve");
     let mut client = Client::new(&socket).unwrap();
-    assert_eq!(read32(&mut client, VFIO_PCI_CONFIG_REGION_INDEX, 0), 0x10f0_1af4);
-    assert_eq!(read32(&mut client, VFIO_PCI_CONFIG_REGION_INDEX, 8) >> 8, 0x02_00_00);
-    assert_eq!(read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 0), 0x424d_474e);
-    assert_eq!(read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 4), 0x0000_0001);
+    assert_eq!(
+        read32(&mut client, VFIO_PCI_CONFIG_REGION_INDEX, 0),
+        0x10f0_1af4
+    );
+    assert_eq!(
+        read32(&mut client, VFIO_PCI_CONFIG_REGION_INDEX, 8) >> 8,
+        0x02_00_00
+    );
+    assert_eq!(
+        read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 0),
+        0x424d_474e
+    );
+    assert_eq!(
+        read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 4),
+        0x0000_0001
+    );
     // A guest write to the read-only ID register changes nothing.
     client
         .region_write(VFIO_PCI_BAR0_REGION_INDEX, 0, &0u32.to_le_bytes())
         .unwrap();
-    assert_eq!(read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 0), 0x424d_474e);
+    assert_eq!(
+        read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 0),
+        0x424d_474e
+    );
     let info = client.region(VFIO_PCI_BAR0_REGION_INDEX).unwrap();
     assert_eq!(info.size, 0x4000);
     drop(client);
@@ -90,7 +105,11 @@ fn serves_config_space_and_bar0_then_exits_on_disconnect() {
 fn sigterm_stops_the_model_and_removes_its_sockets() {
     let (mut model, socket) = Model::start("sigterm");
     let pid = model.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     assert!(model.wait_exit().success());
     assert!(!socket.exists());
     assert!(!model.dir.join("fab.model").exists());

@@ -35,9 +35,8 @@ impl Device {
         // SAFETY: `init_net` is a static the networking core initialises
         // before any module can run; `name` is NUL-terminated and outlives
         // the call.
-        let raw = unsafe {
-            bindings::dev_get_by_name(&raw mut bindings::init_net, name.as_char_ptr())
-        };
+        let raw =
+            unsafe { bindings::dev_get_by_name(&raw mut bindings::init_net, name.as_char_ptr()) };
         let raw = NonNull::new(raw).ok_or(ENODEV)?;
         // SAFETY: `dev_get_by_name` returned a device with a reference taken
         // for us; the `ARef` now owns that reference.
