@@ -6,7 +6,15 @@
 #[path = "../../drivers/bmgnic/regs.rs"]
 pub mod regs;
 
+#[path = "../../rme/ncsi_oem.rs"]
+pub mod ncsi_oem;
+
 pub mod device;
+pub mod flow;
+pub mod meter;
+pub mod ncsi;
+pub mod packet;
 pub mod pci_config;
 pub mod port;
 pub mod vfio;
+pub mod vxlan;

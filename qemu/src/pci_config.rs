@@ -35,7 +35,7 @@ const PCI_CAP_ID_MSIX: u8 = 0x11;
 const MSIX_CONTROL_WRITABLE: u16 = (1 << 15) | (1 << 14);
 
 /// Number of MSI-X vectors: TX, RX and miscellaneous (link, error).
-pub const MSIX_VECTORS: u16 = 3;
+pub const MSIX_VECTORS: u16 = regs::guest::VECTORS;
 
 /// BAR0 base-address bits the guest may write: the size is a power of two.
 const BAR0_ADDRESS_MASK: u32 = !(regs::guest::BAR0_SIZE as u32 - 1);
