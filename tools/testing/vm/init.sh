@@ -21,11 +21,19 @@ done
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 
 role=rack
+top=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	bmgnic.role=*) role=${arg#bmgnic.role=} ;;
+	bmgnic.top=*) top=${arg#bmgnic.top=} ;;
 	esac
 done
+# The checkout may sit under a directory that is now a tmpfs (/tmp, /root):
+# it has a share of its own, mounted back at its own path.
+if [ -n "$top" ] && [ ! -e "$top/tools/testing/vm/init.sh" ]; then
+	mkdir -p "$top"
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro top "$top"
+fi
 hostname "$role"
 ip link set lo up
 
