@@ -79,6 +79,9 @@ pub const REASON_BAD_COUNT: u16 = 0x8006;
 
 /// OEM AEN type (DSP0222 leaves 0x80-0xff to the vendor).
 pub const AEN_OEM: u8 = 0x80;
+/// AEN Enable command bit that enables BMGNIC OEM AENs (DSP0222 leaves
+/// bits 31:16 of the AEN control to OEM AENs); bit 0 enables link AENs.
+pub const AEN_ENABLE_OEM: u32 = 1 << 16;
 /// AEN event: a guest packet missed the flow table: [`MissEvent`].
 pub const EVENT_TABLE_MISS: u8 = 1;
 /// AEN event: the guest sent a spoofed frame or wrote a read-only

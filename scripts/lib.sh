@@ -14,6 +14,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 BMGNIC_KERNEL_PKGS=${BMGNIC_KERNEL_PKGS:-"linux-source-7.3"}
 BMGNIC_QEMU_VERSIONS=${BMGNIC_QEMU_VERSIONS:-"1:10.2.2+ds-1"}
 BMGNIC_BINDGEN_VERSION=0.72.1
+BMGNIC_CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[%s] %s\n' "${BMGNIC_STAGE:-bmgnic}" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "${BMGNIC_STAGE:-bmgnic}" "$*" >&2; exit 1; }

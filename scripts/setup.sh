@@ -100,6 +100,12 @@ setup_rust() {
 		cargo install --quiet --locked bindgen-cli --version "$BMGNIC_BINDGEN_VERSION" ||
 			die "cargo install bindgen-cli failed"
 	fi
+	# Coverage-guided fuzzing of the device model's input parsers.
+	if ! cargo fuzz --version 2>/dev/null | grep -q "$BMGNIC_CARGO_FUZZ_VERSION"; then
+		log "cargo install cargo-fuzz $BMGNIC_CARGO_FUZZ_VERSION (about 1 minute)"
+		cargo install --quiet --locked cargo-fuzz --version "$BMGNIC_CARGO_FUZZ_VERSION" ||
+			die "cargo install cargo-fuzz failed"
+	fi
 	[ -e "$LIBCLANG_PATH/libclang.so" ] || [ -e "$LIBCLANG_PATH/libclang-19.so" ] ||
 		die "libclang not found in $LIBCLANG_PATH: install libclang-19-dev"
 }

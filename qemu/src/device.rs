@@ -1,103 +1,645 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The BMGNIC function: its guest bank (BAR0) and device state.
+//! The BMGNIC function: its guest bank (BAR0), rings, DMA and interrupts.
+//!
+//! The guest never needs an MMIO read per packet: completions go to guest
+//! memory (descriptor write-back for RX, consumer indices in the status
+//! block for both rings) and doorbells are plain writes the driver batches.
 
-use crate::regs::guest;
-use log::{debug, info};
+use std::fs::File;
+use std::io::Write;
+
+use log::{debug, info, warn};
+
+use crate::guest_mem::GuestMemory;
+use crate::pipeline::{self, Event};
+use crate::regs::desc;
+use crate::regs::guest::{self, Stat, STAT_COUNT};
+use crate::rme::RmeBank;
+
+/// Largest frame the device moves: the largest MTU plus Ethernet header
+/// and one VLAN tag.
+pub const MAX_FRAME: usize = guest::MTU_MAX as usize + 18;
+
+/// Smallest RX buffer a driver may post.
+const RX_BUF_MIN: u32 = 256;
+
+/// One descriptor ring as the device sees it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ring {
+    base: u64,
+    size: u32,
+    /// Producer index, written by the driver's doorbell.
+    tail: u32,
+    /// Consumer index, advanced by the device and written back.
+    head: u32,
+}
+
+impl Ring {
+    fn slot_addr(&self, index: u32) -> u64 {
+        self.base + u64::from(desc::slot(index, self.size)) * desc::SIZE as u64
+    }
+}
+
+/// Device configuration from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceConfig {
+    /// Flow table slots in the NIC.
+    pub table_size: usize,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self { table_size: 4096 }
+    }
+}
 
 /// The emulated NIC.
 ///
 /// # Invariants
 ///
 /// Nothing reachable from PCIe (BAR0 accesses here, config space in
-/// [`crate::pci_config`]) changes RME-bank state; rejected guest writes only
-/// increment [`Bmgnic::guest_ro_writes`].
-#[derive(Debug, Default)]
+/// [`crate::pci_config`]) changes RME-bank state: guest writes reach only the
+/// guest-bank registers below, and rejected ones only increment the
+/// `guest_ro_writes` counter. Every guest-memory access goes through
+/// [`GuestMemory`], which checks it against the DMA mappings.
 pub struct Bmgnic {
-    /// Guest writes to read-only guest-bank registers (RME-visible).
-    guest_ro_writes: u64,
+    control: u32,
+    error_code: u32,
+    error_info: u32,
+    mtu: u32,
+    int_cause: u32,
+    int_mask: u32,
+    moderation_us: u32,
+    status_block: u64,
+    rx_buf_size: u32,
+    tx: Ring,
+    rx: Ring,
+    stats: [u64; STAT_COUNT],
+    link_up: bool,
+    msix: Vec<Option<File>>,
+    /// Last time each vector fired and whether one is held back by
+    /// moderation.
+    last_irq_ns: Vec<u64>,
+    irq_pending: Vec<bool>,
+    mem: GuestMemory,
+    /// The RME bank: reached from NC-SI only.
+    pub rme: RmeBank,
+    /// Events for the RME (table misses, violations), drained by the
+    /// NC-SI side.
+    pub events: Vec<Event>,
+    scratch: Vec<u8>,
 }
 
 impl Bmgnic {
     /// Creates the device in its power-on state.
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(config: DeviceConfig) -> Self {
+        let vectors = usize::from(guest::VECTORS);
+        let rme = RmeBank::new(config.table_size);
+        Self {
+            control: 0,
+            error_code: guest::ERR_NONE,
+            error_info: 0,
+            mtu: 1500,
+            int_cause: 0,
+            int_mask: 0,
+            moderation_us: 0,
+            status_block: 0,
+            rx_buf_size: 2048,
+            tx: Ring::default(),
+            rx: Ring::default(),
+            stats: [0; STAT_COUNT],
+            link_up: true,
+            msix: (0..vectors).map(|_| None).collect(),
+            last_irq_ns: vec![0; vectors],
+            irq_pending: vec![false; vectors],
+            mem: GuestMemory::new(),
+            rme,
+            events: Vec::new(),
+            scratch: Vec::with_capacity(MAX_FRAME),
+        }
     }
 
-    /// Number of guest writes that hit read-only or unassigned registers.
-    pub fn guest_ro_writes(&self) -> u64 {
-        self.guest_ro_writes
+    /// Guest memory, for DMA map and unmap.
+    pub fn memory_mut(&mut self) -> &mut GuestMemory {
+        &mut self.mem
     }
 
-    /// Resets guest-visible state (function-level reset).
+    /// A guest-visible counter.
+    pub fn stat(&self, stat: Stat) -> u64 {
+        self.stats[stat as usize]
+    }
+
+    /// All guest-visible counters, in register order.
+    pub fn stats(&self) -> &[u64; STAT_COUNT] {
+        &self.stats
+    }
+
+    fn count(&mut self, stat: Stat, n: u64) {
+        let c = &mut self.stats[stat as usize];
+        *c = c.wrapping_add(n);
+    }
+
+    /// Sets the eventfds of MSI-X vectors `start..`; empty `fds` clears
+    /// them from `start` on.
+    pub fn set_msix(&mut self, start: usize, fds: Vec<File>) -> std::io::Result<()> {
+        if fds.is_empty() {
+            self.msix.iter_mut().skip(start).for_each(|v| *v = None);
+            return Ok(());
+        }
+        if start + fds.len() > self.msix.len() {
+            return Err(std::io::Error::from_raw_os_error(22));
+        }
+        for (slot, fd) in self.msix.iter_mut().skip(start).zip(fds) {
+            *slot = Some(fd);
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> u32 {
+        let mut s = 0;
+        if self.link_up {
+            s |= guest::STATUS_LINK_UP;
+        }
+        if self.rme.quarantined() {
+            s |= guest::STATUS_QUARANTINED;
+        }
+        if self.error_code != guest::ERR_NONE {
+            s |= guest::STATUS_ERROR;
+        }
+        if self.running() {
+            s |= guest::STATUS_ENABLED;
+        }
+        s
+    }
+
+    fn running(&self) -> bool {
+        self.control & guest::CONTROL_ENABLE != 0 && self.error_code == guest::ERR_NONE
+    }
+
+    /// Whether the fabric link is up.
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
+    /// Whether the device is stopped on an error.
+    pub fn error(&self) -> Option<u32> {
+        (self.error_code != guest::ERR_NONE).then_some(self.error_code)
+    }
+
+    /// Resets guest-bank state (function-level reset or `CONTROL_RESET`).
+    /// The RME bank and the counters survive: they belong to the cloud.
     pub fn reset(&mut self) {
         info!("device reset");
+        self.control = 0;
+        self.error_code = guest::ERR_NONE;
+        self.error_info = 0;
+        self.mtu = 1500.min(self.mtu_cap());
+        self.int_cause = 0;
+        self.int_mask = 0;
+        self.moderation_us = 0;
+        self.status_block = 0;
+        self.rx_buf_size = 2048;
+        self.tx = Ring::default();
+        self.rx = Ring::default();
+        self.irq_pending.iter_mut().for_each(|p| *p = false);
+    }
+
+    fn mtu_cap(&self) -> u32 {
+        u32::from(self.rme.identity().mtu_cap).clamp(guest::MTU_MIN, guest::MTU_MAX)
+    }
+
+    /// Stops the device on `code`: visible in `STATUS`/`ERROR_CODE`, counted,
+    /// and signalled on the misc vector.
+    fn fail(&mut self, code: u32, info_word: u32, now_ns: u64) {
+        if self.error_code == guest::ERR_NONE {
+            warn!("device error {code} (info {info_word:#x}): stopped until reset");
+            self.error_code = code;
+            self.error_info = info_word;
+        }
+        self.raise(guest::INT_ERROR, now_ns);
     }
 
     fn read_reg32(&self, offset: usize) -> u32 {
+        let identity = self.rme.identity();
+        let queue_reg = offset.wrapping_sub(guest::QUEUE_BASE);
         match offset {
             guest::ID => guest::ID_MAGIC,
             guest::VERSION => guest::version(guest::VERSION_MAJOR, guest::VERSION_MINOR),
+            guest::FEATURES => 0,
+            guest::QUEUES => 1,
+            guest::STATUS => self.status(),
+            guest::CONTROL => self.control & guest::CONTROL_ENABLE,
+            guest::ERROR_CODE => self.error_code,
+            guest::ERROR_INFO => self.error_info,
+            guest::MAC_LO => u32::from_le_bytes([
+                identity.mac[0],
+                identity.mac[1],
+                identity.mac[2],
+                identity.mac[3],
+            ]),
+            guest::MAC_HI => u32::from_le_bytes([identity.mac[4], identity.mac[5], 0, 0]),
+            guest::MTU => self.mtu,
+            guest::MTU_CAP => self.mtu_cap(),
+            guest::INT_CAUSE => self.int_cause,
+            guest::INT_MASK => self.int_mask,
+            guest::INT_MODERATION => self.moderation_us,
+            guest::STATUS_BLOCK_LO => self.status_block as u32,
+            guest::STATUS_BLOCK_HI => (self.status_block >> 32) as u32,
+            guest::RX_BUF_SIZE => self.rx_buf_size,
+            _ if queue_reg < guest::QUEUE_STRIDE => match queue_reg {
+                guest::TX_BASE_LO => self.tx.base as u32,
+                guest::TX_BASE_HI => (self.tx.base >> 32) as u32,
+                guest::TX_SIZE => self.tx.size,
+                guest::TX_TAIL => self.tx.tail,
+                guest::RX_BASE_LO => self.rx.base as u32,
+                guest::RX_BASE_HI => (self.rx.base >> 32) as u32,
+                guest::RX_SIZE => self.rx.size,
+                guest::RX_TAIL => self.rx.tail,
+                _ => 0,
+            },
+            _ if (guest::STATS_BASE..guest::STATS_BASE + 8 * STAT_COUNT).contains(&offset) => {
+                let value = self.stats[(offset - guest::STATS_BASE) / 8];
+                if offset.is_multiple_of(8) {
+                    value as u32
+                } else {
+                    (value >> 32) as u32
+                }
+            }
             _ => 0,
         }
     }
 
-    /// Serves a BAR0 read of 1, 2, 4 or 8 bytes; unassigned space reads 0.
+    /// Serves a BAR0 read of any size; unassigned space reads as 0.
     pub fn bar0_read(&mut self, offset: u64, data: &mut [u8]) {
         for (i, byte) in data.iter_mut().enumerate() {
-            let at = offset.saturating_add(i as u64);
-            *byte = match usize::try_from(at) {
-                Ok(at) if at < guest::REGS_END => {
-                    let word = self.read_reg32(at & !3);
-                    word.to_le_bytes()[at & 3]
-                }
+            *byte = match usize::try_from(offset.saturating_add(i as u64)) {
+                Ok(at) if at < guest::REGS_END => self.read_reg32(at & !3).to_le_bytes()[at & 3],
                 _ => 0,
             };
         }
-        debug!("bar0 read {offset:#x} len {}", data.len());
     }
 
-    /// Serves a BAR0 write. Every register so far is read-only: the write
-    /// changes nothing and is counted.
-    pub fn bar0_write(&mut self, offset: u64, data: &[u8]) {
-        debug!("bar0 write {offset:#x} len {} (read-only)", data.len());
-        self.guest_ro_writes = self.guest_ro_writes.saturating_add(1);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read32(dev: &mut Bmgnic, offset: u64) -> u32 {
-        let mut b = [0; 4];
-        dev.bar0_read(offset, &mut b);
-        u32::from_le_bytes(b)
-    }
-
-    #[test]
-    fn id_and_version() {
-        let mut dev = Bmgnic::new();
-        assert_eq!(read32(&mut dev, guest::ID as u64), 0x424d_474e);
-        assert_eq!(read32(&mut dev, guest::VERSION as u64), 0x0000_0001);
-        let mut b = [0; 2];
-        dev.bar0_read(guest::ID as u64 + 2, &mut b);
-        assert_eq!(b, [0x4d, 0x42]);
+    /// Serves a BAR0 write. Only aligned 32-bit writes to writable
+    /// registers have an effect; anything else changes nothing, is counted
+    /// and reported to the RME. Returns whether the TX ring has work.
+    pub fn bar0_write(&mut self, offset: u64, data: &[u8], now_ns: u64) -> bool {
+        let value = match (usize::try_from(offset), <[u8; 4]>::try_from(data)) {
+            (Ok(at), Ok(bytes)) if at.is_multiple_of(4) && at < guest::REGS_END => {
+                Some((at, u32::from_le_bytes(bytes)))
+            }
+            _ => None,
+        };
+        let accepted = match value {
+            Some((at, v)) => self.write_reg32(at, v, now_ns),
+            None => false,
+        };
+        if !accepted {
+            debug!("guest write to {offset:#x} ({} bytes) rejected", data.len());
+            self.count(Stat::GuestRoWrites, 1);
+            self.events.push(Event::RoWrite {
+                offset: offset.min(u64::from(u16::MAX)) as u16,
+            });
+        }
+        accepted && self.running() && self.tx.head != self.tx.tail
     }
 
-    #[test]
-    fn writes_to_read_only_registers_change_nothing_and_are_counted() {
-        let mut dev = Bmgnic::new();
-        dev.bar0_write(guest::ID as u64, &0u32.to_le_bytes());
-        dev.bar0_write(guest::VERSION as u64, &0xffff_ffffu32.to_le_bytes());
-        assert_eq!(read32(&mut dev, guest::ID as u64), guest::ID_MAGIC);
-        assert_eq!(dev.guest_ro_writes(), 2);
+    fn write_reg32(&mut self, offset: usize, value: u32, now_ns: u64) -> bool {
+        let enabled = self.control & guest::CONTROL_ENABLE != 0;
+        let queue_reg = offset.wrapping_sub(guest::QUEUE_BASE);
+        match offset {
+            guest::CONTROL => {
+                if value & guest::CONTROL_RESET != 0 {
+                    self.reset();
+                    self.write_status_block(now_ns);
+                } else if value & guest::CONTROL_ENABLE != 0 && !enabled {
+                    self.enable(now_ns);
+                } else if value & guest::CONTROL_ENABLE == 0 {
+                    self.control = 0;
+                }
+                true
+            }
+            guest::MTU if (guest::MTU_MIN..=self.mtu_cap()).contains(&value) => {
+                self.mtu = value;
+                true
+            }
+            guest::INT_CAUSE => {
+                self.int_cause &= !value;
+                true
+            }
+            guest::INT_MASK => {
+                self.int_mask =
+                    value & (guest::INT_TX | guest::INT_RX | guest::INT_LINK | guest::INT_ERROR);
+                true
+            }
+            guest::INT_MODERATION => {
+                self.moderation_us = value.min(10_000);
+                true
+            }
+            guest::STATUS_BLOCK_LO if !enabled => {
+                self.status_block = (self.status_block & !0xffff_ffff) | u64::from(value);
+                true
+            }
+            guest::STATUS_BLOCK_HI if !enabled => {
+                self.status_block = (self.status_block & 0xffff_ffff) | (u64::from(value) << 32);
+                true
+            }
+            guest::RX_BUF_SIZE if !enabled => {
+                self.rx_buf_size = value;
+                true
+            }
+            _ if queue_reg < guest::QUEUE_STRIDE => {
+                self.write_queue_reg(queue_reg, value, enabled, now_ns)
+            }
+            _ => false,
+        }
     }
 
-    #[test]
-    fn out_of_range_reads_are_zero() {
-        let mut dev = Bmgnic::new();
-        assert_eq!(read32(&mut dev, 0x3ffc), 0);
-        assert_eq!(read32(&mut dev, u64::MAX - 1), 0);
+    fn write_queue_reg(&mut self, reg: usize, value: u32, enabled: bool, now_ns: u64) -> bool {
+        match reg {
+            guest::TX_BASE_LO if !enabled => {
+                self.tx.base = (self.tx.base & !0xffff_ffff) | u64::from(value)
+            }
+            guest::TX_BASE_HI if !enabled => {
+                self.tx.base = (self.tx.base & 0xffff_ffff) | (u64::from(value) << 32)
+            }
+            guest::TX_SIZE if !enabled => self.tx.size = value,
+            guest::RX_BASE_LO if !enabled => {
+                self.rx.base = (self.rx.base & !0xffff_ffff) | u64::from(value)
+            }
+            guest::RX_BASE_HI if !enabled => {
+                self.rx.base = (self.rx.base & 0xffff_ffff) | (u64::from(value) << 32)
+            }
+            guest::RX_SIZE if !enabled => self.rx.size = value,
+            guest::TX_TAIL => {
+                if !self.running() {
+                    return enabled;
+                }
+                if desc::pending(self.tx.head, value) > self.tx.size {
+                    self.fail(guest::ERR_TAIL_RANGE, value & 0xffff, now_ns);
+                } else {
+                    self.tx.tail = value;
+                }
+            }
+            guest::RX_TAIL => {
+                if !self.running() {
+                    return enabled;
+                }
+                if desc::pending(self.rx.head, value) > self.rx.size {
+                    self.fail(
+                        guest::ERR_TAIL_RANGE,
+                        guest::ERROR_INFO_RX | (value & 0xffff),
+                        now_ns,
+                    );
+                } else {
+                    self.rx.tail = value;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn enable(&mut self, now_ns: u64) {
+        let ring_ok = |r: &Ring| {
+            r.size.is_power_of_two() && (guest::RING_MIN..=guest::RING_MAX).contains(&r.size)
+        };
+        if !ring_ok(&self.tx) {
+            return self.fail(guest::ERR_RING_SIZE, 0, now_ns);
+        }
+        if !ring_ok(&self.rx) {
+            return self.fail(guest::ERR_RING_SIZE, guest::ERROR_INFO_RX, now_ns);
+        }
+        let ring_bytes = |r: &Ring| u64::from(r.size) * desc::SIZE as u64;
+        if !self.tx.base.is_multiple_of(16)
+            || !self.mem.contains(self.tx.base, ring_bytes(&self.tx))
+        {
+            return self.fail(guest::ERR_RING_ADDRESS, 0, now_ns);
+        }
+        if !self.rx.base.is_multiple_of(16)
+            || !self.mem.contains(self.rx.base, ring_bytes(&self.rx))
+        {
+            return self.fail(guest::ERR_RING_ADDRESS, guest::ERROR_INFO_RX, now_ns);
+        }
+        if !self.status_block.is_multiple_of(16)
+            || !self
+                .mem
+                .contains(self.status_block, desc::STATUS_BLOCK_SIZE as u64)
+        {
+            return self.fail(guest::ERR_STATUS_BLOCK, 0, now_ns);
+        }
+        if !(RX_BUF_MIN..=u32::from(u16::MAX)).contains(&self.rx_buf_size) {
+            return self.fail(guest::ERR_DESC_LENGTH, guest::ERROR_INFO_RX, now_ns);
+        }
+        self.tx.head = 0;
+        self.tx.tail = 0;
+        self.rx.head = 0;
+        self.rx.tail = 0;
+        self.control = guest::CONTROL_ENABLE;
+        info!(
+            "rings enabled: tx {} at {:#x}, rx {} at {:#x}, status block {:#x}",
+            self.tx.size, self.tx.base, self.rx.size, self.rx.base, self.status_block
+        );
+        self.write_status_block(now_ns);
+    }
+
+    /// Writes the consumer indices, status and interrupt causes to the
+    /// status block in guest memory.
+    fn write_status_block(&mut self, now_ns: u64) {
+        if self.status_block == 0 {
+            return;
+        }
+        let mut block = [0u8; desc::STATUS_BLOCK_SIZE];
+        block[desc::SB_TX_HEAD..desc::SB_TX_HEAD + 4].copy_from_slice(&self.tx.head.to_le_bytes());
+        block[desc::SB_RX_HEAD..desc::SB_RX_HEAD + 4].copy_from_slice(&self.rx.head.to_le_bytes());
+        block[desc::SB_STATUS..desc::SB_STATUS + 4].copy_from_slice(&self.status().to_le_bytes());
+        block[desc::SB_INT_CAUSE..desc::SB_INT_CAUSE + 4]
+            .copy_from_slice(&self.int_cause.to_le_bytes());
+        if self.mem.write(self.status_block, &block).is_err() {
+            // The guest unmapped it under us: stop, but do not recurse.
+            self.status_block = 0;
+            self.fail(guest::ERR_STATUS_BLOCK, 0, now_ns);
+        }
+    }
+
+    fn vector_of(cause: u32) -> usize {
+        match cause {
+            guest::INT_TX => usize::from(guest::VECTOR_TX),
+            guest::INT_RX => usize::from(guest::VECTOR_RX),
+            _ => usize::from(guest::VECTOR_MISC),
+        }
+    }
+
+    /// Records `cause` and signals its vector, subject to the mask and to
+    /// moderation (a held-back message goes out from [`Self::poll`]).
+    fn raise(&mut self, cause: u32, now_ns: u64) {
+        self.int_cause |= cause;
+        if self.int_mask & cause != 0 {
+            return;
+        }
+        let v = Self::vector_of(cause);
+        let gap = u64::from(self.moderation_us) * 1000;
+        if gap == 0 || now_ns.saturating_sub(self.last_irq_ns[v]) >= gap {
+            self.fire(v, now_ns);
+        } else {
+            self.irq_pending[v] = true;
+        }
+    }
+
+    fn fire(&mut self, v: usize, now_ns: u64) {
+        self.irq_pending[v] = false;
+        self.last_irq_ns[v] = now_ns;
+        if let Some(Some(fd)) = self.msix.get_mut(v) {
+            if let Err(e) = fd.write_all(&1u64.to_le_bytes()) {
+                warn!("MSI-X vector {v}: {e}");
+            }
+        }
+    }
+
+    /// Sends interrupts held back by moderation whose time has come;
+    /// returns when the next one is due.
+    pub fn poll_interrupts(&mut self, now_ns: u64) -> Option<u64> {
+        let gap = u64::from(self.moderation_us) * 1000;
+        let mut next = None;
+        for v in 0..self.irq_pending.len() {
+            if !self.irq_pending[v] {
+                continue;
+            }
+            let due = self.last_irq_ns[v].saturating_add(gap);
+            if now_ns >= due {
+                self.fire(v, now_ns);
+            } else {
+                next = Some(next.map_or(due, |n: u64| n.min(due)));
+            }
+        }
+        next
+    }
+
+    /// Whether the TX ring has descriptors to process.
+    pub fn tx_pending(&self) -> bool {
+        self.running() && self.tx.head != self.tx.tail
+    }
+
+    /// Processes the TX ring: every complete frame goes through the TX
+    /// pipeline; frames for the fabric are appended to `out`. Returns the
+    /// number of descriptors consumed.
+    pub fn process_tx(&mut self, now_ns: u64, out: &mut Vec<Vec<u8>>) -> u32 {
+        let mut consumed = 0;
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        let mut oversize = false;
+        while self.running() && self.tx.head != self.tx.tail {
+            let slot = desc::slot(self.tx.head, self.tx.size);
+            let mut raw = [0u8; desc::SIZE];
+            if self
+                .mem
+                .read(self.tx.slot_addr(self.tx.head), &mut raw)
+                .is_err()
+            {
+                self.fail(guest::ERR_RING_ADDRESS, slot, now_ns);
+                break;
+            }
+            let (addr, len, flags) = desc::decode(&raw);
+            if len == 0 {
+                self.count(Stat::TxDropBadDescriptor, 1);
+                self.fail(guest::ERR_DESC_LENGTH, slot, now_ns);
+                break;
+            }
+            let len = usize::from(len);
+            if frame.len() + len > MAX_FRAME {
+                oversize = true;
+            } else {
+                let at = frame.len();
+                frame.resize(at + len, 0);
+                if self.mem.read(addr, &mut frame[at..]).is_err() {
+                    self.count(Stat::TxDropBadDescriptor, 1);
+                    self.fail(guest::ERR_DESC_ADDRESS, slot, now_ns);
+                    break;
+                }
+            }
+            self.tx.head = self.tx.head.wrapping_add(1);
+            consumed += 1;
+            if flags & desc::TX_FLAG_EOP != 0 {
+                if oversize || frame.len() > self.mtu as usize + 18 {
+                    self.count(Stat::TxDropTooLong, 1);
+                } else {
+                    self.transmit(&frame, now_ns, out);
+                }
+                frame.clear();
+                oversize = false;
+            }
+        }
+        self.scratch = frame;
+        if consumed > 0 {
+            self.int_cause |= guest::INT_TX;
+            self.write_status_block(now_ns);
+            self.raise(guest::INT_TX, now_ns);
+        }
+        consumed
+    }
+
+    fn transmit(&mut self, frame: &[u8], now_ns: u64, out: &mut Vec<Vec<u8>>) {
+        let mut outer = Vec::with_capacity(frame.len() + 64);
+        match pipeline::transmit(&mut self.rme, frame, now_ns, &mut outer, &mut self.events) {
+            Ok(()) => {
+                self.count(Stat::TxPackets, 1);
+                self.count(Stat::TxBytes, frame.len() as u64);
+                out.push(outer);
+            }
+            Err(reason) => self.count(reason, 1),
+        }
+    }
+
+    /// Handles a frame from the fabric: RX pipeline, then the RX ring.
+    pub fn receive(&mut self, frame: &[u8], now_ns: u64) {
+        let inner = match pipeline::receive(&mut self.rme, frame, now_ns, &mut self.events) {
+            Ok(range) => range,
+            Err(reason) => return self.count(reason, 1),
+        };
+        let inner = &frame[inner];
+        if !self.running() || self.rx.head == self.rx.tail {
+            return self.count(Stat::RxDropNoBuffer, 1);
+        }
+        if inner.len() > self.mtu as usize + 18 {
+            return self.count(Stat::RxDropTooLong, 1);
+        }
+        let slot = desc::slot(self.rx.head, self.rx.size);
+        let desc_addr = self.rx.slot_addr(self.rx.head);
+        let mut raw = [0u8; desc::SIZE];
+        if self.mem.read(desc_addr, &mut raw).is_err() {
+            return self.fail(guest::ERR_RING_ADDRESS, guest::ERROR_INFO_RX | slot, now_ns);
+        }
+        let (addr, buf_len, _) = desc::decode(&raw);
+        if u32::from(buf_len) < RX_BUF_MIN.min(self.rx_buf_size) {
+            self.count(Stat::RxDropNoBuffer, 1);
+            return self.fail(guest::ERR_DESC_LENGTH, guest::ERROR_INFO_RX | slot, now_ns);
+        }
+        if inner.len() > usize::from(buf_len) {
+            return self.count(Stat::RxDropTooLong, 1);
+        }
+        if self.mem.write(addr, inner).is_err() {
+            self.count(Stat::RxDropNoBuffer, 1);
+            return self.fail(guest::ERR_DESC_ADDRESS, guest::ERROR_INFO_RX | slot, now_ns);
+        }
+        let done = desc::encode(
+            addr,
+            inner.len() as u16,
+            desc::RX_FLAG_DONE | desc::RX_FLAG_EOP,
+        );
+        if self.mem.write(desc_addr, &done).is_err() {
+            return self.fail(guest::ERR_RING_ADDRESS, guest::ERROR_INFO_RX | slot, now_ns);
+        }
+        self.rx.head = self.rx.head.wrapping_add(1);
+        self.count(Stat::RxPackets, 1);
+        self.count(Stat::RxBytes, inner.len() as u64);
+        self.int_cause |= guest::INT_RX;
+        self.write_status_block(now_ns);
+        self.raise(guest::INT_RX, now_ns);
+    }
+
+    /// Tells the guest that link or quarantine state changed.
+    pub fn link_changed(&mut self, now_ns: u64) {
+        self.write_status_block(now_ns);
+        self.raise(guest::INT_LINK, now_ns);
     }
 }

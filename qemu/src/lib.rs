@@ -10,11 +10,15 @@ pub mod regs;
 pub mod ncsi_oem;
 
 pub mod device;
+pub mod engine;
 pub mod flow;
+pub mod guest_mem;
 pub mod meter;
 pub mod ncsi;
 pub mod packet;
 pub mod pci_config;
+pub mod pipeline;
 pub mod port;
+pub mod rme;
 pub mod vfio;
 pub mod vxlan;

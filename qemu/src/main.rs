@@ -12,10 +12,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 
-use bmgnic_model::port::{remove_stale, Port, PortSpec, MAX_FRAME};
-use bmgnic_model::vfio::{self, Function};
+use bmgnic_model::device::DeviceConfig;
+use bmgnic_model::engine::{Engine, Function};
+use bmgnic_model::port::{remove_stale, Port, PortSpec};
+use bmgnic_model::vfio;
 use clap::Parser;
-use log::{debug, error, info, warn};
+use log::{error, info};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -35,53 +37,61 @@ struct Args {
     /// Flow table entries in the NIC.
     #[arg(long, default_value_t = 4096)]
     table_size: usize,
+    /// MAC address of the guest (the RME's identity replaces it).
+    #[arg(long, default_value = "52:54:00:b0:00:01")]
+    mac: String,
+    /// Start open: no anti-spoofing and table misses pass, until the RME
+    /// sets an identity (for use without an RME).
+    #[arg(long)]
+    open: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
 }
 
-fn start_port(name: &'static str, spec: &PortSpec) -> Result<Port, String> {
+fn bind_port(name: &'static str, spec: &PortSpec) -> Result<Port, String> {
     let port = Port::bind(name, spec)
         .map_err(|e| format!("{name} port: cannot bind {}: {e}", spec.local.display()))?;
-    let rx = port.try_clone().map_err(|e| format!("{name} port: {e}"))?;
     info!(
         "{name} port: {} -> {}",
         spec.local.display(),
         spec.remote.display()
     );
-    thread::Builder::new()
-        .name(format!("{name}-rx"))
-        .spawn(move || {
-            let mut buf = vec![0u8; MAX_FRAME];
-            loop {
-                match rx.recv(&mut buf) {
-                    Ok(len) => debug!("{} port: received {len}-byte frame", rx.name()),
-                    Err(e) => {
-                        warn!("{} port: receive failed: {e}", rx.name());
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|e| format!("{name} port: cannot start thread: {e}"))?;
     Ok(port)
 }
 
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!("bad MAC address '{s}'"));
+    }
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16).map_err(|_| format!("bad MAC address '{s}'"))?;
+    }
+    Ok(mac)
+}
+
 fn run(args: &Args) -> Result<(), String> {
-    if args.table_size == 0 {
-        return Err("--table-size must be at least 1".into());
+    if args.table_size == 0 || args.table_size > 1 << 20 {
+        return Err("--table-size must be between 1 and 1048576".into());
     }
     remove_stale(&args.socket).map_err(|e| format!("--socket: {e}"))?;
     let mut paths = vec![args.socket.clone()];
-    let mut ports = Vec::new();
-    if let Some(spec) = &args.fabric {
-        ports.push(start_port("fabric", spec)?);
-        paths.push(spec.local.clone());
-    }
-    if let Some(spec) = &args.ncsi {
-        ports.push(start_port("ncsi", spec)?);
-        paths.push(spec.local.clone());
-    }
+    let fabric = match &args.fabric {
+        Some(spec) => {
+            paths.push(spec.local.clone());
+            Some(bind_port("fabric", spec)?)
+        }
+        None => None,
+    };
+    let sideband = match &args.ncsi {
+        Some(spec) => {
+            paths.push(spec.local.clone());
+            Some(bind_port("ncsi", spec)?)
+        }
+        None => None,
+    };
 
     // SIGTERM/SIGINT: remove our sockets and exit; QEMU sees a disconnect.
     let mut signals = Signals::new([SIGTERM, SIGINT])
@@ -97,22 +107,46 @@ fn run(args: &Args) -> Result<(), String> {
         }
     });
 
+    let guest_mac = parse_mac(&args.mac)?;
+    let mut sideband_mac = guest_mac;
+    // The sideband is another port of the NIC: its own, locally administered MAC.
+    sideband_mac[0] |= 0x02;
+    sideband_mac[5] ^= 0x80;
+    let config = DeviceConfig {
+        table_size: args.table_size,
+    };
+    let engine = Engine::new(config, fabric, sideband, sideband_mac);
+    engine.device().rme.set_factory_mac(guest_mac);
+    if args.open {
+        info!("open device: no isolation until the RME configures it");
+        engine.device().rme.open();
+    }
+    engine
+        .start()
+        .map_err(|e| format!("cannot start device threads: {e}"))?;
     info!(
         "BMGNIC {:04x}:{:04x}, flow table {} entries",
         bmgnic_model::regs::PCI_VENDOR_ID,
         bmgnic_model::regs::PCI_DEVICE_ID,
         args.table_size
     );
-    let mut function = Function::new();
+    let mut function = Function::new(engine.clone());
     let result = vfio::serve(&args.socket, &mut function);
-    info!(
-        "guest writes to read-only registers: {}",
-        function.device().guest_ro_writes()
-    );
+    engine.shutdown();
+    {
+        let dev = engine.device();
+        let names = bmgnic_model::regs::guest::STAT_NAMES;
+        let stats: Vec<String> = names
+            .iter()
+            .zip(dev.stats())
+            .filter(|(_, v)| **v != 0)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        info!("final counters: {}", stats.join(" "));
+    }
     for p in &paths {
         let _ = std::fs::remove_file(p);
     }
-    drop(ports);
     result
 }
 

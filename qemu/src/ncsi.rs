@@ -1,3 +1,2051 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! (being written)
+//! NC-SI responder of the BMGNIC sideband port (DMTF DSP0222 1.1).
+//!
+//! The RME reaches the NIC only through this port. The standard commands
+//! bring the channel up the way a BMC stack expects (Linux's `net/ncsi` is
+//! the reference client), and the BMGNIC OEM command
+//! ([`ncsi_oem::CMD_OEM`]) carries the RME bank, which the device serves
+//! through [`NcsiBackend::oem`].
+//!
+//! The NIC is one package (ID 0) with one channel (ID 0). Every control
+//! packet has this layout, all fields big-endian:
+//!
+//! ```text
+//! Ethernet  destination (6)  source (6)  ethertype 0x88f8 (2)
+//! header    MC ID | revision 0x01 | reserved | IID | type | channel ID |
+//!           reserved:4 payload length:12 (2) | reserved (8)
+//! payload   `payload length` bytes, zero-padded to a multiple of 4
+//! checksum  two's complement of the 32-bit sum of the header and payload
+//!           read as 16-bit words; 0 means "no checksum"
+//! padding   zeros up to the 60-byte Ethernet minimum
+//! ```
+//!
+//! The channel ID holds the package ID in bits 7:5 and the internal channel
+//! ID in bits 4:0; internal channel 0x1f addresses the package itself.
+//!
+//! Where DSP0222 leaves a choice, this responder follows what Linux's
+//! `net/ncsi/ncsi-rsp.c` accepts:
+//!
+//! - Responses and AENs go to the broadcast address, from the NIC's sideband
+//!   MAC. Linux sends commands from the broadcast address until it learns a
+//!   MAC, so echoing the source would not reach it, and the MC's NIC
+//!   receives broadcast whatever its filters.
+//! - A failed response keeps the payload length of the command's successful
+//!   response, zero-filled after the codes. `ncsi-rsp.c` checks the length
+//!   before the response code, and only a response whose length matches
+//!   reaches `ncsi-netlink` users with its reason code.
+//! - Pass-through traffic is not modelled. Filter, VLAN, flow-control and
+//!   TX-enable settings are kept so that Get Parameters reports them, and
+//!   they have no other effect.
+
+use crate::ncsi_oem::{self, OemHeader};
+use crate::regs;
+use log::debug;
+
+/// Response code: Command Completed.
+pub const RESPONSE_COMPLETED: u16 = 0x0000;
+/// Response code: Command Failed.
+pub const RESPONSE_FAILED: u16 = 0x0001;
+/// Response code: Command Unsupported.
+pub const RESPONSE_UNSUPPORTED: u16 = 0x0003;
+
+/// Reason code: no error.
+pub const REASON_NONE: u16 = 0x0000;
+/// Reason code: Interface Initialization Required (the channel is in the
+/// Initial State: send Clear Initial State first).
+pub const REASON_INIT_REQUIRED: u16 = 0x0001;
+/// Reason code: Parameter Is Invalid, Unsupported, or Out-of-Range.
+pub const REASON_PARAMETER_INVALID: u16 = 0x0002;
+/// Reason code: Invalid payload length.
+pub const REASON_PAYLOAD_LENGTH: u16 = 0x0005;
+/// Reason code of Set VLAN Filter: the VLAN tag is invalid (VLAN ID 0).
+pub const REASON_VLAN_TAG_INVALID: u16 = 0x0b07;
+/// Reason code of Set MAC Address: the MAC address is zero.
+pub const REASON_MAC_ADDRESS_ZERO: u16 = 0x0e08;
+/// Reason code: unknown or unsupported command type.
+pub const REASON_UNKNOWN_COMMAND: u16 = 0x7fff;
+
+/// Command type: Clear Initial State.
+pub const CMD_CLEAR_INITIAL_STATE: u8 = 0x00;
+/// Command type: Select Package (package command).
+pub const CMD_SELECT_PACKAGE: u8 = 0x01;
+/// Command type: Deselect Package (package command).
+pub const CMD_DESELECT_PACKAGE: u8 = 0x02;
+/// Command type: Enable Channel.
+pub const CMD_ENABLE_CHANNEL: u8 = 0x03;
+/// Command type: Disable Channel.
+pub const CMD_DISABLE_CHANNEL: u8 = 0x04;
+/// Command type: Reset Channel.
+pub const CMD_RESET_CHANNEL: u8 = 0x05;
+/// Command type: Enable Channel Network TX.
+pub const CMD_ENABLE_CHANNEL_TX: u8 = 0x06;
+/// Command type: Disable Channel Network TX.
+pub const CMD_DISABLE_CHANNEL_TX: u8 = 0x07;
+/// Command type: AEN Enable.
+pub const CMD_AEN_ENABLE: u8 = 0x08;
+/// Command type: Set Link.
+pub const CMD_SET_LINK: u8 = 0x09;
+/// Command type: Get Link Status.
+pub const CMD_GET_LINK_STATUS: u8 = 0x0a;
+/// Command type: Set VLAN Filter.
+pub const CMD_SET_VLAN_FILTER: u8 = 0x0b;
+/// Command type: Enable VLAN.
+pub const CMD_ENABLE_VLAN: u8 = 0x0c;
+/// Command type: Disable VLAN.
+pub const CMD_DISABLE_VLAN: u8 = 0x0d;
+/// Command type: Set MAC Address.
+pub const CMD_SET_MAC_ADDRESS: u8 = 0x0e;
+/// Command type: Enable Broadcast Filter.
+pub const CMD_ENABLE_BROADCAST_FILTER: u8 = 0x10;
+/// Command type: Disable Broadcast Filter.
+pub const CMD_DISABLE_BROADCAST_FILTER: u8 = 0x11;
+/// Command type: Enable Global Multicast Filter.
+pub const CMD_ENABLE_MULTICAST_FILTER: u8 = 0x12;
+/// Command type: Disable Global Multicast Filter.
+pub const CMD_DISABLE_MULTICAST_FILTER: u8 = 0x13;
+/// Command type: Set NC-SI Flow Control (package or channel command).
+pub const CMD_SET_FLOW_CONTROL: u8 = 0x14;
+/// Command type: Get Version ID.
+pub const CMD_GET_VERSION_ID: u8 = 0x15;
+/// Command type: Get Capabilities.
+pub const CMD_GET_CAPABILITIES: u8 = 0x16;
+/// Command type: Get Parameters.
+pub const CMD_GET_PARAMETERS: u8 = 0x17;
+/// Command type: Get Controller Packet Statistics.
+pub const CMD_GET_PACKET_STATISTICS: u8 = 0x18;
+/// Command type: Get NC-SI Statistics.
+pub const CMD_GET_NCSI_STATISTICS: u8 = 0x19;
+/// Command type: Get NC-SI Pass-through Statistics.
+pub const CMD_GET_PASSTHROUGH_STATISTICS: u8 = 0x1a;
+/// Command type: Get Package Status (package command).
+pub const CMD_GET_PACKAGE_STATUS: u8 = 0x1b;
+
+/// Bit of a control packet type that marks a response.
+pub const RESPONSE_BIT: u8 = 0x80;
+/// Control packet type of AENs.
+pub const AEN_PACKET_TYPE: u8 = 0xff;
+/// AEN type: Link Status Change.
+pub const AEN_LINK_STATUS_CHANGE: u8 = 0x00;
+
+/// AEN Enable control bit: Link Status Change AENs (DSP0222 bit 0).
+pub const AEN_ENABLE_LINK_STATUS: u32 = 1 << 0;
+/// AEN Enable control bit: BMGNIC OEM AENs ([`ncsi_oem::AEN_OEM`]),
+/// advertised in Get Capabilities.
+pub const AEN_ENABLE_OEM: u32 = ncsi_oem::AEN_ENABLE_OEM;
+
+/// Package ID of the NIC.
+pub const PACKAGE_ID: u8 = 0;
+/// Internal channel ID of its only channel.
+pub const CHANNEL_ID: u8 = 0;
+/// Internal channel ID that addresses the package rather than a channel.
+pub const PACKAGE_CHANNEL: u8 = 0x1f;
+
+/// NC-SI version reported by Get Version ID: 1.1.0, packed BCD with 0xf
+/// fill as DSP0222 encodes it. Reporting 1.2 would make Linux ask for Get
+/// MC MAC Address (1.2 only), which the BMGNIC does not implement.
+const NCSI_VERSION: [u8; 4] = [0xf1, 0xf1, 0xf0, 0x00];
+/// Firmware name of Get Version ID, zero-padded to 12 bytes.
+const FIRMWARE_NAME: &[u8] = b"BMGNIC";
+/// Firmware version of Get Version ID, one byte per component of the
+/// model's version (0.1.0.0).
+const FIRMWARE_VERSION: u32 = 0x0001_0000;
+
+/// Unicast MAC address filters of the channel (Set MAC Address indexes
+/// them from 1); Get Parameters reports them as one flag byte.
+const MAC_FILTERS: usize = 2;
+/// VLAN filters of the channel (Set VLAN Filter indexes them from 1).
+const VLAN_FILTERS: usize = 8;
+
+/// Get Capabilities flags: NC to MC and MC to NC flow control (bits 2 and
+/// 3), global multicast filtering (bit 4). Hardware arbitration (bit 0) is
+/// not supported and its status bits 6:5 are left "unknown", as one package
+/// needs no arbitration.
+const CAPABILITIES: u32 = 0x04 | 0x08 | 0x10;
+/// Broadcast filter capabilities: ARP, DHCP client, DHCP server, NetBIOS.
+const BROADCAST_FILTER_CAPS: u32 = 0x0f;
+/// Multicast filter capabilities: IPv6 neighbour advertisement, IPv6
+/// router advertisement, DHCPv6 relay and server multicast.
+const MULTICAST_FILTER_CAPS: u32 = 0x07;
+/// AEN control support: the bits AEN Enable accepts.
+const AEN_CAPS: u32 = AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM;
+/// VLAN modes supported: VLAN only, VLAN and non-VLAN, any VLAN and
+/// non-VLAN (bits 0-2 for Enable VLAN modes 1-3).
+const VLAN_MODE_CAPS: u8 = 0x07;
+
+/// Get Link Status: link up, 10GBASE-T full duplex (speed code 8 in bits
+/// 4:1). The fabric port is virtual; this is the speed the model claims.
+const LINK_STATUS_UP: u32 = 0x01 | (0x08 << 1);
+
+const ETH_ALEN: usize = 6;
+const ETH_HLEN: usize = 14;
+/// Shortest Ethernet frame without its FCS.
+const ETH_ZLEN: usize = 60;
+const BROADCAST: [u8; ETH_ALEN] = [0xff; ETH_ALEN];
+/// Length of the NC-SI control packet header.
+const HEADER_LEN: usize = 16;
+/// Length of the checksum after the padded payload.
+const CHECKSUM_LEN: usize = 4;
+/// Control packet header revision of DSP0222 1.x.
+const HEADER_REVISION: u8 = 0x01;
+/// Payload length bits of header bytes 6-7; the top 4 bits are reserved.
+const PAYLOAD_LENGTH_MASK: u16 = 0x0fff;
+/// Response and reason codes at the start of a response payload.
+const CODES_LEN: usize = 4;
+
+/// DSP0222 checksum of `data` (header and payload): the two's complement of
+/// the 32-bit sum of its big-endian 16-bit words. An odd trailing byte is
+/// the high byte of a word whose low byte is the zero pad.
+pub fn checksum(data: &[u8]) -> u32 {
+    let sum = data.chunks(2).fold(0u32, |sum, word| {
+        let word = match *word {
+            [hi, lo] => u16::from_be_bytes([hi, lo]),
+            [hi] => u16::from_be_bytes([hi, 0]),
+            _ => 0,
+        };
+        sum.wrapping_add(u32::from(word))
+    });
+    sum.wrapping_neg()
+}
+
+/// Rounds a payload length up to the 32-bit boundary of the checksum.
+fn padded(len: usize) -> usize {
+    len.div_ceil(4) * 4
+}
+
+/// Byte `at` of a payload whose length was checked; 0 if out of range, so
+/// that a mistake in a length table cannot turn into a panic.
+fn byte(payload: &[u8], at: usize) -> u8 {
+    payload.get(at).copied().unwrap_or(0)
+}
+
+/// Big-endian u16 at `at`; see [`byte`].
+fn be16(payload: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([byte(payload, at), byte(payload, at + 1)])
+}
+
+/// Big-endian u32 at `at`; see [`byte`].
+fn be32(payload: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([
+        byte(payload, at),
+        byte(payload, at + 1),
+        byte(payload, at + 2),
+        byte(payload, at + 3),
+    ])
+}
+
+/// Host-side packet counters for Get Controller Packet Statistics.
+///
+/// "Received" is traffic the NIC received from the network, "transmitted"
+/// traffic it sent to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketStats {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Unicast packets received.
+    pub rx_unicast: u64,
+    /// Multicast packets received.
+    pub rx_multicast: u64,
+    /// Broadcast packets received.
+    pub rx_broadcast: u64,
+    /// Unicast packets transmitted.
+    pub tx_unicast: u64,
+    /// Multicast packets transmitted.
+    pub tx_multicast: u64,
+    /// Broadcast packets transmitted.
+    pub tx_broadcast: u64,
+}
+
+/// What the responder needs from the device.
+pub trait NcsiBackend {
+    /// Whether the network link is up (Get Link Status bit 0).
+    fn link_up(&self) -> bool;
+
+    /// Serves a BMGNIC OEM command whose manufacturer ID and OEM version
+    /// the responder has checked.
+    ///
+    /// `records` is everything after the header; checking it against
+    /// `header.count` and the object's record size is the backend's job
+    /// ([`ncsi_oem::REASON_BAD_COUNT`]). Records answered go to `out`.
+    ///
+    /// Returns the number of records answered, or an OEM reason code, which
+    /// the responder sends with Command Failed and no records.
+    fn oem(&mut self, header: &OemHeader, records: &[u8], out: &mut Vec<u8>) -> Result<u8, u16>;
+
+    /// Host-side counters for Get Controller Packet Statistics; zero unless
+    /// the device provides them.
+    fn packet_stats(&self) -> PacketStats {
+        PacketStats::default()
+    }
+}
+
+/// Counters kept by the responder, reported by Get NC-SI Statistics (which
+/// carries their low 32 bits) and exported by the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NcsiStats {
+    /// Frames that were not NC-SI: another ethertype, or shorter than an
+    /// Ethernet header. Not otherwise counted.
+    pub not_ncsi: u64,
+    /// NC-SI control packets received, whatever became of them.
+    pub rx_packets: u64,
+    /// Commands addressed to this package or its channel that were well
+    /// formed and passed the checksum: each gets a response.
+    pub commands: u64,
+    /// Control packets dropped without a response: malformed, checksum
+    /// errors, and responses or AENs from another controller.
+    pub dropped: u64,
+    /// Of `dropped`: truncated, or of an unknown header revision.
+    pub malformed: u64,
+    /// Of `dropped`: checksum errors.
+    pub checksum_errors: u64,
+    /// Commands for another package or for a channel this package does not
+    /// have, ignored as DSP0222 requires on a shared interface.
+    pub foreign: u64,
+    /// Commands of an unsupported type (answered Command Unsupported).
+    pub unsupported: u64,
+    /// Responses whose response code is not Command Completed.
+    pub failed: u64,
+    /// Responses sent.
+    pub responses: u64,
+    /// AENs sent.
+    pub aens: u64,
+}
+
+/// Commands the BMGNIC implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    ClearInitialState,
+    SelectPackage,
+    DeselectPackage,
+    EnableChannel,
+    DisableChannel,
+    ResetChannel,
+    EnableChannelTx,
+    DisableChannelTx,
+    AenEnable,
+    SetLink,
+    GetLinkStatus,
+    SetVlanFilter,
+    EnableVlan,
+    DisableVlan,
+    SetMacAddress,
+    EnableBroadcastFilter,
+    DisableBroadcastFilter,
+    EnableMulticastFilter,
+    DisableMulticastFilter,
+    SetFlowControl,
+    GetVersionId,
+    GetCapabilities,
+    GetParameters,
+    GetPacketStatistics,
+    GetNcsiStatistics,
+    GetPassthroughStatistics,
+    GetPackageStatus,
+    Oem,
+}
+
+/// Whether a command addresses the package, a channel, or either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    Package,
+    Channel,
+    /// Set NC-SI Flow Control configures the shared interface, but Linux
+    /// addresses it to a channel.
+    Either,
+}
+
+impl Command {
+    fn from_type(packet_type: u8) -> Option<Self> {
+        Some(match packet_type {
+            CMD_CLEAR_INITIAL_STATE => Self::ClearInitialState,
+            CMD_SELECT_PACKAGE => Self::SelectPackage,
+            CMD_DESELECT_PACKAGE => Self::DeselectPackage,
+            CMD_ENABLE_CHANNEL => Self::EnableChannel,
+            CMD_DISABLE_CHANNEL => Self::DisableChannel,
+            CMD_RESET_CHANNEL => Self::ResetChannel,
+            CMD_ENABLE_CHANNEL_TX => Self::EnableChannelTx,
+            CMD_DISABLE_CHANNEL_TX => Self::DisableChannelTx,
+            CMD_AEN_ENABLE => Self::AenEnable,
+            CMD_SET_LINK => Self::SetLink,
+            CMD_GET_LINK_STATUS => Self::GetLinkStatus,
+            CMD_SET_VLAN_FILTER => Self::SetVlanFilter,
+            CMD_ENABLE_VLAN => Self::EnableVlan,
+            CMD_DISABLE_VLAN => Self::DisableVlan,
+            CMD_SET_MAC_ADDRESS => Self::SetMacAddress,
+            CMD_ENABLE_BROADCAST_FILTER => Self::EnableBroadcastFilter,
+            CMD_DISABLE_BROADCAST_FILTER => Self::DisableBroadcastFilter,
+            CMD_ENABLE_MULTICAST_FILTER => Self::EnableMulticastFilter,
+            CMD_DISABLE_MULTICAST_FILTER => Self::DisableMulticastFilter,
+            CMD_SET_FLOW_CONTROL => Self::SetFlowControl,
+            CMD_GET_VERSION_ID => Self::GetVersionId,
+            CMD_GET_CAPABILITIES => Self::GetCapabilities,
+            CMD_GET_PARAMETERS => Self::GetParameters,
+            CMD_GET_PACKET_STATISTICS => Self::GetPacketStatistics,
+            CMD_GET_NCSI_STATISTICS => Self::GetNcsiStatistics,
+            CMD_GET_PASSTHROUGH_STATISTICS => Self::GetPassthroughStatistics,
+            CMD_GET_PACKAGE_STATUS => Self::GetPackageStatus,
+            ncsi_oem::CMD_OEM => Self::Oem,
+            _ => return None,
+        })
+    }
+
+    fn scope(self) -> Scope {
+        match self {
+            Self::SelectPackage | Self::DeselectPackage | Self::GetPackageStatus => Scope::Package,
+            Self::SetFlowControl => Scope::Either,
+            _ => Scope::Channel,
+        }
+    }
+
+    /// Command payload length (DSP0222, and Linux's `ncsi-cmd.c` table);
+    /// `None` for the OEM command, whose length varies.
+    fn payload_len(self) -> Option<usize> {
+        Some(match self {
+            Self::SelectPackage
+            | Self::DisableChannel
+            | Self::ResetChannel
+            | Self::EnableVlan
+            | Self::EnableBroadcastFilter
+            | Self::EnableMulticastFilter
+            | Self::SetFlowControl => 4,
+            Self::AenEnable | Self::SetLink | Self::SetVlanFilter | Self::SetMacAddress => 8,
+            Self::Oem => return None,
+            _ => 0,
+        })
+    }
+
+    /// Response payload length, response and reason codes included, as
+    /// Linux's `ncsi-rsp.c` table expects it. Get Parameters (variable in
+    /// DSP0222) always reports every filter, so its length is fixed too; the
+    /// OEM response is built apart.
+    fn response_len(self) -> usize {
+        match self {
+            Self::GetLinkStatus => 16,
+            Self::GetVersionId => 40,
+            Self::GetCapabilities => 32,
+            Self::GetParameters => 32 + ETH_ALEN * MAC_FILTERS + 2 * VLAN_FILTERS,
+            Self::GetPacketStatistics => 204,
+            Self::GetNcsiStatistics => 32,
+            Self::GetPassthroughStatistics => 48,
+            Self::GetPackageStatus => 8,
+            _ => CODES_LEN,
+        }
+    }
+}
+
+/// A response payload before framing.
+#[derive(Debug)]
+struct Reply {
+    code: u16,
+    reason: u16,
+    /// What follows the response and reason codes.
+    data: Vec<u8>,
+}
+
+impl Reply {
+    fn completed(data: Vec<u8>) -> Self {
+        Self {
+            code: RESPONSE_COMPLETED,
+            reason: REASON_NONE,
+            data,
+        }
+    }
+
+    /// Command Failed with `reason`, at the full length of `command`'s
+    /// response (see the module documentation).
+    fn failed(command: Command, reason: u16) -> Self {
+        Self {
+            code: RESPONSE_FAILED,
+            reason,
+            data: vec![0; command.response_len() - CODES_LEN],
+        }
+    }
+}
+
+/// Configuration of the channel; Reset Channel returns it to
+/// [`Channel::default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Channel {
+    /// DSP0222 Initial State: only Clear Initial State is accepted.
+    initial_state: bool,
+    /// Enable Channel: the channel may send AENs (and would pass traffic).
+    enabled: bool,
+    /// Enable Channel Network TX.
+    tx_enabled: bool,
+    /// MC ID of AEN Enable, used in AENs.
+    aen_mc_id: u8,
+    /// AEN control of AEN Enable (`AEN_ENABLE_*` bits).
+    aen_control: u32,
+    /// Link settings and OEM link settings of Set Link.
+    link_settings: u32,
+    oem_link_settings: u32,
+    /// Enable VLAN mode (1-3) while VLAN filtering is enabled.
+    vlan_mode: Option<u8>,
+    /// Set VLAN Filter tags, and their enable flags (bit n: filter n + 1).
+    vlan_tags: [u16; VLAN_FILTERS],
+    vlan_enabled: u16,
+    /// Set MAC Address filters, and their enable flags (bit n: filter n + 1).
+    macs: [[u8; ETH_ALEN]; MAC_FILTERS],
+    mac_enabled: u8,
+    /// Enable Broadcast Filter mode while enabled.
+    broadcast_filter: Option<u32>,
+    /// Enable Global Multicast Filter mode while enabled.
+    multicast_filter: Option<u32>,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Self {
+            initial_state: true,
+            enabled: false,
+            tx_enabled: false,
+            aen_mc_id: 0,
+            aen_control: 0,
+            link_settings: 0,
+            oem_link_settings: 0,
+            vlan_mode: None,
+            vlan_tags: [0; VLAN_FILTERS],
+            vlan_enabled: 0,
+            macs: [[0; ETH_ALEN]; MAC_FILTERS],
+            mac_enabled: 0,
+            broadcast_filter: None,
+            multicast_filter: None,
+        }
+    }
+}
+
+/// Why a control packet gets no response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Discard {
+    /// Truncated or of an unknown header revision.
+    Malformed,
+    /// Not a command: a response or AEN of another controller.
+    NotCommand,
+    /// The checksum does not match.
+    Checksum,
+}
+
+/// A command that passed framing and checksum checks.
+#[derive(Debug)]
+struct Request<'a> {
+    mc_id: u8,
+    iid: u8,
+    packet_type: u8,
+    channel: u8,
+    payload: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// Parses the control packet after the Ethernet header.
+    fn parse(packet: &'a [u8]) -> Result<Self, Discard> {
+        let (header, rest) = packet
+            .split_first_chunk::<HEADER_LEN>()
+            .ok_or(Discard::Malformed)?;
+        let &[mc_id, revision, _, iid, packet_type, channel, len_hi, len_lo, ..] = header;
+        if revision != HEADER_REVISION {
+            return Err(Discard::Malformed);
+        }
+        if packet_type & RESPONSE_BIT != 0 {
+            return Err(Discard::NotCommand);
+        }
+        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]) & PAYLOAD_LENGTH_MASK);
+        let payload = rest.get(..len).ok_or(Discard::Malformed)?;
+        let sum = rest
+            .get(padded(len)..padded(len) + CHECKSUM_LEN)
+            .ok_or(Discard::Malformed)?;
+        let sum = be32(sum, 0);
+        // A zero checksum means the sender did not compute one (DSP0222).
+        if sum != 0 {
+            let covered = packet.get(..HEADER_LEN + len).ok_or(Discard::Malformed)?;
+            if checksum(covered) != sum {
+                return Err(Discard::Checksum);
+            }
+        }
+        Ok(Self {
+            mc_id,
+            iid,
+            packet_type,
+            channel,
+            payload,
+        })
+    }
+}
+
+/// The NC-SI side of the BMGNIC: one package with one channel.
+///
+/// Feed it every frame of the sideband port with [`NcsiResponder::handle`]
+/// and send what it returns; ask it for AENs with
+/// [`NcsiResponder::link_aen`] and [`NcsiResponder::oem_aen`].
+#[derive(Debug)]
+pub struct NcsiResponder {
+    /// Source MAC of responses and AENs.
+    mac: [u8; ETH_ALEN],
+    /// DSP0222 package selection: any command but Deselect Package selects
+    /// the package, and a deselected package sends no AENs.
+    selected: bool,
+    /// Set NC-SI Flow Control mode (0-3), a property of the interface.
+    flow_control: u8,
+    channel: Channel,
+    stats: NcsiStats,
+}
+
+impl NcsiResponder {
+    /// Creates the responder in its power-on state: package deselected,
+    /// channel disabled and in the Initial State. `mac` is the sideband
+    /// port's own address, the source of responses and AENs.
+    pub fn new(mac: [u8; 6]) -> Self {
+        Self {
+            mac,
+            selected: false,
+            flow_control: 0,
+            channel: Channel::default(),
+            stats: NcsiStats::default(),
+        }
+    }
+
+    /// The responder's counters.
+    pub fn stats(&self) -> NcsiStats {
+        self.stats
+    }
+
+    /// Handles one frame received on the sideband port and returns the
+    /// response frame to send, if any.
+    ///
+    /// Frames that are not NC-SI, malformed packets, checksum errors and
+    /// commands for another package or channel get no response and are
+    /// counted in [`NcsiStats`].
+    pub fn handle(&mut self, frame: &[u8], backend: &mut dyn NcsiBackend) -> Option<Vec<u8>> {
+        let Some((eth, packet)) = frame.split_first_chunk::<ETH_HLEN>() else {
+            self.stats.not_ncsi += 1;
+            return None;
+        };
+        if u16::from_be_bytes([eth[12], eth[13]]) != ncsi_oem::ETHERTYPE_NCSI {
+            self.stats.not_ncsi += 1;
+            return None;
+        }
+        self.stats.rx_packets += 1;
+
+        let request = match Request::parse(packet) {
+            Ok(request) => request,
+            Err(discard) => {
+                self.stats.dropped += 1;
+                match discard {
+                    Discard::Malformed => self.stats.malformed += 1,
+                    Discard::Checksum => self.stats.checksum_errors += 1,
+                    Discard::NotCommand => {}
+                }
+                debug!("ncsi: dropped {discard:?} packet of {} bytes", frame.len());
+                return None;
+            }
+        };
+
+        // On a shared interface every package sees every command: only
+        // answer for ourselves and the channel we have.
+        let internal = request.channel & PACKAGE_CHANNEL;
+        if request.channel >> 5 != PACKAGE_ID
+            || (internal != CHANNEL_ID && internal != PACKAGE_CHANNEL)
+        {
+            self.stats.foreign += 1;
+            return None;
+        }
+        self.stats.commands += 1;
+        self.selected = true;
+
+        let reply = self.execute(&request, internal == PACKAGE_CHANNEL, backend);
+        if request.packet_type == CMD_DESELECT_PACKAGE && reply.code == RESPONSE_COMPLETED {
+            // The response is the last thing a package sends before it
+            // leaves the interface.
+            self.selected = false;
+        }
+
+        self.stats.responses += 1;
+        if reply.code != RESPONSE_COMPLETED {
+            self.stats.failed += 1;
+        }
+        let mut payload = Vec::with_capacity(CODES_LEN + reply.data.len());
+        payload.extend_from_slice(&reply.code.to_be_bytes());
+        payload.extend_from_slice(&reply.reason.to_be_bytes());
+        payload.extend_from_slice(&reply.data);
+        Some(self.frame(
+            request.mc_id,
+            request.iid,
+            request.packet_type | RESPONSE_BIT,
+            request.channel,
+            &payload,
+        ))
+    }
+
+    /// Builds a Link Status Change AEN reporting `link_up`, if the MC
+    /// enabled it ([`AEN_ENABLE_LINK_STATUS`]) and may receive AENs: package
+    /// selected, channel out of the Initial State and enabled.
+    pub fn link_aen(&mut self, link_up: bool) -> Option<Vec<u8>> {
+        if !self.aen_allowed(AEN_ENABLE_LINK_STATUS) {
+            return None;
+        }
+        let mut payload = vec![0, 0, 0, AEN_LINK_STATUS_CHANGE];
+        payload.extend_from_slice(&link_status(link_up).to_be_bytes());
+        // OEM link status: none.
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        Some(self.aen(&payload))
+    }
+
+    /// Builds a BMGNIC OEM AEN ([`ncsi_oem::AEN_OEM`]) for `event` with
+    /// `body`, if the MC enabled OEM AENs ([`AEN_ENABLE_OEM`]) and may
+    /// receive AENs (see [`NcsiResponder::link_aen`]).
+    ///
+    /// The payload is the AEN header (3 reserved bytes and the AEN type),
+    /// then [`ncsi_oem::MANUFACTURER_ID`], `event`, 3 reserved bytes and
+    /// `body`. Returns `None` as well if that exceeds
+    /// [`ncsi_oem::MAX_PAYLOAD`].
+    pub fn oem_aen(&mut self, event: u8, body: &[u8]) -> Option<Vec<u8>> {
+        if !self.aen_allowed(AEN_ENABLE_OEM) {
+            return None;
+        }
+        let len = CODES_LEN + ncsi_oem::AEN_PREFIX + body.len();
+        if len > ncsi_oem::MAX_PAYLOAD {
+            return None;
+        }
+        let mut payload = Vec::with_capacity(len);
+        payload.extend_from_slice(&[0, 0, 0, ncsi_oem::AEN_OEM]);
+        payload.extend_from_slice(&ncsi_oem::MANUFACTURER_ID.to_be_bytes());
+        payload.extend_from_slice(&[event, 0, 0, 0]);
+        payload.extend_from_slice(body);
+        Some(self.aen(&payload))
+    }
+
+    fn aen_allowed(&self, bit: u32) -> bool {
+        let channel = &self.channel;
+        self.selected && !channel.initial_state && channel.enabled && channel.aen_control & bit != 0
+    }
+
+    fn aen(&mut self, payload: &[u8]) -> Vec<u8> {
+        self.stats.aens += 1;
+        // DSP0222 reserves IID 0 for AENs.
+        let channel = (PACKAGE_ID << 5) | CHANNEL_ID;
+        self.frame(self.channel.aen_mc_id, 0, AEN_PACKET_TYPE, channel, payload)
+    }
+
+    /// Frames a control packet: Ethernet header, NC-SI header, payload
+    /// padded to 32 bits, checksum, Ethernet padding.
+    fn frame(&self, mc_id: u8, iid: u8, packet_type: u8, channel: u8, payload: &[u8]) -> Vec<u8> {
+        // Every payload built here is bounded by MAX_PAYLOAD, far below the
+        // 12-bit length field.
+        debug_assert!(payload.len() <= ncsi_oem::MAX_PAYLOAD);
+        let len = payload.len() as u16 & PAYLOAD_LENGTH_MASK;
+        let end = ETH_HLEN + HEADER_LEN + padded(payload.len());
+        let mut frame = Vec::with_capacity(ETH_ZLEN.max(end + CHECKSUM_LEN));
+        frame.extend_from_slice(&BROADCAST);
+        frame.extend_from_slice(&self.mac);
+        frame.extend_from_slice(&ncsi_oem::ETHERTYPE_NCSI.to_be_bytes());
+        frame.extend_from_slice(&[mc_id, HEADER_REVISION, 0, iid, packet_type, channel]);
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&[0; 8]);
+        frame.extend_from_slice(payload);
+        frame.resize(end, 0);
+        let sum = checksum(frame.get(ETH_HLEN..).unwrap_or_default());
+        frame.extend_from_slice(&sum.to_be_bytes());
+        if frame.len() < ETH_ZLEN {
+            frame.resize(ETH_ZLEN, 0);
+        }
+        frame
+    }
+
+    /// Validates a command addressed to us and carries it out.
+    fn execute(
+        &mut self,
+        request: &Request<'_>,
+        to_package: bool,
+        backend: &mut dyn NcsiBackend,
+    ) -> Reply {
+        let Some(command) = Command::from_type(request.packet_type) else {
+            self.stats.unsupported += 1;
+            return Reply {
+                code: RESPONSE_UNSUPPORTED,
+                reason: REASON_UNKNOWN_COMMAND,
+                data: Vec::new(),
+            };
+        };
+        let payload = request.payload;
+
+        if command == Command::Oem {
+            return self.oem(payload, to_package, backend);
+        }
+        let scope_ok = match command.scope() {
+            Scope::Package => to_package,
+            Scope::Channel => !to_package,
+            Scope::Either => true,
+        };
+        if !scope_ok {
+            return Reply::failed(command, REASON_PARAMETER_INVALID);
+        }
+        if command.payload_len() != Some(payload.len()) {
+            return Reply::failed(command, REASON_PAYLOAD_LENGTH);
+        }
+        if !to_package && self.channel.initial_state && command != Command::ClearInitialState {
+            return Reply::failed(command, REASON_INIT_REQUIRED);
+        }
+
+        match self.run(command, payload, backend) {
+            Ok(data) => Reply::completed(data),
+            Err(reason) => Reply::failed(command, reason),
+        }
+    }
+
+    /// Carries out a validated standard command: the response data after
+    /// the codes, or the reason it failed.
+    fn run(
+        &mut self,
+        command: Command,
+        payload: &[u8],
+        backend: &mut dyn NcsiBackend,
+    ) -> Result<Vec<u8>, u16> {
+        let channel = &mut self.channel;
+        match command {
+            Command::ClearInitialState => channel.initial_state = false,
+            // Bit 0 of byte 3 disables hardware arbitration, which the
+            // BMGNIC does not implement either way.
+            Command::SelectPackage | Command::DeselectPackage => {}
+            Command::EnableChannel => channel.enabled = true,
+            // "Allow link down" (byte 3 bit 0) matters only to a NIC that
+            // could lower its link for power; this one cannot.
+            Command::DisableChannel => channel.enabled = false,
+            Command::ResetChannel => *channel = Channel::default(),
+            Command::EnableChannelTx => channel.tx_enabled = true,
+            Command::DisableChannelTx => channel.tx_enabled = false,
+            Command::AenEnable => {
+                let control = be32(payload, 4);
+                if control & !AEN_CAPS != 0 {
+                    return Err(REASON_PARAMETER_INVALID);
+                }
+                channel.aen_mc_id = byte(payload, 3);
+                channel.aen_control = control;
+            }
+            Command::SetLink => {
+                channel.link_settings = be32(payload, 0);
+                channel.oem_link_settings = be32(payload, 4);
+            }
+            Command::GetLinkStatus => {
+                let mut data = Vec::with_capacity(12);
+                data.extend_from_slice(&link_status(backend.link_up()).to_be_bytes());
+                // Other indications (host driver status) and OEM status.
+                data.extend_from_slice(&[0; 8]);
+                return Ok(data);
+            }
+            Command::SetVlanFilter => set_vlan_filter(channel, payload)?,
+            Command::EnableVlan => {
+                let mode = byte(payload, 3);
+                if !(1..=3).contains(&mode) || VLAN_MODE_CAPS & (1 << (mode - 1)) == 0 {
+                    return Err(REASON_PARAMETER_INVALID);
+                }
+                channel.vlan_mode = Some(mode);
+            }
+            Command::DisableVlan => channel.vlan_mode = None,
+            Command::SetMacAddress => set_mac_address(channel, payload)?,
+            Command::EnableBroadcastFilter => {
+                let mode = be32(payload, 0);
+                if mode & !BROADCAST_FILTER_CAPS != 0 {
+                    return Err(REASON_PARAMETER_INVALID);
+                }
+                channel.broadcast_filter = Some(mode);
+            }
+            Command::DisableBroadcastFilter => channel.broadcast_filter = None,
+            Command::EnableMulticastFilter => {
+                let mode = be32(payload, 0);
+                if mode & !MULTICAST_FILTER_CAPS != 0 {
+                    return Err(REASON_PARAMETER_INVALID);
+                }
+                channel.multicast_filter = Some(mode);
+            }
+            Command::DisableMulticastFilter => channel.multicast_filter = None,
+            Command::SetFlowControl => {
+                // 0 off, 1 NC to MC, 2 MC to NC, 3 both: all advertised.
+                let mode = byte(payload, 3);
+                if mode > 3 {
+                    return Err(REASON_PARAMETER_INVALID);
+                }
+                self.flow_control = mode;
+            }
+            Command::GetVersionId => return Ok(version_id()),
+            Command::GetCapabilities => return Ok(capabilities()),
+            Command::GetParameters => return Ok(self.parameters()),
+            Command::GetPacketStatistics => return Ok(packet_statistics(backend.packet_stats())),
+            Command::GetNcsiStatistics => return Ok(self.ncsi_statistics()),
+            Command::GetPassthroughStatistics => {
+                // Nothing passes through: all counters stay zero.
+                return Ok(vec![0; command.response_len() - CODES_LEN]);
+            }
+            Command::GetPackageStatus => {
+                // Bit 0, hardware arbitration active: never.
+                return Ok(vec![0; command.response_len() - CODES_LEN]);
+            }
+            Command::Oem => return Err(REASON_UNKNOWN_COMMAND),
+        }
+        Ok(Vec::new())
+    }
+
+    /// Get Parameters data, laid out as Linux's `struct ncsi_rsp_gp_pkt`.
+    fn parameters(&self) -> Vec<u8> {
+        let channel = &self.channel;
+        let mut flags = 0u32;
+        if channel.broadcast_filter.is_some() {
+            flags |= 1 << 0;
+        }
+        if channel.enabled {
+            flags |= 1 << 1;
+        }
+        if channel.tx_enabled {
+            flags |= 1 << 2;
+        }
+        if channel.multicast_filter.is_some() {
+            flags |= 1 << 3;
+        }
+        let mut data = Vec::with_capacity(Command::GetParameters.response_len() - CODES_LEN);
+        data.extend_from_slice(&[MAC_FILTERS as u8, 0, 0, channel.mac_enabled]);
+        data.extend_from_slice(&[VLAN_FILTERS as u8, 0]);
+        data.extend_from_slice(&channel.vlan_enabled.to_be_bytes());
+        data.extend_from_slice(&channel.link_settings.to_be_bytes());
+        data.extend_from_slice(&channel.broadcast_filter.unwrap_or(0).to_be_bytes());
+        data.extend_from_slice(&flags.to_be_bytes());
+        data.extend_from_slice(&[channel.vlan_mode.unwrap_or(0), self.flow_control, 0, 0]);
+        data.extend_from_slice(&channel.aen_control.to_be_bytes());
+        for mac in &channel.macs {
+            data.extend_from_slice(mac);
+        }
+        for tag in &channel.vlan_tags {
+            data.extend_from_slice(&tag.to_be_bytes());
+        }
+        data
+    }
+
+    /// Get NC-SI Statistics data: the low 32 bits of the counters, as
+    /// hardware counters wrap.
+    fn ncsi_statistics(&self) -> Vec<u8> {
+        let s = &self.stats;
+        let counters = [
+            s.commands,
+            s.dropped,
+            s.unsupported,
+            s.checksum_errors,
+            s.rx_packets,
+            s.responses + s.aens,
+            s.aens,
+        ];
+        counters
+            .iter()
+            .flat_map(|&c| (c as u32).to_be_bytes())
+            .collect()
+    }
+
+    /// Serves the OEM command: manufacturer ID, [`OemHeader`], records.
+    fn oem(&mut self, payload: &[u8], to_package: bool, backend: &mut dyn NcsiBackend) -> Reply {
+        let failed = |reason: u16, echo: &[u8]| Reply {
+            code: RESPONSE_FAILED,
+            reason,
+            data: echo.to_vec(),
+        };
+        let Some((mfr, rest)) = payload.split_first_chunk::<4>() else {
+            return failed(REASON_PAYLOAD_LENGTH, &[]);
+        };
+        if to_package {
+            return failed(REASON_PARAMETER_INVALID, mfr);
+        }
+        if self.channel.initial_state {
+            return failed(REASON_INIT_REQUIRED, mfr);
+        }
+        if u32::from_be_bytes(*mfr) != ncsi_oem::MANUFACTURER_ID {
+            return failed(REASON_PARAMETER_INVALID, mfr);
+        }
+        let Some((&[version, op, object, count], records)) = rest.split_first_chunk::<4>() else {
+            return failed(REASON_PAYLOAD_LENGTH, mfr);
+        };
+        let header = OemHeader {
+            version,
+            op,
+            object,
+            count,
+        };
+        let mut echo = [0u8; ncsi_oem::COMMAND_PREFIX];
+        echo[..4].copy_from_slice(mfr);
+        echo[4..].copy_from_slice(&[version, op, object, count]);
+        if version != ncsi_oem::OEM_VERSION {
+            return failed(ncsi_oem::REASON_BAD_VERSION, &echo);
+        }
+
+        let mut out = Vec::new();
+        match backend.oem(&header, records, &mut out) {
+            Ok(answered) if ncsi_oem::RESPONSE_PREFIX + out.len() <= ncsi_oem::MAX_PAYLOAD => {
+                echo[ncsi_oem::COMMAND_PREFIX - 1] = answered;
+                let mut data = Vec::with_capacity(echo.len() + out.len());
+                data.extend_from_slice(&echo);
+                data.extend_from_slice(&out);
+                Reply::completed(data)
+            }
+            // More records than one response holds: the RME asked for too
+            // many at once.
+            Ok(_) => failed(ncsi_oem::REASON_BAD_COUNT, &echo),
+            Err(reason) => failed(reason, &echo),
+        }
+    }
+}
+
+/// Link status field of Get Link Status and the Link Status Change AEN.
+fn link_status(up: bool) -> u32 {
+    if up {
+        LINK_STATUS_UP
+    } else {
+        0
+    }
+}
+
+/// Set VLAN Filter: payload bytes 2-3 VLAN tag, byte 6 filter (from 1),
+/// byte 7 bit 0 enable.
+fn set_vlan_filter(channel: &mut Channel, payload: &[u8]) -> Result<(), u16> {
+    let tag = be16(payload, 2);
+    let index = usize::from(byte(payload, 6));
+    let enable = byte(payload, 7) & 1 != 0;
+    let slot = index
+        .checked_sub(1)
+        .filter(|&i| i < VLAN_FILTERS)
+        .ok_or(REASON_PARAMETER_INVALID)?;
+    // Linux clears every filter at start-up with tag 0 and enable 0, so
+    // only enabling VLAN ID 0 is an error.
+    if enable && tag & 0x0fff == 0 {
+        return Err(REASON_VLAN_TAG_INVALID);
+    }
+    if let Some(t) = channel.vlan_tags.get_mut(slot) {
+        *t = tag;
+    }
+    if enable {
+        channel.vlan_enabled |= 1 << slot;
+    } else {
+        channel.vlan_enabled &= !(1 << slot);
+    }
+    Ok(())
+}
+
+/// Set MAC Address: payload bytes 0-5 MAC, byte 6 filter (from 1), byte 7
+/// address type in bits 7:5 (0 unicast) and enable in bit 0.
+fn set_mac_address(channel: &mut Channel, payload: &[u8]) -> Result<(), u16> {
+    let mut mac = [0u8; ETH_ALEN];
+    for (i, b) in mac.iter_mut().enumerate() {
+        *b = byte(payload, i);
+    }
+    let index = usize::from(byte(payload, 6));
+    let flags = byte(payload, 7);
+    let enable = flags & 1 != 0;
+    let slot = index
+        .checked_sub(1)
+        .filter(|&i| i < MAC_FILTERS)
+        .ok_or(REASON_PARAMETER_INVALID)?;
+    // Every filter is a unicast one, which a multicast address cannot use.
+    if flags >> 5 != 0 || (enable && mac[0] & 1 != 0) {
+        return Err(REASON_PARAMETER_INVALID);
+    }
+    if enable && mac == [0; ETH_ALEN] {
+        return Err(REASON_MAC_ADDRESS_ZERO);
+    }
+    if let Some(m) = channel.macs.get_mut(slot) {
+        *m = mac;
+    }
+    if enable {
+        channel.mac_enabled |= 1 << slot;
+    } else {
+        channel.mac_enabled &= !(1 << slot);
+    }
+    Ok(())
+}
+
+/// Get Version ID data, laid out as Linux's `struct ncsi_rsp_gvi_pkt`.
+fn version_id() -> Vec<u8> {
+    let mut data = Vec::with_capacity(Command::GetVersionId.response_len() - CODES_LEN);
+    data.extend_from_slice(&NCSI_VERSION);
+    // Reserved, then alpha2: none.
+    data.extend_from_slice(&[0; 4]);
+    let mut name = [0u8; 12];
+    for (n, c) in name.iter_mut().zip(FIRMWARE_NAME) {
+        *n = *c;
+    }
+    data.extend_from_slice(&name);
+    data.extend_from_slice(&FIRMWARE_VERSION.to_be_bytes());
+    // Device, vendor, subsystem and subsystem vendor IDs, as the function's
+    // configuration space has them.
+    for id in [
+        regs::PCI_DEVICE_ID,
+        regs::PCI_VENDOR_ID,
+        regs::PCI_DEVICE_ID,
+        regs::PCI_VENDOR_ID,
+    ] {
+        data.extend_from_slice(&id.to_be_bytes());
+    }
+    data.extend_from_slice(&ncsi_oem::MANUFACTURER_ID.to_be_bytes());
+    data
+}
+
+/// Get Capabilities data, laid out as Linux's `struct ncsi_rsp_gc_pkt`.
+fn capabilities() -> Vec<u8> {
+    let mut data = Vec::with_capacity(Command::GetCapabilities.response_len() - CODES_LEN);
+    for word in [
+        CAPABILITIES,
+        BROADCAST_FILTER_CAPS,
+        MULTICAST_FILTER_CAPS,
+        // Buffering: nothing passes through, so nothing is buffered.
+        0,
+        AEN_CAPS,
+    ] {
+        data.extend_from_slice(&word.to_be_bytes());
+    }
+    // VLAN, mixed, multicast and unicast filter counts, 2 reserved bytes,
+    // VLAN modes, channel count.
+    data.extend_from_slice(&[VLAN_FILTERS as u8, 0, 0, MAC_FILTERS as u8]);
+    data.extend_from_slice(&[0, 0, VLAN_MODE_CAPS, 1]);
+    data
+}
+
+/// Get Controller Packet Statistics data, laid out as Linux's
+/// `struct ncsi_rsp_gcps_pkt`; counters the model does not keep are zero.
+fn packet_statistics(s: PacketStats) -> Vec<u8> {
+    let mut data = Vec::with_capacity(Command::GetPacketStatistics.response_len() - CODES_LEN);
+    // "Counters cleared from last read": none.
+    data.extend_from_slice(&0u64.to_be_bytes());
+    for c in [
+        s.rx_bytes,
+        s.tx_bytes,
+        s.rx_unicast,
+        s.rx_multicast,
+        s.rx_broadcast,
+        s.tx_unicast,
+        s.tx_multicast,
+        s.tx_broadcast,
+    ] {
+        data.extend_from_slice(&c.to_be_bytes());
+    }
+    // 28 error, pause, collision and size-bucket counters.
+    data.extend_from_slice(&[0; 28 * 4]);
+    // Valid bytes received: every byte, as the model sees no bad frames.
+    data.extend_from_slice(&s.rx_bytes.to_be_bytes());
+    // Runt and jabber errors.
+    data.extend_from_slice(&[0; 8]);
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ncsi_oem::{OBJ_TABLE_INFO, OP_GET, REASON_BAD_COUNT, REASON_BAD_INDEX};
+
+    const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+    const HOST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    /// Channel byte of package 0, channel 0, and of package 0 itself.
+    const CH0: u8 = 0x00;
+    const PKG0: u8 = 0x1f;
+
+    /// A backend that records OEM calls and answers what it is told to.
+    struct Mock {
+        link: bool,
+        answer: Result<(u8, Vec<u8>), u16>,
+        calls: Vec<(OemHeader, Vec<u8>)>,
+    }
+
+    impl Mock {
+        fn new() -> Self {
+            Self {
+                link: true,
+                answer: Ok((0, Vec::new())),
+                calls: Vec::new(),
+            }
+        }
+    }
+
+    impl NcsiBackend for Mock {
+        fn link_up(&self) -> bool {
+            self.link
+        }
+
+        fn oem(
+            &mut self,
+            header: &OemHeader,
+            records: &[u8],
+            out: &mut Vec<u8>,
+        ) -> Result<u8, u16> {
+            self.calls.push((*header, records.to_vec()));
+            match &self.answer {
+                Ok((count, bytes)) => {
+                    out.extend_from_slice(bytes);
+                    Ok(*count)
+                }
+                Err(reason) => Err(*reason),
+            }
+        }
+    }
+
+    /// `ncsi_calculate_checksum()` of Linux's `ncsi-cmd.c`, transliterated
+    /// independently of [`checksum`]: `len` is even in every use here.
+    fn linux_checksum(data: &[u8]) -> u32 {
+        let mut sum = 0u32;
+        let mut i = 0;
+        while i < data.len() {
+            sum = sum.wrapping_add((u32::from(data[i]) << 8) | u32::from(data[i + 1]));
+            i += 2;
+        }
+        (!sum).wrapping_add(1)
+    }
+
+    /// Builds a command the way Linux's `ncsi_xmit_cmd()` does: broadcast
+    /// addresses, payload padded to 32 bits, checksum, at least 26 bytes
+    /// after the header.
+    fn linux_cmd(iid: u8, packet_type: u8, channel: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0xff; 12];
+        f.extend_from_slice(&[0x88, 0xf8]);
+        f.extend_from_slice(&[0, 1, 0, iid, packet_type, channel]);
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(payload);
+        let padded = payload.len().div_ceil(4) * 4;
+        f.resize(14 + 16 + padded, 0);
+        let sum = linux_checksum(&f[14..]);
+        f.extend_from_slice(&sum.to_be_bytes());
+        f.resize(14 + 16 + padded.max(26) + 4, 0);
+        f
+    }
+
+    /// Response payload lengths of Linux's `ncsi_rsp_handlers[]`; `None`
+    /// where Linux takes the header's length.
+    fn linux_rsp_len(packet_type: u8) -> Option<usize> {
+        Some(match packet_type & !RESPONSE_BIT {
+            0x0a => 16,
+            0x15 => 40,
+            0x16 => 32,
+            0x17 | 0x50 => return None,
+            0x18 => 204,
+            0x19 => 32,
+            0x1a => 48,
+            0x1b => 8,
+            _ => 4,
+        })
+    }
+
+    /// A parsed response, checked as Linux's `ncsi_validate_rsp_pkt()` does
+    /// (header revision, payload length against its table, checksum) and
+    /// beyond (Ethernet framing, minimum size).
+    #[derive(Debug)]
+    struct Rsp {
+        mc_id: u8,
+        iid: u8,
+        packet_type: u8,
+        channel: u8,
+        code: u16,
+        reason: u16,
+        /// The whole payload, codes included.
+        payload: Vec<u8>,
+    }
+
+    fn parse_rsp(frame: &[u8]) -> Rsp {
+        assert!(frame.len() >= 60, "runt frame");
+        assert_eq!(frame[..6], BROADCAST);
+        assert_eq!(frame[6..12], MAC);
+        assert_eq!(frame[12..14], [0x88, 0xf8]);
+        let h = &frame[14..];
+        assert_eq!(h[1], 0x01, "header revision");
+        assert_eq!(h[2], 0);
+        assert_eq!(h[8..16], [0; 8]);
+        let len = usize::from(u16::from_be_bytes([h[6], h[7]]));
+        assert!(len <= ncsi_oem::MAX_PAYLOAD);
+        if h[4] != AEN_PACKET_TYPE {
+            if let Some(want) = linux_rsp_len(h[4]) {
+                assert_eq!(len, want, "payload length of type {:#x}", h[4]);
+            }
+        }
+        let padded = len.div_ceil(4) * 4;
+        assert!(h[16 + len..16 + padded].iter().all(|&b| b == 0));
+        let sum = u32::from_be_bytes(h[16 + padded..20 + padded].try_into().unwrap());
+        assert_eq!(sum, linux_checksum(&h[..16 + padded]), "checksum");
+        assert!(frame[14 + 20 + padded..].iter().all(|&b| b == 0));
+        Rsp {
+            mc_id: h[0],
+            iid: h[3],
+            packet_type: h[4],
+            channel: h[5],
+            code: u16::from_be_bytes([h[16], h[17]]),
+            reason: u16::from_be_bytes([h[18], h[19]]),
+            payload: h[16..16 + len].to_vec(),
+        }
+    }
+
+    /// Sends a Linux-style command and parses the response.
+    fn send(
+        r: &mut NcsiResponder,
+        b: &mut Mock,
+        iid: u8,
+        packet_type: u8,
+        channel: u8,
+        payload: &[u8],
+    ) -> Rsp {
+        let rsp = r
+            .handle(&linux_cmd(iid, packet_type, channel, payload), b)
+            .expect("a response");
+        let rsp = parse_rsp(&rsp);
+        assert_eq!(rsp.iid, iid);
+        assert_eq!(rsp.packet_type, packet_type | RESPONSE_BIT);
+        assert_eq!(rsp.channel, channel);
+        rsp
+    }
+
+    fn ok(
+        r: &mut NcsiResponder,
+        b: &mut Mock,
+        packet_type: u8,
+        channel: u8,
+        payload: &[u8],
+    ) -> Rsp {
+        let rsp = send(r, b, 7, packet_type, channel, payload);
+        assert_eq!(
+            (rsp.code, rsp.reason),
+            (0, 0),
+            "command {packet_type:#x} failed"
+        );
+        rsp
+    }
+
+    /// A responder whose channel left the Initial State.
+    fn ready() -> (NcsiResponder, Mock) {
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Mock::new();
+        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
+        (r, b)
+    }
+
+    /// The responder ready for AENs: channel enabled, `control` enabled.
+    fn aen_ready(control: u32) -> (NcsiResponder, Mock) {
+        let (mut r, mut b) = ready();
+        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
+        let mut ae = vec![0, 0, 0, 0x5a];
+        ae.extend_from_slice(&control.to_be_bytes());
+        ok(&mut r, &mut b, CMD_AEN_ENABLE, CH0, &ae);
+        (r, b)
+    }
+
+    fn oem_payload(mfr: u32, header: [u8; 4], records: &[u8]) -> Vec<u8> {
+        let mut p = mfr.to_be_bytes().to_vec();
+        p.extend_from_slice(&header);
+        p.extend_from_slice(records);
+        p
+    }
+
+    #[test]
+    fn clear_initial_state_byte_exact() {
+        #[rustfmt::skip]
+        let command: [u8; 60] = [
+            // Ethernet: broadcast to broadcast, as Linux sends before it
+            // knows a MAC.
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x88, 0xf8,
+            // MC ID 0, revision 1, reserved, IID 1, CIS, package 0 channel
+            // 0, payload length 0, reserved.
+            0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            // Checksum: words 0x0001 + 0x0001 = 0x0002, negated.
+            0xff, 0xff, 0xff, 0xfe,
+            // Linux pads to 26 bytes after the header.
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        #[rustfmt::skip]
+        let expected: [u8; 60] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+            0x88, 0xf8,
+            // Same MC ID and IID, type 0x80, same channel, length 4.
+            0x00, 0x01, 0x00, 0x01, 0x80, 0x00, 0x00, 0x04,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            // Command Completed, no error.
+            0x00, 0x00, 0x00, 0x00,
+            // Checksum: 0x0001 + 0x0001 + 0x8000 + 0x0004 = 0x8006;
+            // 0x1_0000_0000 - 0x8006 = 0xffff_7ffa.
+            0xff, 0xff, 0x7f, 0xfa,
+            // Ethernet padding to 60 bytes.
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(linux_cmd(1, CMD_CLEAR_INITIAL_STATE, CH0, &[]), command);
+        let mut r = NcsiResponder::new(MAC);
+        let rsp = r.handle(&command, &mut Mock::new());
+        assert_eq!(rsp.as_deref(), Some(&expected[..]));
+        assert_eq!(checksum(&expected[14..30]), 0xffff_7ffa);
+        let s = r.stats();
+        assert_eq!((s.rx_packets, s.commands, s.responses), (1, 1, 1));
+    }
+
+    #[test]
+    fn get_version_id_as_linux_reads_it() {
+        let (mut r, mut b) = ready();
+        let frame = r
+            .handle(&linux_cmd(3, CMD_GET_VERSION_ID, CH0, &[]), &mut b)
+            .unwrap();
+        parse_rsp(&frame);
+        // Offsets of struct ncsi_rsp_gvi_pkt from the NC-SI header.
+        let p = &frame[14..];
+        assert_eq!(u16::from_be_bytes([p[6], p[7]]), 40);
+        let bcd = |x: u8| {
+            let (hi, lo) = (x >> 4, x & 0xf);
+            u32::from(if lo < 10 { lo } else { 0 }) + 10 * u32::from(if hi < 10 { hi } else { 0 })
+        };
+        assert_eq!((bcd(p[20]), bcd(p[21]), bcd(p[22])), (1, 1, 0));
+        assert_eq!((p[23], p[27]), (0, 0), "alpha1, alpha2");
+        assert_eq!(&p[28..40], b"BMGNIC\0\0\0\0\0\0");
+        assert_eq!(&p[40..44], &[0, 1, 0, 0]);
+        let ids: Vec<u16> = p[44..52]
+            .chunks(2)
+            .map(|w| u16::from_be_bytes([w[0], w[1]]))
+            .collect();
+        assert_eq!(ids, [0x10f0, 0x1af4, 0x10f0, 0x1af4]);
+        assert_eq!(u32::from_be_bytes(p[52..56].try_into().unwrap()), 32473);
+        assert_eq!(
+            u32::from_be_bytes(p[56..60].try_into().unwrap()),
+            linux_checksum(&p[..56])
+        );
+    }
+
+    #[test]
+    fn get_capabilities_and_link_status() {
+        let (mut r, mut b) = ready();
+        let gc = ok(&mut r, &mut b, CMD_GET_CAPABILITIES, CH0, &[]);
+        let p = &gc.payload;
+        assert_eq!(be32(p, 4), 0x1c);
+        assert_eq!(be32(p, 8), 0x0f);
+        assert_eq!(be32(p, 20), AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM);
+        // VLAN, mixed, multicast, unicast filters, reserved, VLAN modes,
+        // channel count.
+        assert_eq!(p[24..32], [8, 0, 0, 2, 0, 0, 7, 1]);
+
+        let gls = ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        assert_eq!(be32(&gls.payload, 4), 0x11);
+        b.link = false;
+        let gls = ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        assert_eq!(be32(&gls.payload, 4), 0);
+    }
+
+    #[test]
+    fn bad_checksum_is_dropped_and_counted() {
+        let (mut r, mut b) = ready();
+        let mut frame = linux_cmd(2, CMD_GET_LINK_STATUS, CH0, &[]);
+        frame[33] ^= 1;
+        assert!(r.handle(&frame, &mut b).is_none());
+        let s = r.stats();
+        assert_eq!((s.checksum_errors, s.dropped, s.commands), (1, 1, 1));
+
+        // A zero checksum means "not provided" and is accepted.
+        frame[30..34].fill(0);
+        let rsp = parse_rsp(&r.handle(&frame, &mut b).unwrap());
+        assert_eq!((rsp.code, rsp.reason), (0, 0));
+
+        // Get NC-SI Statistics reports the error.
+        let gns = ok(&mut r, &mut b, CMD_GET_NCSI_STATISTICS, CH0, &[]);
+        let counters: Vec<u32> = (4..32).step_by(4).map(|i| be32(&gns.payload, i)).collect();
+        // Commands, dropped, type errors, checksum errors, packets
+        // received, packets sent, AENs sent.
+        assert_eq!(counters, [3, 1, 0, 1, 4, 2, 0]);
+    }
+
+    #[test]
+    fn unknown_command_is_unsupported() {
+        let (mut r, mut b) = ready();
+        for packet_type in [0x0f, 0x1c, 0x4f, 0x51, 0x52, 0x58, 0x7f] {
+            let rsp = send(&mut r, &mut b, 9, packet_type, CH0, &[]);
+            assert_eq!((rsp.code, rsp.reason), (0x0003, 0x7fff));
+            assert_eq!(rsp.payload.len(), 4);
+        }
+        assert_eq!(r.stats().unsupported, 7);
+        assert_eq!(r.stats().failed, 7);
+    }
+
+    #[test]
+    fn payload_length_mismatch() {
+        let (mut r, mut b) = ready();
+        let rsp = send(&mut r, &mut b, 4, CMD_GET_VERSION_ID, CH0, &[0; 4]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
+        // Full length, so that Linux passes it on to netlink users.
+        assert_eq!(rsp.payload.len(), 40);
+        let rsp = send(&mut r, &mut b, 5, CMD_AEN_ENABLE, CH0, &[0; 4]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
+        let rsp = send(&mut r, &mut b, 6, CMD_SELECT_PACKAGE, PKG0, &[]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
+        let rsp = send(&mut r, &mut b, 7, ncsi_oem::CMD_OEM, CH0, &[0, 0]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
+    }
+
+    #[test]
+    fn initial_state_requires_clear() {
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Mock::new();
+        for (packet_type, payload) in [
+            (CMD_GET_VERSION_ID, &[][..]),
+            (CMD_ENABLE_CHANNEL, &[]),
+            (CMD_GET_LINK_STATUS, &[]),
+            (CMD_AEN_ENABLE, &[0, 0, 0, 0, 0, 0, 0, 1]),
+        ] {
+            let rsp = send(&mut r, &mut b, 1, packet_type, CH0, payload);
+            assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
+        }
+        let oem = oem_payload(
+            ncsi_oem::MANUFACTURER_ID,
+            [1, OP_GET, OBJ_TABLE_INFO, 1],
+            &[],
+        );
+        let rsp = send(&mut r, &mut b, 2, ncsi_oem::CMD_OEM, CH0, &oem);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
+        assert!(b.calls.is_empty());
+
+        // Package commands do not depend on the channel's state.
+        ok(&mut r, &mut b, CMD_SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]);
+        ok(&mut r, &mut b, CMD_GET_PACKAGE_STATUS, PKG0, &[]);
+        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
+        ok(&mut r, &mut b, CMD_GET_VERSION_ID, CH0, &[]);
+
+        // Reset Channel returns the channel to the Initial State.
+        ok(&mut r, &mut b, CMD_RESET_CHANNEL, CH0, &[0; 4]);
+        let rsp = send(&mut r, &mut b, 3, CMD_GET_LINK_STATUS, CH0, &[]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
+    }
+
+    #[test]
+    fn scope_and_addressing() {
+        let (mut r, mut b) = ready();
+        // Another package, or a channel this package lacks: silence.
+        for channel in [0x20, 0x3f, 0xe0, 0x01, 0x1e] {
+            let frame = linux_cmd(1, CMD_GET_VERSION_ID, channel, &[]);
+            assert!(r.handle(&frame, &mut b).is_none());
+        }
+        assert_eq!(r.stats().foreign, 5);
+        // A channel command sent to the package, and the reverse.
+        let rsp = send(&mut r, &mut b, 2, CMD_GET_VERSION_ID, PKG0, &[]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
+        let rsp = send(&mut r, &mut b, 3, CMD_SELECT_PACKAGE, CH0, &[0; 4]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
+        // Set NC-SI Flow Control goes either way.
+        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
+        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, CH0, &[0, 0, 0, 1]);
+        let rsp = send(&mut r, &mut b, 4, CMD_SET_FLOW_CONTROL, CH0, &[0, 0, 0, 4]);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
+    }
+
+    #[test]
+    fn responses_and_aens_from_others_are_dropped() {
+        let (mut r, mut b) = ready();
+        for packet_type in [0x80, 0x95, AEN_PACKET_TYPE] {
+            assert!(r
+                .handle(&linux_cmd(1, packet_type, CH0, &[0; 4]), &mut b)
+                .is_none());
+        }
+        let mut bad_revision = linux_cmd(1, CMD_GET_VERSION_ID, CH0, &[]);
+        bad_revision[15] = 2;
+        assert!(r.handle(&bad_revision, &mut b).is_none());
+        let s = r.stats();
+        assert_eq!((s.dropped, s.malformed), (4, 1));
+    }
+
+    #[test]
+    fn short_and_foreign_frames() {
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Mock::new();
+        let good = linux_cmd(1, CMD_AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]);
+        // Every truncation of a valid command up to its checksum.
+        for len in 0..14 + 16 + 8 + 4 {
+            assert!(r.handle(&good[..len], &mut b).is_none(), "len {len}");
+        }
+        let s = r.stats();
+        assert_eq!(s.not_ncsi, 14);
+        assert_eq!((s.malformed, s.dropped, s.commands), (28, 28, 0));
+
+        let mut ipv4 = good.clone();
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(r.handle(&ipv4, &mut b).is_none());
+        // A payload length beyond the frame.
+        let mut long = good;
+        long[20..22].copy_from_slice(&0x0fffu16.to_be_bytes());
+        assert!(r.handle(&long, &mut b).is_none());
+        let s = r.stats();
+        assert_eq!((s.not_ncsi, s.malformed), (15, 29));
+    }
+
+    #[test]
+    fn oem_dispatch_success() {
+        let (mut r, mut b) = ready();
+        let records = [0xaa; 12];
+        b.answer = Ok((1, records.to_vec()));
+        let cmd = oem_payload(
+            ncsi_oem::MANUFACTURER_ID,
+            [1, OP_GET, OBJ_TABLE_INFO, 1],
+            &[0, 0, 0, 9, 0x42],
+        );
+        let rsp = ok(&mut r, &mut b, ncsi_oem::CMD_OEM, CH0, &cmd);
+        let mut want = vec![0, 0, 0, 0, 0, 0, 0x7e, 0xd9, 1, OP_GET, OBJ_TABLE_INFO, 1];
+        want.extend_from_slice(&records);
+        assert_eq!(rsp.payload, want);
+        assert_eq!(rsp.payload.len(), ncsi_oem::RESPONSE_PREFIX + 12);
+        // The backend saw the header and exactly the records, no padding.
+        assert_eq!(
+            b.calls,
+            [(
+                OemHeader {
+                    version: 1,
+                    op: OP_GET,
+                    object: OBJ_TABLE_INFO,
+                    count: 1
+                },
+                vec![0, 0, 0, 9, 0x42]
+            )]
+        );
+    }
+
+    #[test]
+    fn oem_dispatch_errors() {
+        let (mut r, mut b) = ready();
+        let header = [1, OP_GET, OBJ_TABLE_INFO, 3];
+        let cmd = oem_payload(ncsi_oem::MANUFACTURER_ID, header, &[0; 8]);
+        let echo = &cmd[..8];
+
+        b.answer = Err(REASON_BAD_INDEX);
+        let rsp = send(&mut r, &mut b, 1, ncsi_oem::CMD_OEM, CH0, &cmd);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, REASON_BAD_INDEX));
+        assert_eq!(rsp.payload[4..], *echo);
+
+        // More than one response holds.
+        b.answer = Ok((255, vec![0; ncsi_oem::MAX_PAYLOAD]));
+        let rsp = send(&mut r, &mut b, 2, ncsi_oem::CMD_OEM, CH0, &cmd);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, REASON_BAD_COUNT));
+        assert_eq!(rsp.payload[4..], *echo);
+
+        // Exactly MAX_PAYLOAD is fine.
+        let room = ncsi_oem::MAX_PAYLOAD - ncsi_oem::RESPONSE_PREFIX;
+        b.answer = Ok((3, vec![0x11; room]));
+        let rsp = send(&mut r, &mut b, 3, ncsi_oem::CMD_OEM, CH0, &cmd);
+        assert_eq!((rsp.code, rsp.payload.len()), (0, ncsi_oem::MAX_PAYLOAD));
+
+        // Wrong OEM version: the backend is not asked.
+        let calls = b.calls.len();
+        let old = oem_payload(ncsi_oem::MANUFACTURER_ID, [2, OP_GET, 9, 0], &[]);
+        let rsp = send(&mut r, &mut b, 4, ncsi_oem::CMD_OEM, CH0, &old);
+        assert_eq!(
+            (rsp.code, rsp.reason),
+            (0x0001, ncsi_oem::REASON_BAD_VERSION)
+        );
+        assert_eq!(rsp.payload[4..], old[..]);
+
+        // Header missing.
+        let short = ncsi_oem::MANUFACTURER_ID.to_be_bytes();
+        let rsp = send(&mut r, &mut b, 5, ncsi_oem::CMD_OEM, CH0, &short);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
+        assert_eq!(b.calls.len(), calls);
+    }
+
+    #[test]
+    fn oem_wrong_manufacturer() {
+        let (mut r, mut b) = ready();
+        // Mellanox's Get MAC Address, as Linux may send it.
+        let cmd = oem_payload(0x8119, [0, 0, 0x1b, 0], &[]);
+        let rsp = send(&mut r, &mut b, 1, ncsi_oem::CMD_OEM, CH0, &cmd);
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
+        assert_eq!(rsp.payload, [0, 1, 0, 2, 0, 0, 0x81, 0x19]);
+        assert!(b.calls.is_empty());
+    }
+
+    #[test]
+    fn link_aen_layout() {
+        let (mut r, _) = aen_ready(AEN_ENABLE_LINK_STATUS);
+        let frame = r.link_aen(true).expect("AEN enabled");
+        #[rustfmt::skip]
+        let expected: [u8; 60] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x01,
+            0x88, 0xf8,
+            // MC ID of AEN Enable, IID 0, type 0xff, channel 0, length 12.
+            0x5a, 0x01, 0x00, 0x00, 0xff, 0x00, 0x00, 0x0c,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            // Reserved, AEN type 0 (link status change).
+            0x00, 0x00, 0x00, 0x00,
+            // Link up, 10GBASE-T full duplex; OEM link status.
+            0x00, 0x00, 0x00, 0x11,
+            0x00, 0x00, 0x00, 0x00,
+            // 0x5a01 + 0xff00 + 0x000c + 0x0011 = 0x1591e, negated.
+            0xff, 0xfe, 0xa6, 0xe2,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(frame, expected);
+        // As Linux's ncsi_validate_aen_pkt() checks it.
+        assert_eq!(linux_checksum(&frame[14..42]), 0xfffe_a6e2);
+        let down = parse_rsp(&r.link_aen(false).unwrap());
+        assert_eq!(be32(&down.payload, 4), 0);
+        assert_eq!(r.stats().aens, 2);
+        // Not enabled for OEM AENs.
+        assert!(r.oem_aen(ncsi_oem::EVENT_TABLE_MISS, &[]).is_none());
+    }
+
+    #[test]
+    fn oem_aen_layout() {
+        let (mut r, _) = aen_ready(AEN_ENABLE_OEM);
+        let body: Vec<u8> = (0..60).collect();
+        let frame = r.oem_aen(ncsi_oem::EVENT_TABLE_MISS, &body).unwrap();
+        let aen = parse_rsp(&frame);
+        assert_eq!(
+            (aen.mc_id, aen.iid, aen.packet_type, aen.channel),
+            (0x5a, 0, 0xff, 0)
+        );
+        let mut want = vec![0, 0, 0, 0x80, 0, 0, 0x7e, 0xd9, 1, 0, 0, 0];
+        want.extend_from_slice(&body);
+        assert_eq!(aen.payload, want);
+        assert_eq!(aen.payload.len(), 4 + ncsi_oem::AEN_PREFIX + body.len());
+        assert!(r.link_aen(true).is_none());
+        // Too big for one packet.
+        let huge = vec![0; ncsi_oem::MAX_PAYLOAD];
+        assert!(r.oem_aen(ncsi_oem::EVENT_VIOLATION, &huge).is_none());
+        assert_eq!(r.stats().aens, 1);
+    }
+
+    #[test]
+    fn aens_need_enabled_channel_and_selected_package() {
+        let mut r = NcsiResponder::new(MAC);
+        assert!(r.link_aen(true).is_none());
+        let (mut r, mut b) = aen_ready(AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM);
+        assert!(r.link_aen(true).is_some());
+        ok(&mut r, &mut b, CMD_DISABLE_CHANNEL, CH0, &[0, 0, 0, 1]);
+        assert!(r.link_aen(true).is_none());
+        assert!(r.oem_aen(1, &[]).is_none());
+        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
+        ok(&mut r, &mut b, CMD_DESELECT_PACKAGE, PKG0, &[]);
+        assert!(r.link_aen(true).is_none());
+        // Any command selects the package again.
+        ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        assert!(r.link_aen(true).is_some());
+        // Unsupported AEN bits are refused and change nothing.
+        let rsp = send(
+            &mut r,
+            &mut b,
+            1,
+            CMD_AEN_ENABLE,
+            CH0,
+            &[0, 0, 0, 0, 0, 0, 0, 2],
+        );
+        assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
+        assert!(r.link_aen(false).is_some());
+    }
+
+    #[test]
+    fn parameters_report_configuration() {
+        let (mut r, mut b) = ready();
+        ok(
+            &mut r,
+            &mut b,
+            CMD_SET_VLAN_FILTER,
+            CH0,
+            &[0, 0, 0x20, 0x64, 0, 0, 2, 1],
+        );
+        ok(&mut r, &mut b, CMD_ENABLE_VLAN, CH0, &[0, 0, 0, 2]);
+        let mut sma = HOST_MAC.to_vec();
+        sma.extend_from_slice(&[1, 1]);
+        ok(&mut r, &mut b, CMD_SET_MAC_ADDRESS, CH0, &sma);
+        ok(
+            &mut r,
+            &mut b,
+            CMD_ENABLE_BROADCAST_FILTER,
+            CH0,
+            &[0, 0, 0, 0x0f],
+        );
+        ok(
+            &mut r,
+            &mut b,
+            CMD_ENABLE_MULTICAST_FILTER,
+            CH0,
+            &[0, 0, 0, 0x01],
+        );
+        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL_TX, CH0, &[]);
+        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
+        ok(
+            &mut r,
+            &mut b,
+            CMD_SET_LINK,
+            CH0,
+            &[0, 0, 0x10, 0x01, 0, 0, 0, 0],
+        );
+        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
+        ok(
+            &mut r,
+            &mut b,
+            CMD_AEN_ENABLE,
+            CH0,
+            &[0, 0, 0, 0, 0, 1, 0, 1],
+        );
+
+        let gp = ok(&mut r, &mut b, CMD_GET_PARAMETERS, CH0, &[]);
+        let p = &gp.payload;
+        assert_eq!(p.len(), 32 + 2 * 6 + 8 * 2);
+        // Offsets of struct ncsi_rsp_gp_pkt, less the 16-byte header.
+        assert_eq!((p[4], p[7], p[8]), (2, 0b01, 8));
+        assert_eq!(be16(p, 10), 0b10);
+        assert_eq!(be32(p, 12), 0x1001);
+        assert_eq!(be32(p, 16), 0x0f);
+        assert_eq!(be32(p, 20), 0b1111);
+        assert_eq!((p[24], p[25]), (2, 3));
+        assert_eq!(be32(p, 28), 0x0001_0001);
+        assert_eq!(p[32..38], HOST_MAC);
+        assert_eq!(p[38..44], [0; 6]);
+        assert_eq!(be16(p, 44 + 2), 0x2064);
+
+        // Disabling clears the flags.
+        ok(&mut r, &mut b, CMD_DISABLE_VLAN, CH0, &[]);
+        ok(&mut r, &mut b, CMD_DISABLE_BROADCAST_FILTER, CH0, &[]);
+        ok(&mut r, &mut b, CMD_DISABLE_MULTICAST_FILTER, CH0, &[]);
+        ok(&mut r, &mut b, CMD_DISABLE_CHANNEL_TX, CH0, &[]);
+        ok(
+            &mut r,
+            &mut b,
+            CMD_SET_VLAN_FILTER,
+            CH0,
+            &[0, 0, 0x20, 0x64, 0, 0, 2, 0],
+        );
+        let gp = ok(&mut r, &mut b, CMD_GET_PARAMETERS, CH0, &[]);
+        assert_eq!(be16(&gp.payload, 10), 0);
+        assert_eq!(be32(&gp.payload, 20), 0b0010);
+        assert_eq!(gp.payload[24], 0);
+    }
+
+    #[test]
+    fn filter_commands_validate_parameters() {
+        let (mut r, mut b) = ready();
+        let cases: [(u8, &[u8], u16); 8] = [
+            (CMD_SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 0, 1], 0x0002),
+            (CMD_SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 9, 1], 0x0002),
+            (CMD_SET_VLAN_FILTER, &[0, 0, 0xe0, 0, 0, 0, 1, 1], 0x0b07),
+            (CMD_SET_MAC_ADDRESS, &[0, 0, 0, 0, 0, 0, 1, 1], 0x0e08),
+            (CMD_SET_MAC_ADDRESS, &[1, 0, 0x5e, 0, 0, 1, 1, 1], 0x0002),
+            (CMD_SET_MAC_ADDRESS, &[2, 0, 0, 0, 0, 1, 3, 1], 0x0002),
+            (CMD_ENABLE_VLAN, &[0, 0, 0, 4], 0x0002),
+            (CMD_ENABLE_BROADCAST_FILTER, &[0, 0, 0, 0x10], 0x0002),
+        ];
+        for (packet_type, payload, reason) in cases {
+            let rsp = send(&mut r, &mut b, 1, packet_type, CH0, payload);
+            assert_eq!(
+                (rsp.code, rsp.reason),
+                (1, reason),
+                "{packet_type:#x} {payload:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn statistics_commands() {
+        struct Counting(Mock);
+        impl NcsiBackend for Counting {
+            fn link_up(&self) -> bool {
+                true
+            }
+            fn oem(&mut self, h: &OemHeader, r: &[u8], o: &mut Vec<u8>) -> Result<u8, u16> {
+                self.0.oem(h, r, o)
+            }
+            fn packet_stats(&self) -> PacketStats {
+                PacketStats {
+                    rx_bytes: 1 << 40,
+                    tx_bytes: 2,
+                    rx_unicast: 3,
+                    rx_multicast: 4,
+                    rx_broadcast: 5,
+                    tx_unicast: 6,
+                    tx_multicast: 7,
+                    tx_broadcast: 8,
+                }
+            }
+        }
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Counting(Mock::new());
+        let mut ask = |packet_type| {
+            let frame = linux_cmd(1, packet_type, CH0, &[]);
+            parse_rsp(&r.handle(&frame, &mut b).unwrap())
+        };
+        assert_eq!(ask(CMD_CLEAR_INITIAL_STATE).code, 0);
+        let gcps = ask(CMD_GET_PACKET_STATISTICS);
+        let p = &gcps.payload;
+        let be64 = |at: usize| u64::from_be_bytes(p[at..at + 8].try_into().unwrap());
+        assert_eq!(be64(4), 0);
+        let counters: Vec<u64> = (0..8).map(|i| be64(12 + 8 * i)).collect();
+        assert_eq!(counters, [1 << 40, 2, 3, 4, 5, 6, 7, 8]);
+        // rx_valid_bytes at offset 188 of the payload.
+        assert_eq!(be64(188), 1 << 40);
+        let gnpts = ask(CMD_GET_PASSTHROUGH_STATISTICS);
+        assert!(gnpts.payload[4..].iter().all(|&x| x == 0));
+        let gns = ask(CMD_GET_NCSI_STATISTICS);
+        // Four commands so far, three responses sent before this one.
+        assert_eq!(be32(&gns.payload, 4), 4);
+        assert_eq!(be32(&gns.payload, 24), 3);
+    }
+
+    /// The commands Linux's `ncsi-manage.c` sends to probe the interface
+    /// and configure the channel all complete, and every response passes
+    /// `ncsi_validate_rsp_pkt()`.
+    #[test]
+    fn linux_start_up_sequence() {
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Mock::new();
+        let mut iid = 0u8;
+        let mut xmit = |r: &mut NcsiResponder, packet_type: u8, channel: u8, payload: &[u8]| {
+            iid = iid.wrapping_add(1).max(1);
+            r.handle(&linux_cmd(iid, packet_type, channel, payload), &mut b)
+                .map(|f| {
+                    let rsp = parse_rsp(&f);
+                    assert_eq!((rsp.iid, rsp.channel), (iid, channel));
+                    assert_eq!(rsp.packet_type, packet_type | RESPONSE_BIT);
+                    assert_eq!((rsp.code, rsp.reason), (0, 0), "{packet_type:#x}");
+                    rsp
+                })
+        };
+
+        // ncsi_probe_channel(): deselect all packages; only 0 exists.
+        for package in 0..8u8 {
+            let rsp = xmit(&mut r, CMD_DESELECT_PACKAGE, package << 5 | 0x1f, &[]);
+            assert_eq!(rsp.is_some(), package == 0);
+        }
+        for package in 0..8u8 {
+            let pkg = package << 5 | 0x1f;
+            let Some(_) = xmit(&mut r, CMD_SELECT_PACKAGE, pkg, &[0, 0, 0, 1]) else {
+                assert_ne!(package, 0);
+                continue;
+            };
+            let ch = package << 5;
+            xmit(&mut r, CMD_CLEAR_INITIAL_STATE, ch, &[]).unwrap();
+            let gvi = xmit(&mut r, CMD_GET_VERSION_ID, ch, &[]).unwrap();
+            // Version 1.1: Linux takes the OEM Get MAC path, not GMCMA.
+            assert_eq!(gvi.payload[4..6], [0xf1, 0xf1]);
+            let gc = xmit(&mut r, CMD_GET_CAPABILITIES, ch, &[]).unwrap();
+            assert_eq!(gc.payload[31], 1, "channel count");
+            xmit(&mut r, CMD_GET_LINK_STATUS, ch, &[]).unwrap();
+            xmit(&mut r, CMD_DESELECT_PACKAGE, pkg, &[]).unwrap();
+        }
+
+        // ncsi_configure_channel() on package 0, channel 0, with the
+        // capabilities Get Capabilities reported.
+        xmit(&mut r, CMD_SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]).unwrap();
+        xmit(&mut r, CMD_CLEAR_INITIAL_STATE, CH0, &[]).unwrap();
+        // The MLX/BCM/Intel Get MAC command Linux might try: refused.
+        let gma = r.handle(
+            &linux_cmd(
+                200,
+                ncsi_oem::CMD_OEM,
+                CH0,
+                &oem_payload(0x8119, [0, 0, 0x1b, 0], &[]),
+            ),
+            &mut Mock::new(),
+        );
+        assert_eq!(parse_rsp(&gma.unwrap()).code, 1);
+        // Clear every VLAN filter, as the bitmap starts full.
+        for index in 1..=8u8 {
+            xmit(
+                &mut r,
+                CMD_SET_VLAN_FILTER,
+                CH0,
+                &[0, 0, 0, 0, 0, 0, index, 0],
+            )
+            .unwrap();
+        }
+        xmit(&mut r, CMD_DISABLE_VLAN, CH0, &[]).unwrap();
+        let mut sma = HOST_MAC.to_vec();
+        sma.extend_from_slice(&[1, 1]);
+        xmit(&mut r, CMD_SET_MAC_ADDRESS, CH0, &sma).unwrap();
+        xmit(&mut r, CMD_ENABLE_BROADCAST_FILTER, CH0, &[0, 0, 0, 0x0f]).unwrap();
+        xmit(&mut r, CMD_DISABLE_MULTICAST_FILTER, CH0, &[]).unwrap();
+        xmit(&mut r, CMD_ENABLE_CHANNEL_TX, CH0, &[]).unwrap();
+        xmit(&mut r, CMD_ENABLE_CHANNEL, CH0, &[]).unwrap();
+        // AEN caps masked with NCSI_CAP_AEN_MASK (0x07).
+        xmit(&mut r, CMD_AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]).unwrap();
+        let gls = xmit(&mut r, CMD_GET_LINK_STATUS, CH0, &[]).unwrap();
+        assert_eq!(be32(&gls.payload, 4) & 1, 1);
+        // The channel monitor polls the link every second.
+        xmit(&mut r, CMD_GET_LINK_STATUS, CH0, &[]).unwrap();
+
+        // Configured: link changes reach Linux, OEM events do not.
+        assert!(r.link_aen(false).is_some());
+        assert!(r.oem_aen(ncsi_oem::EVENT_TABLE_MISS, &[]).is_none());
+        let s = r.stats();
+        assert_eq!(s.foreign, 14);
+        assert_eq!(s.failed, 1);
+        assert_eq!(s.dropped, 0);
+    }
+
+    /// A small xorshift generator: the tests need no crate for randomness.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    #[test]
+    fn random_frames_never_panic() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Mock::new();
+        for round in 0..20_000 {
+            b.answer = match rng.below(4) {
+                0 => Err(rng.next() as u16),
+                _ => {
+                    let len = rng.below(1600);
+                    Ok((rng.next() as u8, rng.bytes(len)))
+                }
+            };
+            let frame = match round % 4 {
+                // Pure noise.
+                0 => {
+                    let len = rng.below(128);
+                    rng.bytes(len)
+                }
+                // Noise with the NC-SI ethertype and revision.
+                1 => {
+                    let len = rng.below(200);
+                    let mut f = rng.bytes(len.max(16));
+                    f[12..14].copy_from_slice(&[0x88, 0xf8]);
+                    f[15] = 1;
+                    f
+                }
+                // Well-formed commands with random fields, maybe cut short.
+                _ => {
+                    let packet_type = (rng.next() % 0x60) as u8;
+                    let channel = [CH0, PKG0, rng.next() as u8][rng.below(3)];
+                    let len = rng.below(64);
+                    let mut payload = rng.bytes(len);
+                    if packet_type == ncsi_oem::CMD_OEM && rng.below(2) == 0 {
+                        payload = oem_payload(ncsi_oem::MANUFACTURER_ID, [1, 1, 1, 1], &payload);
+                    }
+                    let mut f = linux_cmd(rng.next() as u8, packet_type, channel, &payload);
+                    if rng.below(4) == 0 {
+                        let cut = rng.below(f.len());
+                        f.truncate(cut);
+                    }
+                    f
+                }
+            };
+            if let Some(rsp) = r.handle(&frame, &mut b) {
+                let rsp = parse_rsp(&rsp);
+                assert!(rsp.payload.len() <= ncsi_oem::MAX_PAYLOAD);
+            }
+            if round % 1000 == 0 {
+                let _ = r.link_aen(rng.below(2) == 0);
+                let len = rng.below(2000);
+                let _ = r.oem_aen(rng.next() as u8, &rng.bytes(len));
+            }
+        }
+        let s = r.stats();
+        assert!(s.responses > 1000 && s.dropped > 1000 && s.not_ncsi > 1000);
+    }
+}

@@ -8,11 +8,11 @@
 //! packet ports).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::mem::size_of;
 use std::path::Path;
 
-use log::{debug, info, warn};
+use log::{info, warn};
 use vfio_bindings::bindings::vfio::{
     vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER,
     VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR0_REGION_INDEX,
@@ -21,8 +21,7 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
 
-use crate::device::Bmgnic;
-use crate::pci_config::{PciConfig, CONFIG_SIZE, MSIX_VECTORS};
+use crate::pci_config::{CONFIG_SIZE, MSIX_VECTORS};
 use crate::regs;
 
 /// A PCI function as seen by a transport: config space, BARs, DMA, IRQs.
@@ -44,105 +43,6 @@ pub trait PciFunction {
     fn set_msix(&mut self, start: u32, fds: Vec<File>) -> io::Result<()>;
     /// Function-level reset.
     fn reset(&mut self);
-}
-
-/// The BMGNIC PCI function: config space, the device and its interrupts.
-pub struct Function {
-    config: PciConfig,
-    device: Bmgnic,
-    msix: Vec<Option<File>>,
-    dma_regions: Vec<(u64, u64)>,
-}
-
-impl Default for Function {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Function {
-    /// Creates the function in its power-on state.
-    pub fn new() -> Self {
-        Self {
-            config: PciConfig::new(),
-            device: Bmgnic::new(),
-            msix: (0..MSIX_VECTORS).map(|_| None).collect(),
-            dma_regions: Vec::new(),
-        }
-    }
-
-    /// The device behind the function.
-    pub fn device(&self) -> &Bmgnic {
-        &self.device
-    }
-
-    /// Signals MSI-X vector `vector` if the guest set it up.
-    pub fn interrupt(&mut self, vector: usize) -> io::Result<()> {
-        match self.msix.get_mut(vector) {
-            Some(Some(fd)) => fd.write_all(&1u64.to_le_bytes()),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl PciFunction for Function {
-    fn config_read(&mut self, offset: u64, data: &mut [u8]) {
-        self.config.read(offset, data);
-    }
-
-    fn config_write(&mut self, offset: u64, data: &[u8]) {
-        self.config.write(offset, data);
-    }
-
-    fn bar_read(&mut self, bar: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
-        if bar != 0 {
-            return Err(io::Error::from_raw_os_error(libc_einval()));
-        }
-        self.device.bar0_read(offset, data);
-        Ok(())
-    }
-
-    fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> io::Result<()> {
-        if bar != 0 {
-            return Err(io::Error::from_raw_os_error(libc_einval()));
-        }
-        self.device.bar0_write(offset, data);
-        Ok(())
-    }
-
-    fn dma_map(&mut self, iova: u64, size: u64, offset: u64, fd: Option<File>) -> io::Result<()> {
-        debug!(
-            "dma map iova {iova:#x} size {size:#x} offset {offset:#x} fd {}",
-            fd.is_some()
-        );
-        self.dma_regions.push((iova, size));
-        Ok(())
-    }
-
-    fn dma_unmap(&mut self, iova: u64, size: u64) -> io::Result<()> {
-        debug!("dma unmap iova {iova:#x} size {size:#x}");
-        self.dma_regions.retain(|&(a, s)| !(a == iova && s == size));
-        Ok(())
-    }
-
-    fn set_msix(&mut self, start: u32, fds: Vec<File>) -> io::Result<()> {
-        let start = start as usize;
-        if fds.is_empty() {
-            self.msix.iter_mut().skip(start).for_each(|v| *v = None);
-            return Ok(());
-        }
-        if start + fds.len() > self.msix.len() {
-            return Err(io::Error::from_raw_os_error(libc_einval()));
-        }
-        for (slot, fd) in self.msix.iter_mut().skip(start).zip(fds) {
-            *slot = Some(fd);
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.device.reset();
-    }
 }
 
 fn libc_einval() -> i32 {

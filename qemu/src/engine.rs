@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Runs the device: the vfio-user connection, the TX worker and the two
+//! ports, as threads around one locked [`Bmgnic`].
+//!
+//! - The vfio-user thread serves config space and BAR0. A TX doorbell only
+//!   records the producer index and wakes the worker, so the guest's
+//!   (synchronous) MMIO write returns at once.
+//! - The worker drains the TX ring, sends what the pipeline lets through to
+//!   the fabric, releases moderated interrupts and reports events to the
+//!   RME as NC-SI AENs.
+//! - One thread per port receives: fabric frames go through the RX
+//!   pipeline into the RX ring; NC-SI commands are answered.
+//!
+//! Frames are sent after the device lock is dropped.
+
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+
+use crate::device::{Bmgnic, DeviceConfig};
+use crate::ncsi::{NcsiBackend, NcsiResponder};
+use crate::ncsi_oem::OemHeader;
+use crate::pci_config::PciConfig;
+use crate::port::{Port, MAX_FRAME};
+use crate::vfio::PciFunction;
+
+/// State shared by the threads.
+pub struct Engine {
+    device: Mutex<Bmgnic>,
+    ncsi: Mutex<NcsiResponder>,
+    work: Condvar,
+    fabric: Option<Port>,
+    sideband: Option<Port>,
+    start: Instant,
+    stop: AtomicBool,
+}
+
+impl Engine {
+    /// Creates the engine; `mac` is the NIC's sideband MAC address.
+    pub fn new(
+        config: DeviceConfig,
+        fabric: Option<Port>,
+        sideband: Option<Port>,
+        sideband_mac: [u8; 6],
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            device: Mutex::new(Bmgnic::new(config)),
+            ncsi: Mutex::new(NcsiResponder::new(sideband_mac)),
+            work: Condvar::new(),
+            fabric,
+            sideband,
+            start: Instant::now(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Locks the device. A thread that panicked while holding the lock left
+    /// it poisoned; the device state is still consistent enough to report
+    /// and stop, so the lock is taken anyway.
+    pub fn device(&self) -> MutexGuard<'_, Bmgnic> {
+        self.device.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn responder(&self) -> MutexGuard<'_, NcsiResponder> {
+        self.ncsi.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the worker and the port threads.
+    pub fn start(self: &Arc<Self>) -> io::Result<()> {
+        let me = Arc::clone(self);
+        thread::Builder::new()
+            .name("tx-worker".into())
+            .spawn(move || me.worker())?;
+        if let Some(port) = &self.fabric {
+            let rx = port.try_clone()?;
+            let me = Arc::clone(self);
+            thread::Builder::new()
+                .name("fabric-rx".into())
+                .spawn(move || me.fabric_rx(rx))?;
+        }
+        if let Some(port) = &self.sideband {
+            let rx = port.try_clone()?;
+            let me = Arc::clone(self);
+            thread::Builder::new()
+                .name("ncsi-rx".into())
+                .spawn(move || me.ncsi_rx(rx))?;
+        }
+        Ok(())
+    }
+
+    /// Asks the threads to stop.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.work.notify_all();
+    }
+
+    fn worker(&self) {
+        let mut out = Vec::new();
+        let mut aens = Vec::new();
+        while !self.stop.load(Ordering::SeqCst) {
+            {
+                let mut dev = self.device();
+                let now = self.now_ns();
+                let next_irq = dev.poll_interrupts(now);
+                if !dev.tx_pending() && dev.events.is_empty() {
+                    let wait = next_irq
+                        .map(|due| Duration::from_nanos(due.saturating_sub(now)))
+                        .unwrap_or(Duration::from_millis(100));
+                    dev = self
+                        .work
+                        .wait_timeout(dev, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                let now = self.now_ns();
+                dev.process_tx(now, &mut out);
+                dev.poll_interrupts(now);
+                if !dev.events.is_empty() {
+                    let events = std::mem::take(&mut dev.events);
+                    let reports = dev.rme.event_reports(&events, now);
+                    drop(dev);
+                    let mut ncsi = self.responder();
+                    for (event, body) in reports {
+                        if let Some(frame) = ncsi.oem_aen(event, &body) {
+                            aens.push(frame);
+                        }
+                    }
+                }
+            }
+            self.send(&self.fabric, &mut out);
+            self.send(&self.sideband, &mut aens);
+        }
+    }
+
+    fn send(&self, port: &Option<Port>, frames: &mut Vec<Vec<u8>>) {
+        if let Some(port) = port {
+            for f in frames.iter() {
+                if let Err(e) = port.send(f) {
+                    debug!("{} port: send failed: {e}", port.name());
+                }
+            }
+        }
+        frames.clear();
+    }
+
+    fn fabric_rx(&self, port: Port) {
+        let mut buf = vec![0u8; MAX_FRAME + 128];
+        while !self.stop.load(Ordering::SeqCst) {
+            match port.recv(&mut buf) {
+                Ok(len) => {
+                    let mut dev = self.device();
+                    dev.receive(&buf[..len], self.now_ns());
+                    if !dev.events.is_empty() {
+                        self.work.notify_one();
+                    }
+                }
+                Err(e) => {
+                    warn!("fabric port: receive failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn ncsi_rx(&self, port: Port) {
+        let mut buf = vec![0u8; MAX_FRAME];
+        while !self.stop.load(Ordering::SeqCst) {
+            let len = match port.recv(&mut buf) {
+                Ok(len) => len,
+                Err(e) => {
+                    warn!("ncsi port: receive failed: {e}");
+                    return;
+                }
+            };
+            let response = {
+                let mut ncsi = self.responder();
+                let mut dev = self.device();
+                let now = self.now_ns();
+                let mut backend = DeviceBackend { dev: &mut dev, now };
+                ncsi.handle(&buf[..len], &mut backend)
+            };
+            if let Some(frame) = response {
+                if let Err(e) = port.send(&frame) {
+                    debug!("ncsi port: send failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The device as the NC-SI responder's backend.
+struct DeviceBackend<'a> {
+    dev: &'a mut Bmgnic,
+    now: u64,
+}
+
+impl NcsiBackend for DeviceBackend<'_> {
+    fn link_up(&self) -> bool {
+        self.dev.link_up()
+    }
+
+    fn oem(&mut self, header: &OemHeader, records: &[u8], out: &mut Vec<u8>) -> Result<u8, u16> {
+        let quarantined = self.dev.rme.quarantined();
+        let stats = *self.dev.stats();
+        let result = self
+            .dev
+            .rme
+            .handle_oem(header, records, out, &stats, self.now);
+        if self.dev.rme.quarantined() != quarantined {
+            self.dev.link_changed(self.now);
+        }
+        result
+    }
+}
+
+/// The PCI function served over vfio-user: config space here, everything
+/// else in the shared device.
+pub struct Function {
+    config: PciConfig,
+    engine: Arc<Engine>,
+}
+
+impl Function {
+    /// The function of `engine`'s device.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            config: PciConfig::new(),
+            engine,
+        }
+    }
+}
+
+fn einval() -> io::Error {
+    io::Error::from_raw_os_error(22)
+}
+
+impl PciFunction for Function {
+    fn config_read(&mut self, offset: u64, data: &mut [u8]) {
+        self.config.read(offset, data);
+    }
+
+    fn config_write(&mut self, offset: u64, data: &[u8]) {
+        self.config.write(offset, data);
+    }
+
+    fn bar_read(&mut self, bar: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
+        if bar != 0 {
+            return Err(einval());
+        }
+        self.engine.device().bar0_read(offset, data);
+        Ok(())
+    }
+
+    fn bar_write(&mut self, bar: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        if bar != 0 {
+            return Err(einval());
+        }
+        let now = self.engine.now_ns();
+        let mut dev = self.engine.device();
+        let tx_work = dev.bar0_write(offset, data, now);
+        if tx_work || !dev.events.is_empty() {
+            self.engine.work.notify_one();
+        }
+        Ok(())
+    }
+
+    fn dma_map(&mut self, iova: u64, size: u64, offset: u64, fd: Option<File>) -> io::Result<()> {
+        let fd = fd.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "DMA map without a file descriptor",
+            )
+        })?;
+        self.engine
+            .device()
+            .memory_mut()
+            .map(iova, size, offset, fd)
+    }
+
+    fn dma_unmap(&mut self, iova: u64, size: u64) -> io::Result<()> {
+        self.engine.device().memory_mut().unmap(iova, size)
+    }
+
+    fn set_msix(&mut self, start: u32, fds: Vec<File>) -> io::Result<()> {
+        self.engine.device().set_msix(start as usize, fds)
+    }
+
+    fn reset(&mut self) {
+        self.engine.device().reset();
+    }
+}
