@@ -643,3 +643,229 @@ impl Bmgnic {
         self.raise(guest::INT_LINK, now_ns);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest_mem::test_memfd;
+    use crate::regs::guest::queue_reg;
+
+    const MEM: u64 = 0x10_0000;
+    const TX_RING: u64 = 0x1000;
+    const RX_RING: u64 = 0x2000;
+    const STATUS: u64 = 0x3000;
+    const TX_BUFS: u64 = 0x8000;
+    const RX_BUFS: u64 = 0x4_0000;
+    const RING: u32 = 16;
+
+    fn w(dev: &mut Bmgnic, reg: usize, value: u32) -> bool {
+        dev.bar0_write(reg as u64, &value.to_le_bytes(), 0)
+    }
+
+    fn r(dev: &mut Bmgnic, reg: usize) -> u32 {
+        let mut b = [0u8; 4];
+        dev.bar0_read(reg as u64, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn mem_read(dev: &Bmgnic, addr: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        dev.mem.read(addr, &mut v).unwrap();
+        v
+    }
+
+    /// An open device (no RME configuration) with rings programmed and
+    /// enabled, as a driver's open() leaves it.
+    fn running_device() -> Bmgnic {
+        let mut dev = Bmgnic::new(DeviceConfig::default());
+        dev.rme.set_factory_mac([0x52, 0x54, 0, 0xb0, 0, 1]);
+        dev.rme.open();
+        dev.memory_mut().map(0, MEM, 0, test_memfd(MEM)).unwrap();
+        w(&mut dev, queue_reg(0, guest::TX_BASE_LO), TX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::TX_SIZE), RING);
+        w(&mut dev, queue_reg(0, guest::RX_BASE_LO), RX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::RX_SIZE), RING);
+        w(&mut dev, guest::STATUS_BLOCK_LO, STATUS as u32);
+        w(&mut dev, guest::CONTROL, guest::CONTROL_ENABLE);
+        assert_eq!(dev.error(), None);
+        dev
+    }
+
+    fn frame(len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[0..6].copy_from_slice(&[0x52, 0x54, 0, 0xb0, 0, 2]);
+        f[6..12].copy_from_slice(&[0x52, 0x54, 0, 0xb0, 0, 1]);
+        f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        for (i, b) in f[14..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    fn post_tx(dev: &mut Bmgnic, index: u32, addr: u64, len: u16, flags: u16) {
+        let slot = TX_RING + u64::from(desc::slot(index, RING)) * desc::SIZE as u64;
+        dev.mem
+            .write(slot, &desc::encode(addr, len, flags))
+            .unwrap();
+    }
+
+    #[test]
+    fn tx_frame_reaches_the_fabric_and_completes_in_guest_memory() {
+        let mut dev = running_device();
+        let f = frame(100);
+        dev.mem.write(TX_BUFS, &f[..60]).unwrap();
+        dev.mem.write(TX_BUFS + 0x800, &f[60..]).unwrap();
+        post_tx(&mut dev, 0, TX_BUFS, 60, 0);
+        post_tx(&mut dev, 1, TX_BUFS + 0x800, 40, desc::TX_FLAG_EOP);
+        assert!(w(&mut dev, queue_reg(0, guest::TX_TAIL), 2));
+        let mut out = Vec::new();
+        assert_eq!(dev.process_tx(1, &mut out), 2);
+        assert_eq!(out, vec![f.clone()]);
+        let sb = mem_read(&dev, STATUS, 16);
+        assert_eq!(
+            u32::from_le_bytes([sb[0], sb[1], sb[2], sb[3]]),
+            2,
+            "TX head"
+        );
+        let status = u32::from_le_bytes([sb[8], sb[9], sb[10], sb[11]]);
+        assert_ne!(status & guest::STATUS_ENABLED, 0);
+        assert_ne!(
+            u32::from_le_bytes([sb[12], sb[13], sb[14], sb[15]]) & guest::INT_TX,
+            0
+        );
+        assert_eq!(dev.stat(Stat::TxPackets), 1);
+        assert_eq!(dev.stat(Stat::TxBytes), 100);
+        assert_eq!(r(&mut dev, guest::stat_offset(Stat::TxBytes)), 100);
+    }
+
+    #[test]
+    fn bad_descriptor_stops_the_device_visibly_and_is_counted() {
+        let mut dev = running_device();
+        post_tx(&mut dev, 0, MEM - 10, 64, desc::TX_FLAG_EOP);
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 1);
+        let mut out = Vec::new();
+        dev.process_tx(1, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(dev.error(), Some(guest::ERR_DESC_ADDRESS));
+        assert_ne!(r(&mut dev, guest::STATUS) & guest::STATUS_ERROR, 0);
+        assert_eq!(r(&mut dev, guest::ERROR_CODE), guest::ERR_DESC_ADDRESS);
+        assert_eq!(r(&mut dev, guest::ERROR_INFO), 0);
+        assert_ne!(r(&mut dev, guest::INT_CAUSE) & guest::INT_ERROR, 0);
+        assert_eq!(dev.stat(Stat::TxDropBadDescriptor), 1);
+        // Stopped: further doorbells do nothing until a reset.
+        post_tx(&mut dev, 1, TX_BUFS, 64, desc::TX_FLAG_EOP);
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 2);
+        assert_eq!(dev.process_tx(2, &mut out), 0);
+        w(&mut dev, guest::CONTROL, guest::CONTROL_RESET);
+        assert_eq!(dev.error(), None);
+        assert_eq!(r(&mut dev, guest::STATUS) & guest::STATUS_ENABLED, 0);
+    }
+
+    #[test]
+    fn zero_length_descriptor_and_runaway_doorbell_are_errors() {
+        let mut dev = running_device();
+        post_tx(&mut dev, 0, TX_BUFS, 0, desc::TX_FLAG_EOP);
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 1);
+        dev.process_tx(1, &mut Vec::new());
+        assert_eq!(dev.error(), Some(guest::ERR_DESC_LENGTH));
+
+        let mut dev = running_device();
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), RING + 1);
+        assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
+    }
+
+    #[test]
+    fn enable_checks_rings_against_guest_memory() {
+        let mut dev = Bmgnic::new(DeviceConfig::default());
+        dev.memory_mut().map(0, MEM, 0, test_memfd(MEM)).unwrap();
+        w(
+            &mut dev,
+            queue_reg(0, guest::TX_BASE_LO),
+            (MEM - 0x10) as u32,
+        );
+        w(&mut dev, queue_reg(0, guest::TX_SIZE), RING);
+        w(&mut dev, queue_reg(0, guest::RX_BASE_LO), RX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::RX_SIZE), RING);
+        w(&mut dev, guest::STATUS_BLOCK_LO, STATUS as u32);
+        w(&mut dev, guest::CONTROL, guest::CONTROL_ENABLE);
+        assert_eq!(dev.error(), Some(guest::ERR_RING_ADDRESS));
+
+        let mut dev = Bmgnic::new(DeviceConfig::default());
+        w(&mut dev, queue_reg(0, guest::TX_SIZE), 100);
+        w(&mut dev, guest::CONTROL, guest::CONTROL_ENABLE);
+        assert_eq!(dev.error(), Some(guest::ERR_RING_SIZE));
+    }
+
+    #[test]
+    fn rx_frame_lands_in_a_posted_buffer_with_write_back() {
+        let mut dev = running_device();
+        for i in 0..4u32 {
+            let slot = RX_RING + u64::from(i) * desc::SIZE as u64;
+            let buf = RX_BUFS + u64::from(i) * 0x800;
+            dev.mem.write(slot, &desc::encode(buf, 2048, 0)).unwrap();
+        }
+        w(&mut dev, queue_reg(0, guest::RX_TAIL), 4);
+        let f = frame(200);
+        dev.receive(&f, 5);
+        assert_eq!(mem_read(&dev, RX_BUFS, 200), f);
+        let d: [u8; 16] = mem_read(&dev, RX_RING, 16).try_into().unwrap();
+        assert_eq!(
+            desc::decode(&d),
+            (RX_BUFS, 200, desc::RX_FLAG_DONE | desc::RX_FLAG_EOP)
+        );
+        let sb = mem_read(&dev, STATUS, 8);
+        assert_eq!(
+            u32::from_le_bytes([sb[4], sb[5], sb[6], sb[7]]),
+            1,
+            "RX head"
+        );
+        assert_eq!(dev.stat(Stat::RxPackets), 1);
+        // Four buffers: the fifth and sixth frames find none.
+        for _ in 0..5 {
+            dev.receive(&f, 6);
+        }
+        assert_eq!(dev.stat(Stat::RxPackets), 4);
+        assert_eq!(dev.stat(Stat::RxDropNoBuffer), 2);
+    }
+
+    #[test]
+    fn guest_cannot_write_read_only_registers_or_exceed_the_mtu_cap() {
+        let mut dev = Bmgnic::new(DeviceConfig::default());
+        for reg in [
+            guest::ID,
+            guest::VERSION,
+            guest::STATUS,
+            guest::MAC_LO,
+            guest::MTU_CAP,
+        ] {
+            let before = r(&mut dev, reg);
+            w(&mut dev, reg, !before);
+            assert_eq!(r(&mut dev, reg), before, "register {reg:#x} changed");
+        }
+        assert_eq!(dev.stat(Stat::GuestRoWrites), 5);
+        assert_eq!(r(&mut dev, guest::MTU_CAP), 1500);
+        w(&mut dev, guest::MTU, 9000);
+        assert_eq!(r(&mut dev, guest::MTU), 1500);
+        w(&mut dev, guest::MTU, 1400);
+        assert_eq!(r(&mut dev, guest::MTU), 1400);
+        // Narrow and misaligned writes are refused too.
+        dev.bar0_write(guest::MTU as u64, &[0x10], 0);
+        dev.bar0_write(guest::MTU as u64 + 1, &[0, 0, 0, 0], 0);
+        assert_eq!(r(&mut dev, guest::MTU), 1400);
+        assert_eq!(dev.stat(Stat::GuestRoWrites), 8);
+        assert_eq!(dev.events.len(), 8);
+    }
+
+    #[test]
+    fn interrupt_moderation_holds_back_and_releases_messages() {
+        let mut dev = running_device();
+        w(&mut dev, guest::INT_MODERATION, 100);
+        dev.raise(guest::INT_RX, 1_000_000);
+        assert!(!dev.irq_pending[1]);
+        dev.raise(guest::INT_RX, 1_050_000);
+        assert!(dev.irq_pending[1]);
+        assert_eq!(dev.poll_interrupts(1_060_000), Some(1_100_000));
+        assert_eq!(dev.poll_interrupts(1_100_000), None);
+        assert!(!dev.irq_pending[1]);
+    }
+}

@@ -540,7 +540,10 @@ impl FlowTable {
 /// Checks what the table needs of a record beyond its slot: a known action,
 /// a key within its mask, and OVS-style prerequisites so that a field is only
 /// matched where it has one meaning.
-fn validate(rec: &FlowRecord) -> Result<(), FlowError> {
+/// Checks that an entry is well formed: a known action, a key within its
+/// mask, and the ethertype and protocol prerequisites of the fields it
+/// matches.
+pub fn validate(rec: &FlowRecord) -> Result<(), FlowError> {
     if rec.action > ACTION_ENCAP {
         return Err(FlowError::BadAction(rec.action));
     }

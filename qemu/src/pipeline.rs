@@ -201,3 +201,304 @@ pub fn receive(
     }
     Ok(inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ncsi_oem::{
+        FlowRecord, IdentityRecord, MeterRecord, OemHeader, PolicyRecord, Record, TenantRecord,
+        VtepRecord,
+    };
+    use crate::regs::guest::STAT_COUNT;
+
+    const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 1];
+    const PEER_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 2];
+    const GUEST_IP: [u8; 4] = [10, 0, 0, 1];
+    const PEER_IP: [u8; 4] = [10, 0, 0, 2];
+    const VNI: u32 = 0x1234;
+
+    fn set<R: Record>(rme: &mut RmeBank, object: u8, records: &[R]) {
+        let mut bytes = vec![0u8; R::LEN * records.len()];
+        for (r, chunk) in records.iter().zip(bytes.chunks_mut(R::LEN)) {
+            r.encode(chunk);
+        }
+        let h = OemHeader {
+            version: oem::OEM_VERSION,
+            op: oem::OP_SET,
+            object,
+            count: records.len() as u8,
+        };
+        rme.handle_oem(&h, &bytes, &mut Vec::new(), &[0; STAT_COUNT], 0)
+            .unwrap();
+    }
+
+    /// A tenant with one remote VTEP and an allow-by-encapsulation rule for
+    /// its subnet.
+    fn configured() -> RmeBank {
+        let mut rme = RmeBank::new(64);
+        let mut id = IdentityRecord {
+            mac: GUEST_MAC,
+            mtu_cap: 1500,
+            ipv4_count: 1,
+            ..IdentityRecord::default()
+        };
+        id.ipv4[0] = GUEST_IP;
+        set(&mut rme, oem::OBJ_IDENTITY, &[id]);
+        let tenant = TenantRecord {
+            vni: VNI,
+            local_mac: [2, 0, 0, 0, 0, 1],
+            local_ip: [192, 168, 0, 1],
+        };
+        set(&mut rme, oem::OBJ_TENANT, &[tenant]);
+        let vtep = VtepRecord {
+            index: 3,
+            mac: [2, 0, 0, 0, 0, 2],
+            ip: [192, 168, 0, 2],
+        };
+        set(&mut rme, oem::OBJ_VTEP, &[vtep]);
+        let mut mask = FlowKey {
+            in_port: 0xff,
+            ethertype: 0xffff,
+            ..FlowKey::default()
+        };
+        mask.ip_dst[..4].copy_from_slice(&[255, 255, 255, 0]);
+        let mut key = FlowKey {
+            ethertype: ETHERTYPE_IPV4,
+            ..FlowKey::default()
+        };
+        key.ip_dst[..4].copy_from_slice(&[10, 0, 0, 0]);
+        let flow = FlowRecord {
+            slot: 0,
+            priority: 10,
+            action: oem::ACTION_ENCAP,
+            meter: oem::NO_METER,
+            vtep: 3,
+            key,
+            mask,
+        };
+        set(&mut rme, oem::OBJ_FLOW, &[flow]);
+        rme
+    }
+
+    fn udp(src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4], dport: u16, payload: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&PEER_MAC);
+        f.extend_from_slice(&src_mac);
+        f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        let total = (20 + 8 + payload) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.resize(f.len() + payload, 0xab);
+        f
+    }
+
+    #[test]
+    fn allowed_traffic_leaves_vxlan_encapsulated_with_the_tenant_vni() {
+        let mut rme = configured();
+        let f = udp(GUEST_MAC, GUEST_IP, PEER_IP, 5201, 100);
+        let mut out = Vec::new();
+        transmit(&mut rme, &f, 0, &mut out, &mut Vec::new()).unwrap();
+        assert_eq!(out.len(), f.len() + 50);
+        assert_eq!(&out[0..6], &[2, 0, 0, 0, 0, 2]);
+        assert_eq!(&out[36..38], &4789u16.to_be_bytes());
+        assert_eq!(&out[42..50], &[0x08, 0, 0, 0, 0, 0x12, 0x34, 0]);
+        assert_eq!(&out[50..], &f[..]);
+        let c = rme.flows.counters(0, 0).unwrap();
+        assert_eq!((c.packets, c.bytes), (1, f.len() as u64));
+        // And the receiving side takes it back.
+        let mut back = RmeBank::new(4);
+        let t = TenantRecord {
+            vni: VNI,
+            local_mac: [2, 0, 0, 0, 0, 2],
+            local_ip: [192, 168, 0, 2],
+        };
+        set(&mut back, oem::OBJ_TENANT, &[t]);
+        let inner = receive(&mut back, &out, 0, &mut Vec::new()).unwrap();
+        assert_eq!(&out[inner], &f[..]);
+    }
+
+    #[test]
+    fn spoofed_sources_are_dropped_and_reported() {
+        let mut rme = configured();
+        let mut events = Vec::new();
+        let mut out = Vec::new();
+        let other_mac = udp([0x52, 0x54, 0, 0, 0, 9], GUEST_IP, PEER_IP, 1, 10);
+        assert_eq!(
+            transmit(&mut rme, &other_mac, 0, &mut out, &mut events),
+            Err(Stat::TxDropSpoofed)
+        );
+        let other_ip = udp(GUEST_MAC, [10, 0, 0, 66], PEER_IP, 1, 10);
+        assert_eq!(
+            transmit(&mut rme, &other_ip, 0, &mut out, &mut events),
+            Err(Stat::TxDropSpoofed)
+        );
+        assert!(matches!(
+            events[..],
+            [
+                Event::Spoofed {
+                    kind: oem::VIOLATION_SPOOFED_MAC,
+                    ..
+                },
+                Event::Spoofed {
+                    kind: oem::VIOLATION_SPOOFED_IP,
+                    ..
+                }
+            ]
+        ));
+        assert_eq!(
+            link_local_of(&GUEST_MAC)[8..],
+            [0x50, 0x54, 0, 0xff, 0xfe, 0xb0, 0, 1]
+        );
+    }
+
+    #[test]
+    fn higher_priority_deny_rule_drops_one_port() {
+        let mut rme = configured();
+        let mask = FlowKey {
+            in_port: 0xff,
+            ethertype: 0xffff,
+            ip_proto: 0xff,
+            l4_dst: 0xffff,
+            ..FlowKey::default()
+        };
+        let key = FlowKey {
+            ethertype: ETHERTYPE_IPV4,
+            ip_proto: 17,
+            l4_dst: 23,
+            ..FlowKey::default()
+        };
+        let deny = FlowRecord {
+            slot: 1,
+            priority: 100,
+            action: oem::ACTION_DROP,
+            meter: oem::NO_METER,
+            vtep: 0,
+            key,
+            mask,
+        };
+        set(&mut rme, oem::OBJ_FLOW, &[deny]);
+        let mut out = Vec::new();
+        let telnet = udp(GUEST_MAC, GUEST_IP, PEER_IP, 23, 10);
+        assert_eq!(
+            transmit(&mut rme, &telnet, 0, &mut out, &mut Vec::new()),
+            Err(Stat::TxDropDenied)
+        );
+        let other = udp(GUEST_MAC, GUEST_IP, PEER_IP, 24, 10);
+        assert!(transmit(&mut rme, &other, 0, &mut out, &mut Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn misses_follow_the_miss_policy_and_raise_events() {
+        let mut rme = configured();
+        let mut events = Vec::new();
+        let offnet = udp(GUEST_MAC, GUEST_IP, [172, 16, 0, 1], 80, 10);
+        let mut out = Vec::new();
+        assert_eq!(
+            transmit(&mut rme, &offnet, 0, &mut out, &mut events),
+            Err(Stat::TxDropTableMiss)
+        );
+        assert!(matches!(events[..], [Event::Miss { .. }]));
+        assert_eq!(rme.counter(RmeCounter::TableMisses), 1);
+        let policy = PolicyRecord {
+            miss_policy: oem::MISS_ALLOW,
+            events: oem::EVENTS_TABLE_MISS,
+            miss_events_per_sec: 2,
+            ..PolicyRecord::default()
+        };
+        set(&mut rme, oem::OBJ_POLICY, &[policy]);
+        assert!(transmit(&mut rme, &offnet, 0, &mut out, &mut events).is_ok());
+        assert_eq!(out, offnet);
+        // Five misses within a second: two reports, the rest counted and
+        // carried by the next report.
+        let many = vec![events[0]; 5];
+        assert_eq!(rme.event_reports(&many, 10).len(), 2);
+        assert_eq!(rme.counter(RmeCounter::MissEventsSuppressed), 3);
+        let next = rme.event_reports(&many[..1], 2_000_000_000);
+        let body = oem::MissEvent::decode(&next[0].1).unwrap();
+        assert_eq!(body.misses, 4);
+    }
+
+    #[test]
+    fn quarantine_stops_both_directions() {
+        let mut rme = configured();
+        let policy = PolicyRecord {
+            quarantined: true,
+            ..PolicyRecord::default()
+        };
+        set(&mut rme, oem::OBJ_POLICY, &[policy]);
+        let f = udp(GUEST_MAC, GUEST_IP, PEER_IP, 5201, 10);
+        let mut out = Vec::new();
+        assert_eq!(
+            transmit(&mut rme, &f, 0, &mut out, &mut Vec::new()),
+            Err(Stat::TxDropQuarantined)
+        );
+        assert_eq!(
+            receive(&mut rme, &f, 0, &mut Vec::new()),
+            Err(Stat::RxDropQuarantined)
+        );
+    }
+
+    #[test]
+    fn rx_checks_outer_header_and_vni() {
+        let mut rme = configured();
+        let plain = udp(PEER_MAC, PEER_IP, GUEST_IP, 5201, 10);
+        assert_eq!(
+            receive(&mut rme, &plain, 0, &mut Vec::new()),
+            Err(Stat::RxDropBadOuter)
+        );
+        // Another tenant's VNI toward our VTEP.
+        let other = TenantRecord {
+            vni: VNI + 1,
+            local_mac: [2, 0, 0, 0, 0, 2],
+            local_ip: [192, 168, 0, 2],
+        };
+        let to_us = VtepRecord {
+            index: 0,
+            mac: [2, 0, 0, 0, 0, 1],
+            ip: [192, 168, 0, 1],
+        };
+        let mut outer = Vec::new();
+        vxlan::encapsulate(&plain, &other, &to_us, 7, &mut outer).unwrap();
+        assert_eq!(
+            receive(&mut rme, &outer, 0, &mut Vec::new()),
+            Err(Stat::RxDropWrongVni)
+        );
+    }
+
+    #[test]
+    fn meter_holds_a_flow_to_its_rate_over_a_simulated_second() {
+        let mut rme = configured();
+        set(
+            &mut rme,
+            oem::OBJ_METER,
+            &[MeterRecord {
+                index: 0,
+                rate: 1_000_000,
+                burst: 15_000,
+            }],
+        );
+        let mut flow = rme.flows.get(0).copied().unwrap();
+        flow.meter = 0;
+        set(&mut rme, oem::OBJ_FLOW, &[flow]);
+        let f = udp(GUEST_MAC, GUEST_IP, PEER_IP, 5201, 1458);
+        let mut sent = 0u64;
+        let mut out = Vec::new();
+        // Offered at ten times the rate for one second.
+        for i in 0..6_700u64 {
+            let now = i * 1_000_000_000 / 6_700;
+            if transmit(&mut rme, &f, now, &mut out, &mut Vec::new()).is_ok() {
+                sent += f.len() as u64;
+            }
+        }
+        let expected = 1_000_000 + 15_000;
+        let error = (sent as f64 - expected as f64).abs() / expected as f64;
+        assert!(error < 0.02, "sent {sent} bytes, expected about {expected}");
+    }
+}

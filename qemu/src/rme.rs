@@ -412,6 +412,7 @@ impl RmeBank {
         if f.slot >= self.flows.capacity() {
             return Err(oem::REASON_BAD_INDEX);
         }
+        crate::flow::validate(f).map_err(|_| oem::REASON_BAD_RECORD)?;
         if f.meter != oem::NO_METER && usize::from(f.meter) >= METER_SLOTS {
             return Err(oem::REASON_BAD_INDEX);
         }
