@@ -537,12 +537,11 @@ impl FlowTable {
     }
 }
 
-/// Checks what the table needs of a record beyond its slot: a known action,
-/// a key within its mask, and OVS-style prerequisites so that a field is only
-/// matched where it has one meaning.
-/// Checks that an entry is well formed: a known action, a key within its
-/// mask, and the ethertype and protocol prerequisites of the fields it
-/// matches.
+/// Checks that an entry is well formed, apart from its slot: a known
+/// action, a key within its mask, and OVS-style prerequisites, so that a
+/// field is only matched where it has one meaning. [`FlowTable::set`] calls
+/// it; it is public so that a batch of records can be checked before any of
+/// them is applied.
 pub fn validate(rec: &FlowRecord) -> Result<(), FlowError> {
     if rec.action > ACTION_ENCAP {
         return Err(FlowError::BadAction(rec.action));
