@@ -155,7 +155,7 @@ impl Rack {
         f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
         f.extend_from_slice(&[0; 8]);
         f.extend_from_slice(payload);
-        while (f.len() - 14) % 4 != 0 {
+        while !(f.len() - 14).is_multiple_of(4) {
             f.push(0);
         }
         let sum = f[14..].chunks(2).fold(0u32, |s, w| {
