@@ -3,7 +3,7 @@
 """`make check`: every test of the project, in stages, with one summary line.
 
 Stages: setup (packages, toolchain, kernel source, QEMU), model (fmt,
-clippy, cargo test), kernel (the rack kernel), modules (clippy build, no
+clippy, cargo test), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack kernel), modules (clippy build, no
 warnings, rustfmt), kunit (each module's suite in the rack), selftests
 (rack scenarios, KTAP). Every case is counted; the last line is
 "N passed, N failed" and the exit status is non-zero on any failure. A stage
@@ -42,11 +42,11 @@ def record(name, ok, detail=""):
     print(f"{'ok' if ok else 'not ok'} - {name}{(' # ' + detail) if detail else ''}", flush=True)
 
 
-def run(stage, cmd, timeout, cwd=TOP, echo=True):
+def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None):
     """Runs cmd in its own process group; returns (rc, output)."""
     print(f"[{stage}] $ {' '.join(cmd)}", flush=True)
     start = time.time()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=cwd, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
     try:
@@ -118,6 +118,28 @@ def main():
             stage_failed("model", "cargo test failed")
             if not any(s == "FAILED" for _, s in tests):
                 record("model: cargo test ran", False, f"exit {rc}")
+
+        # Coverage-guided fuzzing of everything that parses input, for a
+        # bounded time; the corpus is kept in the cache between runs.
+        fuzz_secs = int(os.environ.get("BMGNIC_FUZZ_SECONDS", "20"))
+        artifacts = os.path.join(CACHE, "fuzz-artifacts")
+        os.makedirs(artifacts, exist_ok=True)
+        fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
+        for target in ("ncsi_frame", "packet_pipeline", "descriptors"):
+            corpus = os.path.join(CACHE, "fuzz-corpus", target)
+            os.makedirs(corpus, exist_ok=True)
+            rc, out = run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
+                                   f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
+                                   f"-artifact_prefix={artifacts}/{target}-"],
+                          600 + fuzz_secs, cwd=os.path.join(model, "fuzz"), echo=False,
+                          env=fuzz_env)
+            runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
+            detail = f"{int(runs.group(1))} executions in {fuzz_secs}s, no crash" if runs and rc == 0 \
+                else f"exit {rc}; crash inputs in {artifacts}"
+            if rc != 0:
+                print("\n".join(out.splitlines()[-30:]))
+                stage_failed("fuzz", f"{target}: {detail}")
+            record(f"fuzz: {target}", rc == 0, detail)
 
     # Kernel and modules.
     ok_kernel = False
