@@ -5,6 +5,7 @@ process on a bare-metal server could, through sysfs's resource0 mapping.
 
     bar0.py read OFFSET [OFFSET...]
     bar0.py write OFFSET VALUE
+    bar0.py sweep VALUE [VALUE...]   write every register with each value
 """
 
 import glob
@@ -24,15 +25,22 @@ def find_bar0():
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("read", "write"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("read", "write", "sweep"):
         sys.exit(__doc__)
     fd = os.open(find_bar0(), os.O_RDWR | os.O_SYNC)
     regs = memoryview(mmap.mmap(fd, 0x1000)).cast("I")
     if sys.argv[1] == "read":
         for off in sys.argv[2:]:
             print(f"{int(off, 0):#06x} {regs[int(off, 0) // 4]:#010x}")
-    else:
+    elif sys.argv[1] == "write":
         regs[int(sys.argv[2], 0) // 4] = int(sys.argv[3], 0)
+    else:
+        writes = 0
+        for value in sys.argv[2:]:
+            for i in range(len(regs)):
+                regs[i] = int(value, 0)
+                writes += 1
+        print(f"{writes} writes")
 
 
 if __name__ == "__main__":

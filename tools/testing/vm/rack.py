@@ -69,6 +69,17 @@ def model_binary():
     return os.path.join(target, "release", "bmgnic-model")
 
 
+def rmectl(model, *commands):
+    """Runs bmgnic-rmectl against `model`'s sideband, standing in for the
+    RME; returns its output lines."""
+    tool = os.path.join(os.path.dirname(model.rack.model), "bmgnic-rmectl")
+    out = subprocess.run([tool, "--local", model.ncsi_remote, "--remote", model.ncsi_local,
+                          *commands], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if out.returncode != 0:
+        raise RackError(f"bmgnic-rmectl {' '.join(commands)}: {out.stdout.strip()}")
+    return out.stdout.splitlines()
+
+
 def accel_args():
     """TCG by default. BMGNIC_ACCEL=kvm opts into KVM after checking that
     /dev/kvm really opens (nested, software-only KVM hangs Linux guests on
