@@ -196,6 +196,19 @@ impl Rack {
         )
     }
 
+    /// Waits for the next AEN and returns its payload.
+    fn aen(&mut self) -> Vec<u8> {
+        loop {
+            let mut buf = [0u8; 2048];
+            let n = self.ncsi.recv(&mut buf).expect("an AEN");
+            let r = &buf[..n];
+            if r[18] == 0xff {
+                let len = usize::from(u16::from_be_bytes([r[20], r[21]]) & 0xfff);
+                return r[30..30 + len].to_vec();
+            }
+        }
+    }
+
     fn set<R: Record>(&mut self, object: u8, r: &R) {
         let mut b = vec![0u8; R::LEN];
         r.encode(&mut b);
@@ -288,6 +301,19 @@ fn rme_configures_over_ncsi_guest_traffic_leaves_as_vxlan_and_returns() {
             vtep: 0,
             key,
             mask,
+        },
+    );
+    // Events: the channel enabled, OEM AENs on, table misses reported.
+    assert_eq!(rack.ncsi(0x03, &[])[..4], [0, 0, 0, 0], "Enable Channel");
+    let control = oem::AEN_ENABLE_OEM.to_be_bytes();
+    let ae = [0, 0, 0, 0, control[0], control[1], control[2], control[3]];
+    assert_eq!(rack.ncsi(0x08, &ae)[..4], [0, 0, 0, 0], "AEN Enable");
+    rack.set(
+        oem::OBJ_POLICY,
+        &oem::PolicyRecord {
+            events: oem::EVENTS_TABLE_MISS | oem::EVENTS_VIOLATION,
+            miss_events_per_sec: 10,
+            ..oem::PolicyRecord::default()
         },
     );
     // A bad request changes nothing and says why.
@@ -386,6 +412,24 @@ fn rme_configures_over_ncsi_guest_traffic_leaves_as_vxlan_and_returns() {
     assert_eq!(got, frame);
     assert!(irqs[1].read().is_ok(), "RX vector");
 
+    // A packet no flow matches is dropped (miss policy drop) and the RME
+    // hears of it: an OEM AEN with the packet's header summary.
+    let mut stray = udp_frame(53, 20);
+    stray[30..34].copy_from_slice(&[8, 8, 8, 8]);
+    rack.mem.write_at(&stray, TX_BUF).unwrap();
+    let d = desc::encode(TX_BUF, stray.len() as u16, desc::TX_FLAG_EOP);
+    rack.mem.write_at(&d, TX_RING + 16).unwrap();
+    rack.write_reg(guest::queue_reg(0, guest::TX_TAIL), 2);
+    let aen = rack.aen();
+    assert_eq!(aen[3], oem::AEN_OEM);
+    assert_eq!(&aen[4..8], &oem::MANUFACTURER_ID.to_be_bytes());
+    assert_eq!(aen[8], oem::EVENT_TABLE_MISS);
+    let body = 4 + oem::AEN_PREFIX;
+    let miss = oem::MissEvent::decode(&aen[body..body + oem::MissEvent::LEN]).unwrap();
+    assert_eq!(&miss.key.ip_dst[..4], &[8, 8, 8, 8]);
+    assert_eq!((miss.key.l4_dst, miss.misses), (53, 1));
+    assert_eq!(rack.read_stat(guest::Stat::TxDropTableMiss), 1);
+
     // Another tenant's VNI is dropped and counted.
     let mut foreign = reply.clone();
     foreign[46] ^= 1;
@@ -406,8 +450,8 @@ fn rme_configures_over_ncsi_guest_traffic_leaves_as_vxlan_and_returns() {
 
     // A bad descriptor: visible error state, misc vector, counted.
     let d = desc::encode(MEM_SIZE + 0x1000, 64, desc::TX_FLAG_EOP);
-    rack.mem.write_at(&d, TX_RING + 16).unwrap();
-    rack.write_reg(guest::queue_reg(0, guest::TX_TAIL), 2);
+    rack.mem.write_at(&d, TX_RING + 32).unwrap();
+    rack.write_reg(guest::queue_reg(0, guest::TX_TAIL), 3);
     let deadline = Instant::now() + Duration::from_secs(5);
     while rack.read_reg(guest::STATUS) & guest::STATUS_ERROR == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
