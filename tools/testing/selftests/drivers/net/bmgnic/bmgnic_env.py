@@ -22,3 +22,21 @@ BMGNIC_KO, RME_KO = (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
 for ko in (BMGNIC_KO, RME_KO):
     if not os.path.exists(ko):
         raise SystemExit(f"{ko} is not built: run 'make' first")
+
+
+def run_in_rack(name, start, cases):
+    """Boots a rack with `start(rack)`, which returns the arguments of the
+    test cases, and runs `cases` on it with the kernel's ksft_run (KTAP).
+    A rack that fails to come up is reported in one line, its logs kept."""
+    from lib.py import ksft, ksft_exit, ksft_run
+    try:
+        with rack.Rack(name) as r:
+            args = start(r)
+            ksft_run(cases, args=args)
+            if not ksft.KSFT_RESULT_ALL:
+                r.failed = True
+    except rack.RackError as e:
+        print(f"# {name}: rack failed: {e}")
+        print("TAP version 13\n1..1\nnot ok 1 " + f"{name}.rack_up")
+        raise SystemExit(1)
+    ksft_exit()

@@ -9,9 +9,9 @@ mapping, as any bare-metal tenant could. The RME bank, read back over NC-SI,
 is unchanged; the rejected writes are counted where the RME sees them.
 """
 
-import bmgnic_env  # noqa: F401
+import bmgnic_env
 from bmgnic_env import rack, TOP
-from lib.py import ksft_run, ksft_exit, ksft_eq, ksft_ge, ksft_in, ksft_pr
+from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_pr
 
 CONFIG = ["init",
           "identity", "mac=52:54:00:b0:00:01", "mtu_cap=9000", "ipv4=10.0.0.1",
@@ -59,18 +59,16 @@ def test_rejected_writes_visible_to_the_guest_too(r, model, server):
 
 
 def main():
-    with rack.Rack("guest_bank_isolation") as r:
+    def start(r):
         model = r.start_model()
         server = r.start_vm("server", model=model)
         server.wait_ready()
-        ksft_run([test_bar0_sweep_changes_no_rme_object,
-                  test_guest_sees_its_identity_read_only,
-                  test_rejected_writes_visible_to_the_guest_too],
-                 args=(r, model, server))
-        from lib.py import ksft
-        if not ksft.KSFT_RESULT_ALL:
-            r.failed = True
-    ksft_exit()
+        return (r, model, server)
+
+    bmgnic_env.run_in_rack("guest_bank_isolation", start, [
+        test_bar0_sweep_changes_no_rme_object,
+        test_guest_sees_its_identity_read_only,
+        test_rejected_writes_visible_to_the_guest_too])
 
 
 if __name__ == "__main__":

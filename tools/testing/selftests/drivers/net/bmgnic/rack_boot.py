@@ -11,7 +11,7 @@ import re
 
 import bmgnic_env
 from bmgnic_env import rack, BMGNIC_KO, RME_KO
-from lib.py import ksft_run, ksft_exit, ksft_eq, ksft_in, ksft_ne, ksft_true
+from lib.py import ksft_in, ksft_ne, ksft_true
 
 
 def test_pci_function_enumerates(r, vms):
@@ -74,16 +74,14 @@ def test_peer_has_fabric_link(r, vms):
 
 
 def main():
-    with rack.Rack("rack_boot") as r:
+    def start(r):
         _, vms = rack.standard_rack(r)
-        ksft_run([test_pci_function_enumerates, test_driver_binds_and_reads_id,
-                  test_driver_unbinds_cleanly, test_rme_needs_a_sideband,
-                  test_rme_attaches_to_sideband, test_peer_has_fabric_link],
-                 args=(r, vms))
-        from lib.py import ksft
-        if not ksft.KSFT_RESULT_ALL:
-            r.failed = True
-    ksft_exit()
+        return (r, vms)
+
+    bmgnic_env.run_in_rack("rack_boot", start, [
+        test_pci_function_enumerates, test_driver_binds_and_reads_id,
+        test_driver_unbinds_cleanly, test_rme_needs_a_sideband,
+        test_rme_attaches_to_sideband, test_peer_has_fabric_link])
 
 
 if __name__ == "__main__":
