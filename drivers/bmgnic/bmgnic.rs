@@ -10,6 +10,7 @@
 use kernel::{device::Core, io::Io, pci, prelude::*};
 
 mod regs;
+mod ring;
 
 use regs::guest;
 
