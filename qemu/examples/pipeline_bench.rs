@@ -15,11 +15,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bmgnic_model::ncsi_oem::{
-    self as oem, FlowKey, FlowRecord, IdentityRecord, MeterRecord, OemHeader, Record, TenantRecord,
-    VtepRecord,
+    self as oem, FlowKey, FlowRecord, IdentityRecord, MeterRecord, Record, TenantRecord, VtepRecord,
 };
 use bmgnic_model::pipeline;
-use bmgnic_model::regs::guest::STAT_COUNT;
 use bmgnic_model::rme::RmeBank;
 
 const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 1];
@@ -28,17 +26,7 @@ const CONNECTIONS: usize = 1024;
 const ROUNDS: u32 = 3;
 
 fn set<R: Record>(rme: &mut RmeBank, object: u8, records: &[R]) {
-    let mut bytes = vec![0u8; R::LEN * records.len()];
-    for (r, chunk) in records.iter().zip(bytes.chunks_mut(R::LEN)) {
-        r.encode(chunk);
-    }
-    let h = OemHeader {
-        version: oem::OEM_VERSION,
-        op: oem::OP_SET,
-        object,
-        count: records.len() as u8,
-    };
-    if let Err(reason) = rme.handle_oem(&h, &bytes, &mut Vec::new(), &[0; STAT_COUNT], 0) {
+    if let Err(reason) = rme.apply(object, records, 0) {
         panic!("OEM SET of object {object} refused: {reason:#x}");
     }
 }

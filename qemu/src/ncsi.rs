@@ -208,6 +208,25 @@ pub fn checksum(data: &[u8]) -> u32 {
     sum.wrapping_neg()
 }
 
+/// Builds an NC-SI command frame as a management controller sends it:
+/// broadcast from `src`, `kind` for `channel` (package in 7:5, channel in
+/// 4:0) with instance ID `iid`, the payload padded to 32 bits and the
+/// checksum appended. For clients of the sideband (tests, `bmgnic-rmectl`).
+pub fn command_frame(src: [u8; 6], iid: u8, kind: u8, channel: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(ETH_HLEN + HEADER_LEN + padded(payload.len()) + 4);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ncsi_oem::ETHERTYPE_NCSI.to_be_bytes());
+    f.extend_from_slice(&[0, HEADER_REVISION, 0, iid, kind, channel]);
+    f.extend_from_slice(&(payload.len() as u16 & 0x0fff).to_be_bytes());
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(payload);
+    f.resize(ETH_HLEN + HEADER_LEN + padded(payload.len()), 0);
+    let sum = checksum(&f[ETH_HLEN..]);
+    f.extend_from_slice(&sum.to_be_bytes());
+    f
+}
+
 /// Rounds a payload length up to the 32-bit boundary of the checksum.
 fn padded(len: usize) -> usize {
     len.div_ceil(4) * 4

@@ -206,10 +206,8 @@ pub fn receive(
 mod tests {
     use super::*;
     use crate::ncsi_oem::{
-        FlowRecord, IdentityRecord, MeterRecord, OemHeader, PolicyRecord, Record, TenantRecord,
-        VtepRecord,
+        FlowRecord, IdentityRecord, MeterRecord, PolicyRecord, Record, TenantRecord, VtepRecord,
     };
-    use crate::regs::guest::STAT_COUNT;
 
     const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 1];
     const PEER_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 2];
@@ -218,18 +216,7 @@ mod tests {
     const VNI: u32 = 0x1234;
 
     fn set<R: Record>(rme: &mut RmeBank, object: u8, records: &[R]) {
-        let mut bytes = vec![0u8; R::LEN * records.len()];
-        for (r, chunk) in records.iter().zip(bytes.chunks_mut(R::LEN)) {
-            r.encode(chunk);
-        }
-        let h = OemHeader {
-            version: oem::OEM_VERSION,
-            op: oem::OP_SET,
-            object,
-            count: records.len() as u8,
-        };
-        rme.handle_oem(&h, &bytes, &mut Vec::new(), &[0; STAT_COUNT], 0)
-            .unwrap();
+        rme.apply(object, records, 0).unwrap();
     }
 
     /// A tenant with one remote VTEP and an allow-by-encapsulation rule for

@@ -208,6 +208,23 @@ impl RmeBank {
         reports
     }
 
+    /// Sets `records` of `object` as one OEM SET command would, for tests,
+    /// benchmarks and fuzzing that configure the bank without NC-SI framing.
+    pub fn apply<R: Record>(&mut self, object: u8, records: &[R], now_ns: u64) -> Result<(), u16> {
+        let mut bytes = vec![0u8; R::LEN * records.len()];
+        for (r, chunk) in records.iter().zip(bytes.chunks_mut(R::LEN)) {
+            r.encode(chunk);
+        }
+        let header = OemHeader {
+            version: oem::OEM_VERSION,
+            op: oem::OP_SET,
+            object,
+            count: u8::try_from(records.len()).map_err(|_| oem::REASON_BAD_COUNT)?,
+        };
+        self.handle_oem(&header, &bytes, &mut Vec::new(), &[0; STAT_COUNT], now_ns)
+            .map(|_| ())
+    }
+
     /// Executes one BMGNIC OEM command. Appends the answered records to
     /// `out` and returns their number, or an OEM reason code. A refused
     /// command changes nothing: records are all decoded and checked before

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use bmgnic_model::ncsi::command_frame;
 use bmgnic_model::ncsi_oem::{
     self as oem, FlowKey, FlowRecord, IdentityRecord, OemHeader, PortCountersRecord, Record,
     TenantRecord, VtepRecord,
@@ -148,20 +149,7 @@ impl Rack {
     /// Sends an NC-SI command and returns the response payload.
     fn ncsi(&mut self, kind: u8, payload: &[u8]) -> Vec<u8> {
         self.iid = self.iid.wrapping_add(1).max(1);
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99]);
-        f.extend_from_slice(&oem::ETHERTYPE_NCSI.to_be_bytes());
-        f.extend_from_slice(&[0, 1, 0, self.iid, kind, 0]);
-        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        f.extend_from_slice(&[0; 8]);
-        f.extend_from_slice(payload);
-        while !(f.len() - 14).is_multiple_of(4) {
-            f.push(0);
-        }
-        let sum = f[14..].chunks(2).fold(0u32, |s, w| {
-            s.wrapping_add(u32::from(u16::from_be_bytes([w[0], w[1]])))
-        });
-        f.extend_from_slice(&(!sum).wrapping_add(1).to_be_bytes());
+        let f = command_frame([0x02, 0, 0, 0, 0, 0x99], self.iid, kind, 0, payload);
         self.ncsi.send_to(&f, &self.ncsi_model).unwrap();
         loop {
             let mut buf = [0u8; 2048];

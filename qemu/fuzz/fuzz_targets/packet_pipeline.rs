@@ -4,23 +4,14 @@
 
 #![no_main]
 
-use bmgnic_model::ncsi_oem::{self as oem, FlowKey, FlowRecord, OemHeader, Record, TenantRecord};
+use bmgnic_model::ncsi_oem::{self as oem, FlowKey, FlowRecord, Record, TenantRecord};
 use bmgnic_model::packet;
 use bmgnic_model::pipeline;
-use bmgnic_model::regs::guest::STAT_COUNT;
 use bmgnic_model::rme::RmeBank;
 use libfuzzer_sys::fuzz_target;
 
 fn set<R: Record>(rme: &mut RmeBank, object: u8, r: &R) {
-    let mut b = vec![0u8; R::LEN];
-    r.encode(&mut b);
-    let h = OemHeader {
-        version: oem::OEM_VERSION,
-        op: oem::OP_SET,
-        object,
-        count: 1,
-    };
-    let _ = rme.handle_oem(&h, &b, &mut Vec::new(), &[0; STAT_COUNT], 0);
+    let _ = rme.apply(object, std::slice::from_ref(r), 0);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bmgnic_model::ncsi::command_frame;
 use bmgnic_model::ncsi_oem::{
     self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, OemHeader, PolicyRecord,
     PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
@@ -35,31 +36,10 @@ struct Client {
     iid: u8,
 }
 
-fn checksum(data: &[u8]) -> u32 {
-    let sum = data.chunks(2).fold(0u32, |s, w| {
-        s.wrapping_add(u32::from(u16::from_be_bytes([
-            w[0],
-            *w.get(1).unwrap_or(&0),
-        ])))
-    });
-    (!sum).wrapping_add(1)
-}
-
 impl Client {
     fn command(&mut self, kind: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
         self.iid = self.iid.wrapping_add(1).max(1);
-        let mut f = vec![0xff; 6];
-        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0xfe]);
-        f.extend_from_slice(&oem::ETHERTYPE_NCSI.to_be_bytes());
-        f.extend_from_slice(&[0, 1, 0, self.iid, kind, 0]);
-        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        f.extend_from_slice(&[0; 8]);
-        f.extend_from_slice(payload);
-        while !(f.len() - 14).is_multiple_of(4) {
-            f.push(0);
-        }
-        let sum = checksum(&f[14..]);
-        f.extend_from_slice(&sum.to_be_bytes());
+        let f = command_frame([0x02, 0, 0, 0, 0, 0xfe], self.iid, kind, 0, payload);
         for _attempt in 0..3 {
             self.socket
                 .send_to(&f, &self.remote)
