@@ -155,12 +155,15 @@ fn fields(args: &[String]) -> Vec<(&str, &str)> {
 }
 
 fn dump(c: &mut Client) -> Result<(), String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let id: IdentityRecord = c.get(oem::OBJ_IDENTITY)?;
     let v4: Vec<String> = id.ipv4[..usize::from(id.ipv4_count)]
         .iter()
         .map(|a| fmt_ip4(a))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "identity mac={} mtu_cap={} ipv4={} ipv6_count={}",
         fmt_mac(&id.mac),
         id.mtu_cap,
@@ -168,14 +171,16 @@ fn dump(c: &mut Client) -> Result<(), String> {
         id.ipv6_count
     );
     let t: TenantRecord = c.get(oem::OBJ_TENANT)?;
-    println!(
+    let _ = writeln!(
+        out,
         "tenant vni={} local_mac={} local_ip={}",
         t.vni,
         fmt_mac(&t.local_mac),
         fmt_ip4(&t.local_ip)
     );
     let p: PolicyRecord = c.get(oem::OBJ_POLICY)?;
-    println!(
+    let _ = writeln!(
+        out,
         "policy quarantined={} miss={} events={:#x} miss_events_per_sec={}",
         u8::from(p.quarantined),
         if p.miss_policy == oem::MISS_ALLOW {
@@ -187,7 +192,8 @@ fn dump(c: &mut Client) -> Result<(), String> {
         p.miss_events_per_sec
     );
     let info: TableInfoRecord = c.get(oem::OBJ_TABLE_INFO)?;
-    println!(
+    let _ = writeln!(
+        out,
         "table flow_slots={} flows_used={} vteps={} meters={}",
         info.flow_slots, info.flows_used, info.vteps, info.meters
     );
@@ -196,7 +202,8 @@ fn dump(c: &mut Client) -> Result<(), String> {
         &(0..u32::from(info.vteps)).collect::<Vec<_>>(),
     )?;
     for v in vteps.iter().filter(|v| v.ip != [0; 4]) {
-        println!(
+        let _ = writeln!(
+            out,
             "vtep index={} mac={} ip={}",
             v.index,
             fmt_mac(&v.mac),
@@ -212,7 +219,8 @@ fn dump(c: &mut Client) -> Result<(), String> {
         .collect();
     let flows: Vec<FlowRecord> = c.get_indexed(oem::OBJ_FLOW, &used)?;
     for (f, n) in flows.iter().zip(counters.iter().filter(|c| c.in_use)) {
-        println!(
+        let _ = writeln!(
+            out,
             "flow slot={} priority={} action={} meter={} vtep={} key_ip_dst={} packets={} bytes={}",
             f.slot,
             f.priority,
@@ -230,7 +238,7 @@ fn dump(c: &mut Client) -> Result<(), String> {
         .zip(pc.counters.iter())
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
-    println!("counters {}", counters.join(" "));
+    let _ = writeln!(out, "counters {}", counters.join(" "));
     Ok(())
 }
 
