@@ -239,6 +239,8 @@ fn dump(c: &mut Client) -> Result<(), String> {
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
     let _ = writeln!(out, "counters {}", counters.join(" "));
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
     Ok(())
 }
 
