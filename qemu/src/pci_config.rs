@@ -7,9 +7,9 @@
 
 use crate::regs;
 
-/// Size of the configuration space served (conventional PCI header plus
-/// capabilities).
-pub const CONFIG_SIZE: usize = 256;
+/// Size of the configuration space served: a PCI Express function's 4 KiB
+/// (header, capabilities, and an empty extended-capability list at 0x100).
+pub const CONFIG_SIZE: usize = 4096;
 
 const VENDOR_ID: usize = 0x00;
 const DEVICE_ID: usize = 0x02;
@@ -33,6 +33,22 @@ pub const MSIX_CAP: usize = 0x40;
 const PCI_CAP_ID_MSIX: u8 = 0x11;
 /// MSI-X message control bits the guest may set: enable and function mask.
 const MSIX_CONTROL_WRITABLE: u16 = (1 << 15) | (1 << 14);
+
+/// Offset of the PCI Express capability.
+pub const PCIE_CAP: usize = 0x60;
+const PCI_CAP_ID_EXP: u8 = 0x10;
+/// Capability version 2, device/port type 0 (PCI Express endpoint).
+const PCIE_FLAGS: u16 = 0x0002;
+/// Device capabilities: 256-byte max payload. No function-level reset bit:
+/// resets come as vfio-user device resets, which QEMU sends itself.
+const PCIE_DEVCAP: u32 = 0x1;
+/// Link capabilities and status: 8 GT/s (gen 3), x4.
+const PCIE_LNKCAP: u32 = (4 << 4) | 0x3;
+const PCIE_LNKSTA: u16 = (4 << 4) | 0x3;
+/// Device control bits the guest may set (error reporting, relaxed
+/// ordering, payload sizes, no-snoop); bit 15 (function-level reset, not
+/// advertised) reads back as 0.
+const PCIE_DEVCTL_WRITABLE: u16 = 0x7fff;
 
 /// Number of MSI-X vectors: TX, RX and miscellaneous (link, error).
 pub const MSIX_VECTORS: u16 = regs::guest::VECTORS;
@@ -80,10 +96,17 @@ impl PciConfig {
         config.bytes[INTERRUPT_PIN] = 0;
 
         config.bytes[MSIX_CAP] = PCI_CAP_ID_MSIX;
-        config.bytes[MSIX_CAP + 1] = 0;
+        config.bytes[MSIX_CAP + 1] = PCIE_CAP as u8;
         config.put16(MSIX_CAP + 2, MSIX_VECTORS - 1);
         config.put32(MSIX_CAP + 4, regs::guest::MSIX_TABLE_OFFSET);
         config.put32(MSIX_CAP + 8, regs::guest::MSIX_PBA_OFFSET);
+
+        config.bytes[PCIE_CAP] = PCI_CAP_ID_EXP;
+        config.bytes[PCIE_CAP + 1] = 0;
+        config.put16(PCIE_CAP + 2, PCIE_FLAGS);
+        config.put32(PCIE_CAP + 4, PCIE_DEVCAP);
+        config.put32(PCIE_CAP + 0x0c, PCIE_LNKCAP);
+        config.put16(PCIE_CAP + 0x12, PCIE_LNKSTA);
         config
     }
 
@@ -144,6 +167,11 @@ impl PciConfig {
                 let writable = (BAR0_ADDRESS_MASK >> shift) as u8;
                 self.bytes[at] = merge(self.bytes[at], byte, writable);
             }
+            _ if at == PCIE_CAP + 8 || at == PCIE_CAP + 9 => {
+                let shift = (at - PCIE_CAP - 8) * 8;
+                let writable = (PCIE_DEVCTL_WRITABLE >> shift) as u8;
+                self.bytes[at] = merge(self.bytes[at], byte, writable);
+            }
             _ if at == MSIX_CAP + 2 || at == MSIX_CAP + 3 => {
                 let shift = (at - MSIX_CAP - 2) * 8;
                 let writable = (MSIX_CONTROL_WRITABLE >> shift) as u8;
@@ -201,14 +229,30 @@ mod tests {
     fn msix_capability_layout() {
         let mut config = PciConfig::new();
         assert_eq!(read32(&config, 0x34) & 0xff, 0x40);
-        assert_eq!(read32(&config, 0x40), 0x0002_0011);
+        assert_eq!(read32(&config, 0x40), 0x0002_6011);
         assert_eq!(read32(&config, 0x44), 0x2000);
         assert_eq!(read32(&config, 0x48), 0x3000);
         assert!(!config.msix_enabled());
         config.write(0x42, &0x8000u16.to_le_bytes());
         assert!(config.msix_enabled());
         // Table size is read-only.
-        assert_eq!(read32(&config, 0x40), 0x8002_0011);
+        assert_eq!(read32(&config, 0x40), 0x8002_6011);
+    }
+
+    #[test]
+    fn pcie_capability_follows_msix() {
+        let mut config = PciConfig::new();
+        assert_eq!(
+            read32(&config, 0x40) >> 8 & 0xff,
+            0x60,
+            "MSI-X next pointer"
+        );
+        assert_eq!(read32(&config, 0x60), 0x0002_0010, "PCIe v2 endpoint");
+        assert_eq!(read32(&config, 0x64), 0x0000_0001, "256-byte payload");
+        assert_eq!(read32(&config, 0x70) >> 16, 0x43, "link up at gen 3 x4");
+        assert_eq!(read32(&config, 0x100), 0, "no extended capabilities");
+        config.write(0x68, &0xffffu16.to_le_bytes());
+        assert_eq!(read32(&config, 0x68) & 0xffff, 0x7fff, "bit 15 reads as 0");
     }
 
     #[test]
@@ -219,7 +263,7 @@ mod tests {
         config.write(4, &0xffffu16.to_le_bytes());
         assert_eq!(read32(&config, 4) & 0xffff, 0x0406);
         let mut tail = [0xaa; 8];
-        config.read(252, &mut tail);
+        config.read(4092, &mut tail);
         assert_eq!(tail, [0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -18,6 +18,9 @@ def test_pci_function_enumerates(r, vms):
     _, out = vms["server"].run("cat /sys/bus/pci/devices/*/uevent")
     ksft_in("PCI_ID=1AF4:10F0", out, "BMGNIC function not enumerated")
     ksft_in("PCI_CLASS=20000", out, "BMGNIC is not an Ethernet controller")
+    _, caps = vms["server"].run("lspci -vv -d 1af4:10f0 2>/dev/null")
+    ksft_in("Express (v2) Endpoint", caps)
+    ksft_in("MSI-X: Enable- Count=3", caps)
 
 
 def test_driver_binds_and_reads_id(r, vms):
