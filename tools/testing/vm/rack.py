@@ -169,7 +169,9 @@ class VM:
             # The model does DMA straight into guest RAM: share it.
             args += ["-object", f"memory-backend-memfd,id=mem,size={memory}M,share=on",
                      "-machine", "q35,memory-backend=mem",
-                     "-device", '{"driver":"vfio-user-pci","socket":'
+                     # Behind a root port, as a server's NIC sits in a slot.
+                     "-device", "pcie-root-port,id=nicport,chassis=1,slot=1",
+                     "-device", '{"driver":"vfio-user-pci","bus":"nicport","socket":'
                      f'{{"path":"{model.socket}","type":"unix"}}}}']
         else:
             args += ["-machine", "q35"]
