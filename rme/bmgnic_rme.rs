@@ -10,6 +10,11 @@
 
 use kernel::{net::dev, prelude::*, sync::aref::ARef};
 
+mod flow_table;
+mod ncsi_client;
+mod ncsi_oem;
+mod nic_cache;
+
 module! {
     type: BmgnicRme,
     name: "bmgnic_rme",
