@@ -164,6 +164,9 @@ def main():
         sources = sorted(glob.glob(os.path.join(TOP, "drivers/**/*.rs"), recursive=True)
                          + glob.glob(os.path.join(TOP, "rme/**/*.rs"), recursive=True)
                          + glob.glob(os.path.join(TOP, "rust/**/*.rs"), recursive=True))
+        rc, _ = run("modules", [os.path.join(TOP, "tools/testing/netlink_spec.sh"),
+                                os.path.realpath(os.path.join(kdir, "source"))], 300)
+        record("modules: netlink spec generates with the kernel's ynl_gen_c", rc == 0)
         rustfmt_conf = os.path.join(kdir, "source", ".rustfmt.toml")
         rc, _ = run("modules", ["rustfmt", "--check", "--edition=2021",
                                 f"--config-path={rustfmt_conf}", *sources], 120)
