@@ -22,6 +22,15 @@ type Bar0<'bound> = pci::Bar<'bound, { guest::REGS_END }>;
 struct BmgnicData<'bound> {
     pdev: &'bound pci::Device,
     _bar: Bar0<'bound>,
+    _vectors: pci::IrqVectorRegistration<'bound>,
+}
+
+/// The MAC address from `MAC_LO`/`MAC_HI` (little-endian, as the device
+/// lays it out).
+fn mac_from_regs(lo: u32, hi: u32) -> [u8; 6] {
+    let [a, b, c, d] = lo.to_le_bytes();
+    let [e, f, _, _] = hi.to_le_bytes();
+    [a, b, c, d, e, f]
 }
 
 struct BmgnicDriver;
@@ -80,7 +89,41 @@ impl pci::Driver for BmgnicDriver {
             guest::version_minor(version)
         );
 
-        Ok(BmgnicData { pdev, _bar: bar })
+        // Start from a known state whatever a previous driver left.
+        bar.write32(guest::CONTROL_RESET, guest::CONTROL);
+        let mac = mac_from_regs(bar.read32(guest::MAC_LO), bar.read32(guest::MAC_HI));
+        let mtu_cap = bar.read32(guest::MTU_CAP);
+
+        // One vector per cause (TX, RX, misc) with MSI-X; with MSI, one
+        // vector serves all three.
+        let msi = pci::IrqTypes::default()
+            .with(pci::IrqType::MsiX)
+            .with(pci::IrqType::Msi);
+        let vectors = pdev.alloc_irq_vectors(1, u32::from(guest::VECTORS), msi)?;
+        let kind = match vectors.irq_type() {
+            pci::IrqType::MsiX => "MSI-X",
+            pci::IrqType::Msi => "MSI",
+            pci::IrqType::Intx => "INTx",
+        };
+        dev_info!(
+            pdev,
+            "MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, MTU cap {}, {} {} vectors\n",
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5],
+            mtu_cap,
+            vectors.len(),
+            kind
+        );
+
+        Ok(BmgnicData {
+            pdev,
+            _bar: bar,
+            _vectors: vectors,
+        })
     }
 }
 
@@ -123,6 +166,14 @@ mod tests {
         let other_major = guest::version(guest::VERSION_MAJOR + 1, 0);
         assert_eq!(check_id(guest::ID_MAGIC, other_major), Err(ENOTSUPP));
         assert_eq!(check_id(0xffff_ffff, current), Err(ENODEV));
+    }
+
+    #[test]
+    fn mac_is_read_in_wire_order() {
+        assert_eq!(
+            mac_from_regs(0xb000_5452, 0x0000_0100),
+            [0x52, 0x54, 0x00, 0xb0, 0x00, 0x01]
+        );
     }
 
     #[test]
