@@ -194,7 +194,8 @@ impl GuestMemory {
     }
 }
 
-/// A memfd of `size` bytes, standing in for guest RAM in tests.
+/// A file of `size` bytes standing in for guest RAM in tests (QEMU passes
+/// a memfd; the model maps either the same way).
 #[cfg(test)]
 pub(crate) fn test_memfd(size: u64) -> File {
     let file = tempfile_in_memory();
