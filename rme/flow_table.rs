@@ -29,7 +29,7 @@
 // Wired to the sideband and netlink in the next step of issue 5; only the tests use it yet.
 #![allow(dead_code)]
 
-use crate::ncsi_oem::{FlowKey, FlowRecord, ACTION_ENCAP};
+use crate::ncsi_oem::{FlowKey, FlowRecord};
 use kernel::{
     prelude::*,
     rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
@@ -37,23 +37,6 @@ use kernel::{
 
 /// Most rules the table holds (at least the 100 000 of the design).
 pub(crate) const MAX_RULES: usize = 1 << 17;
-
-/// Ethertype of IPv4.
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
-/// Ethertype of ARP.
-pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
-/// Ethertype of IPv6.
-pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
-/// IP protocol ICMP.
-pub(crate) const IPPROTO_ICMP: u8 = 1;
-/// IP protocol TCP.
-pub(crate) const IPPROTO_TCP: u8 = 6;
-/// IP protocol UDP.
-pub(crate) const IPPROTO_UDP: u8 = 17;
-/// IP protocol ICMPv6.
-pub(crate) const IPPROTO_ICMPV6: u8 = 58;
-/// IP protocol SCTP.
-pub(crate) const IPPROTO_SCTP: u8 = 132;
 
 /// A rule of the software table: a flow entry without its NIC slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -120,35 +103,9 @@ impl Counters {
     }
 }
 
-/// Why a rule is refused; the same checks as the device's `validate`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FlowError {
-    /// The action is not one of the `ACTION_*` values.
-    BadAction,
-    /// The key has bits set outside the mask, so it could never match.
-    KeyOutsideMask,
-    /// IP protocol or addresses are matched without an exact IPv4, IPv6
-    /// or ARP ethertype.
-    NeedsIpEthertype,
-    /// An IPv4 or ARP rule masks address bytes beyond the first four.
-    Ipv4MaskBeyondAddress,
-    /// L4 ports are matched without an exact TCP, UDP, SCTP, ICMP (IPv4)
-    /// or ICMPv6 (IPv6) protocol.
-    NeedsL4Protocol,
-}
-
-impl FlowError {
-    /// A message for the administrator (netlink extack).
-    pub(crate) fn message(self) -> &'static str {
-        match self {
-            Self::BadAction => "unknown flow action",
-            Self::KeyOutsideMask => "flow key has bits outside its mask",
-            Self::NeedsIpEthertype => "IP match needs an exact IPv4, IPv6 or ARP ethertype",
-            Self::Ipv4MaskBeyondAddress => "IPv4 mask beyond the 4-byte address",
-            Self::NeedsL4Protocol => "port match needs an exact L4 protocol",
-        }
-    }
-}
+/// Why a rule is refused: the checks the device applies too, from the
+/// shared OEM layouts.
+pub(crate) use crate::ncsi_oem::FlowCheck as FlowError;
 
 impl From<FlowError> for Error {
     fn from(_: FlowError) -> Error {
@@ -156,49 +113,9 @@ impl From<FlowError> for Error {
     }
 }
 
-/// Checks that a rule is one the device accepts: a known action, a key
-/// within its mask, and OVS-style prerequisites so that a field is only
-/// matched where it has one meaning.
+/// Checks that a rule is one the device accepts.
 pub(crate) fn validate(rule: &Rule) -> Result<(), FlowError> {
-    if rule.action > ACTION_ENCAP {
-        return Err(FlowError::BadAction);
-    }
-    let (key, mask) = (&rule.key, &rule.mask);
-    if key.masked(mask) != *key {
-        return Err(FlowError::KeyOutsideMask);
-    }
-    let ethertype = (mask.ethertype == 0xffff).then_some(key.ethertype);
-    let ip_proto = (mask.ip_proto == 0xff).then_some(key.ip_proto);
-    let nonzero = |bytes: &[u8]| bytes.iter().any(|&b| b != 0);
-
-    if (mask.ip_proto != 0 || nonzero(&mask.ip_src) || nonzero(&mask.ip_dst))
-        && !matches!(
-            ethertype,
-            Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_ARP)
-        )
-    {
-        return Err(FlowError::NeedsIpEthertype);
-    }
-    if matches!(ethertype, Some(ETHERTYPE_IPV4 | ETHERTYPE_ARP))
-        && (nonzero(&mask.ip_src[4..]) || nonzero(&mask.ip_dst[4..]))
-    {
-        return Err(FlowError::Ipv4MaskBeyondAddress);
-    }
-    if mask.l4_src != 0 || mask.l4_dst != 0 {
-        let has_ports = matches!(
-            (ethertype, ip_proto),
-            (Some(ETHERTYPE_IPV4), Some(IPPROTO_ICMP))
-                | (Some(ETHERTYPE_IPV6), Some(IPPROTO_ICMPV6))
-                | (
-                    Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6),
-                    Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
-                )
-        );
-        if !has_ports {
-            return Err(FlowError::NeedsL4Protocol);
-        }
-    }
-    Ok(())
+    crate::ncsi_oem::check_flow(rule.action, &rule.key, &rule.mask)
 }
 
 /// A flow key in its 56-byte wire encoding. Encoding is a byte
@@ -511,7 +428,10 @@ impl Default for FlowTable {
 #[kunit_tests(bmgnic_rme_flow_table)]
 mod tests {
     use super::*;
-    use crate::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, NO_METER, PORT_GUEST};
+    use crate::ncsi_oem::{
+        ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP,
+        IPPROTO_TCP, NO_METER, PORT_GUEST,
+    };
     use core::num::NonZeroU64;
 
     fn ip4(a: [u8; 4]) -> [u8; 16] {

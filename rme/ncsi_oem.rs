@@ -465,6 +465,101 @@ impl Record for FlowRecord {
     }
 }
 
+/// Ethertype of IPv4.
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of ARP.
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// Ethertype of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// IP protocol ICMP.
+pub const IPPROTO_ICMP: u8 = 1;
+/// IP protocol TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// IP protocol UDP.
+pub const IPPROTO_UDP: u8 = 17;
+/// IP protocol ICMPv6.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// IP protocol SCTP.
+pub const IPPROTO_SCTP: u8 = 132;
+
+/// Why a flow entry is malformed (see [`check_flow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowCheck {
+    /// The action is not one of the `ACTION_*` values.
+    BadAction,
+    /// The key has bits set outside the mask, so it could never match.
+    KeyOutsideMask,
+    /// IP protocol or addresses are matched without an exact IPv4, IPv6 or
+    /// ARP ethertype: those bits mean different things, or nothing, for
+    /// other ethertypes.
+    NeedsIpEthertype,
+    /// An IPv4 or ARP entry masks address bytes beyond the first four,
+    /// which are always zero for those ethertypes.
+    Ipv4MaskBeyondAddress,
+    /// L4 ports are matched without an exact TCP, UDP, SCTP, ICMP (IPv4) or
+    /// ICMPv6 (IPv6) protocol: the port fields carry ICMP type and code, so
+    /// a bare port match would also hit ICMP.
+    NeedsL4Protocol,
+}
+
+impl FlowCheck {
+    /// A message for the administrator (a netlink extack, a log line).
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadAction => "unknown flow action",
+            Self::KeyOutsideMask => "flow key has bits outside its mask",
+            Self::NeedsIpEthertype => "IP match needs an exact IPv4, IPv6 or ARP ethertype",
+            Self::Ipv4MaskBeyondAddress => "IPv4 mask beyond the 4-byte address",
+            Self::NeedsL4Protocol => "port match needs an exact L4 protocol",
+        }
+    }
+}
+
+/// Checks that a flow entry is well formed: a known action, a key within
+/// its mask, and OVS-style prerequisites so that a field is only matched
+/// where it has one meaning. The NIC refuses what fails it, and the RME
+/// refuses it before it ever reaches the NIC.
+pub fn check_flow(action: u8, key: &FlowKey, mask: &FlowKey) -> Result<(), FlowCheck> {
+    if action > ACTION_ENCAP {
+        return Err(FlowCheck::BadAction);
+    }
+    if key.masked(mask) != *key {
+        return Err(FlowCheck::KeyOutsideMask);
+    }
+    let ethertype = (mask.ethertype == 0xffff).then_some(key.ethertype);
+    let ip_proto = (mask.ip_proto == 0xff).then_some(key.ip_proto);
+    let nonzero = |bytes: &[u8]| bytes.iter().any(|&b| b != 0);
+
+    if (mask.ip_proto != 0 || nonzero(&mask.ip_src) || nonzero(&mask.ip_dst))
+        && !matches!(
+            ethertype,
+            Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_ARP)
+        )
+    {
+        return Err(FlowCheck::NeedsIpEthertype);
+    }
+    if matches!(ethertype, Some(ETHERTYPE_IPV4 | ETHERTYPE_ARP))
+        && (nonzero(&mask.ip_src[4..]) || nonzero(&mask.ip_dst[4..]))
+    {
+        return Err(FlowCheck::Ipv4MaskBeyondAddress);
+    }
+    if mask.l4_src != 0 || mask.l4_dst != 0 {
+        let has_ports = matches!(
+            (ethertype, ip_proto),
+            (Some(ETHERTYPE_IPV4), Some(IPPROTO_ICMP))
+                | (Some(ETHERTYPE_IPV6), Some(IPPROTO_ICMPV6))
+                | (
+                    Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6),
+                    Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
+                )
+        );
+        if !has_ports {
+            return Err(FlowCheck::NeedsL4Protocol);
+        }
+    }
+    Ok(())
+}
+
 /// A slot number, for flow DEL and counter GET.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SlotRecord {

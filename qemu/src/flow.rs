@@ -27,11 +27,7 @@ use std::collections::btree_map::{self, BTreeMap};
 use std::collections::hash_map::{Entry as MapEntry, HashMap, RandomState};
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::ncsi_oem::{FlowCountersRecord, FlowKey, FlowRecord, ACTION_ENCAP};
-use crate::packet::{
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP,
-};
+use crate::ncsi_oem::{check_flow, FlowCheck, FlowCountersRecord, FlowKey, FlowRecord};
 
 /// Number of slots of the model's table.
 pub const DEFAULT_CAPACITY: u32 = 4096;
@@ -537,58 +533,26 @@ impl FlowTable {
     }
 }
 
-/// Checks that an entry is well formed, apart from its slot: a known
-/// action, a key within its mask, and OVS-style prerequisites, so that a
-/// field is only matched where it has one meaning. [`FlowTable::set`] calls
-/// it; it is public so that a batch of records can be checked before any of
-/// them is applied.
+/// Checks that an entry is well formed: a known action, a key within its
+/// mask, and the prerequisites of the fields it matches (the checks of
+/// `ncsi_oem::check_flow`, which the RME applies too).
 pub fn validate(rec: &FlowRecord) -> Result<(), FlowError> {
-    if rec.action > ACTION_ENCAP {
-        return Err(FlowError::BadAction(rec.action));
-    }
-    let (key, mask) = (&rec.key, &rec.mask);
-    if key.masked(mask) != *key {
-        return Err(FlowError::KeyOutsideMask);
-    }
-    let ethertype = (mask.ethertype == 0xffff).then_some(key.ethertype);
-    let ip_proto = (mask.ip_proto == 0xff).then_some(key.ip_proto);
-    let nonzero = |bytes: &[u8]| bytes.iter().any(|&b| b != 0);
-
-    if (mask.ip_proto != 0 || nonzero(&mask.ip_src) || nonzero(&mask.ip_dst))
-        && !matches!(
-            ethertype,
-            Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_ARP)
-        )
-    {
-        return Err(FlowError::NeedsIpEthertype);
-    }
-    if matches!(ethertype, Some(ETHERTYPE_IPV4 | ETHERTYPE_ARP))
-        && (nonzero(mask.ip_src.get(4..).unwrap_or_default())
-            || nonzero(mask.ip_dst.get(4..).unwrap_or_default()))
-    {
-        return Err(FlowError::Ipv4MaskBeyondAddress);
-    }
-    if mask.l4_src != 0 || mask.l4_dst != 0 {
-        let has_ports = matches!(
-            (ethertype, ip_proto),
-            (Some(ETHERTYPE_IPV4), Some(IPPROTO_ICMP))
-                | (Some(ETHERTYPE_IPV6), Some(IPPROTO_ICMPV6))
-                | (
-                    Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6),
-                    Some(IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
-                )
-        );
-        if !has_ports {
-            return Err(FlowError::NeedsL4Protocol);
-        }
-    }
-    Ok(())
+    check_flow(rec.action, &rec.key, &rec.mask).map_err(|check| match check {
+        FlowCheck::BadAction => FlowError::BadAction(rec.action),
+        FlowCheck::KeyOutsideMask => FlowError::KeyOutsideMask,
+        FlowCheck::NeedsIpEthertype => FlowError::NeedsIpEthertype,
+        FlowCheck::Ipv4MaskBeyondAddress => FlowError::Ipv4MaskBeyondAddress,
+        FlowCheck::NeedsL4Protocol => FlowError::NeedsL4Protocol,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, NO_METER, PORT_GUEST};
+    use crate::ncsi_oem::{
+        ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, NO_METER, PORT_GUEST,
+    };
 
     fn ip4(a: [u8; 4]) -> [u8; 16] {
         let mut r = [0; 16];

@@ -19,25 +19,14 @@
 
 use crate::ncsi_oem::FlowKey;
 
-/// Ethertype of IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-/// Ethertype of ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
 /// Ethertype of an 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
-/// Ethertype of IPv6.
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
-/// IP protocol number of ICMP.
-pub const IPPROTO_ICMP: u8 = 1;
-/// IP protocol number of TCP.
-pub const IPPROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub const IPPROTO_UDP: u8 = 17;
-/// IP protocol number of ICMPv6.
-pub const IPPROTO_ICMPV6: u8 = 58;
-/// IP protocol number of SCTP.
-pub const IPPROTO_SCTP: u8 = 132;
+// The protocol numbers flow rules match on live with the shared layouts.
+pub use crate::ncsi_oem::{
+    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP,
+    IPPROTO_TCP, IPPROTO_UDP,
+};
 
 /// IPv6 extension header: hop-by-hop options.
 const IPV6_HOP_BY_HOP: u8 = 0;

@@ -21,10 +21,7 @@ use crate::regs::guest::Stat;
 use crate::rme::{RmeBank, RmeCounter};
 use crate::vxlan;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const IPPROTO_ICMPV6: u8 = 58;
+use crate::ncsi_oem::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMPV6};
 
 /// Something the RME should hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! 50..    the inner Ethernet frame, unchanged
 //! ```
 
-use crate::ncsi_oem::{FlowKey, TenantRecord, VtepRecord};
+use crate::ncsi_oem::{FlowKey, TenantRecord, VtepRecord, IPPROTO_UDP};
 use crate::packet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
 
 /// IANA-assigned VXLAN UDP port.
@@ -30,7 +30,6 @@ pub const MAX_VNI: u32 = 0x00ff_ffff;
 
 const IPV4_HLEN: usize = 20;
 const UDP_HLEN: usize = 8;
-const IPPROTO_UDP: u8 = 17;
 /// The "I" flag: the VNI is valid. The only flag RFC 7348 defines.
 const VXLAN_FLAG_VNI: u8 = 0x08;
 /// IPv4 flags and fragment offset with only DF set.
