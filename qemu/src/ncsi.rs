@@ -227,6 +227,54 @@ pub fn command_frame(src: [u8; 6], iid: u8, kind: u8, channel: u8, payload: &[u8
     f
 }
 
+/// The payload of a BMGNIC OEM command: manufacturer ID, OEM header and
+/// `records` (already encoded, `count` of them). For sideband clients.
+pub fn oem_command_payload(op: u8, object: u8, count: u8, records: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(ncsi_oem::COMMAND_PREFIX + records.len());
+    p.extend_from_slice(&ncsi_oem::MANUFACTURER_ID.to_be_bytes());
+    let mut header = [0u8; <OemHeader as ncsi_oem::Record>::LEN];
+    ncsi_oem::Record::encode(
+        &OemHeader {
+            version: ncsi_oem::OEM_VERSION,
+            op,
+            object,
+            count,
+        },
+        &mut header,
+    );
+    p.extend_from_slice(&header);
+    p.extend_from_slice(records);
+    p
+}
+
+/// A packet a sideband client received: a response or an AEN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// Instance ID (0 for AENs).
+    pub iid: u8,
+    /// Packet type: a command's type with [`RESPONSE_BIT`], or
+    /// [`AEN_PACKET_TYPE`].
+    pub kind: u8,
+    /// The payload, without padding and checksum.
+    pub payload: &'a [u8],
+}
+
+/// Splits a frame a sideband client received into IID, type and payload;
+/// `None` if it is not a well-formed NC-SI packet. For sideband clients.
+pub fn parse_received(frame: &[u8]) -> Option<Received<'_>> {
+    let (eth, packet) = frame.split_first_chunk::<ETH_HLEN>()?;
+    if u16::from_be_bytes([eth[12], eth[13]]) != ncsi_oem::ETHERTYPE_NCSI {
+        return None;
+    }
+    let header = packet.get(..HEADER_LEN)?;
+    let len = usize::from(be16(header, 6) & 0x0fff);
+    Some(Received {
+        iid: header[3],
+        kind: header[4],
+        payload: packet.get(HEADER_LEN..HEADER_LEN + len)?,
+    })
+}
+
 /// Rounds a payload length up to the 32-bit boundary of the checksum.
 fn padded(len: usize) -> usize {
     len.div_ceil(4) * 4

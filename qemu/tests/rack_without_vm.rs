@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use bmgnic_model::ncsi::command_frame;
+use bmgnic_model::ncsi::{
+    command_frame, oem_command_payload, parse_received, AEN_PACKET_TYPE, RESPONSE_BIT,
+};
 use bmgnic_model::ncsi_oem::{
-    self as oem, FlowKey, FlowRecord, IdentityRecord, OemHeader, PortCountersRecord, Record,
-    TenantRecord, VtepRecord,
+    self as oem, FlowKey, FlowRecord, IdentityRecord, PortCountersRecord, Record, TenantRecord,
+    VtepRecord,
 };
 use bmgnic_model::regs::{desc, guest};
 use vfio_bindings::bindings::vfio::{
@@ -154,28 +156,17 @@ impl Rack {
         loop {
             let mut buf = [0u8; 2048];
             let n = self.ncsi.recv(&mut buf).expect("NC-SI response");
-            let r = &buf[..n];
             // Skip AENs; take the response to this IID.
-            if r[18] == kind | 0x80 && r[17] == self.iid {
-                let len = usize::from(u16::from_be_bytes([r[20], r[21]]) & 0xfff);
-                return r[30..30 + len].to_vec();
+            let r = parse_received(&buf[..n]).expect("an NC-SI packet");
+            if r.kind == kind | RESPONSE_BIT && r.iid == self.iid {
+                return r.payload.to_vec();
             }
         }
     }
 
     /// Sends a BMGNIC OEM command; returns (reason code, records).
     fn oem(&mut self, op: u8, object: u8, count: u8, records: &[u8]) -> (u16, Vec<u8>) {
-        let mut p = oem::MANUFACTURER_ID.to_be_bytes().to_vec();
-        let mut h = [0u8; 4];
-        OemHeader {
-            version: oem::OEM_VERSION,
-            op,
-            object,
-            count,
-        }
-        .encode(&mut h);
-        p.extend_from_slice(&h);
-        p.extend_from_slice(records);
+        let p = oem_command_payload(op, object, count, records);
         let r = self.ncsi(oem::CMD_OEM, &p);
         let reason = u16::from_be_bytes([r[2], r[3]]);
         (
@@ -189,10 +180,9 @@ impl Rack {
         loop {
             let mut buf = [0u8; 2048];
             let n = self.ncsi.recv(&mut buf).expect("an AEN");
-            let r = &buf[..n];
-            if r[18] == 0xff {
-                let len = usize::from(u16::from_be_bytes([r[20], r[21]]) & 0xfff);
-                return r[30..30 + len].to_vec();
+            let r = parse_received(&buf[..n]).expect("an NC-SI packet");
+            if r.kind == AEN_PACKET_TYPE {
+                return r.payload.to_vec();
             }
         }
     }

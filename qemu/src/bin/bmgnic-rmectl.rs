@@ -23,10 +23,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bmgnic_model::ncsi::command_frame;
+use bmgnic_model::ncsi::{command_frame, oem_command_payload, parse_received, RESPONSE_BIT};
 use bmgnic_model::ncsi_oem::{
-    self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, OemHeader, PolicyRecord,
-    PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
+    self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, PolicyRecord, PortCountersRecord,
+    Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
 };
 use bmgnic_model::regs::guest::STAT_NAMES;
 
@@ -51,13 +51,10 @@ impl Client {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => return Err(format!("receive: {e}")),
                 };
-                let r = &buf[..n];
-                if r.len() >= 30 && r[18] == kind | 0x80 && r[17] == self.iid {
-                    let len = usize::from(u16::from_be_bytes([r[20], r[21]]) & 0xfff);
-                    return r
-                        .get(30..30 + len)
-                        .map(<[u8]>::to_vec)
-                        .ok_or_else(|| "short response".to_string());
+                if let Some(r) = parse_received(&buf[..n]) {
+                    if r.kind == kind | RESPONSE_BIT && r.iid == self.iid {
+                        return Ok(r.payload.to_vec());
+                    }
                 }
             }
         }
@@ -65,17 +62,7 @@ impl Client {
     }
 
     fn oem(&mut self, op: u8, object: u8, count: u8, records: &[u8]) -> Result<Vec<u8>, String> {
-        let mut p = oem::MANUFACTURER_ID.to_be_bytes().to_vec();
-        let mut h = [0u8; OemHeader::LEN];
-        OemHeader {
-            version: oem::OEM_VERSION,
-            op,
-            object,
-            count,
-        }
-        .encode(&mut h);
-        p.extend_from_slice(&h);
-        p.extend_from_slice(records);
+        let p = oem_command_payload(op, object, count, records);
         let r = self.command(oem::CMD_OEM, &p)?;
         let (code, reason) = (
             u16::from_be_bytes([r[0], r[1]]),
