@@ -148,7 +148,7 @@ impl Bmgnic {
             return Ok(());
         }
         if start + fds.len() > self.msix.len() {
-            return Err(std::io::Error::from_raw_os_error(22));
+            return Err(crate::vfio::einval());
         }
         for (slot, fd) in self.msix.iter_mut().skip(start).zip(fds) {
             *slot = Some(fd);

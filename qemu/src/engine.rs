@@ -28,7 +28,7 @@ use crate::ncsi::{NcsiBackend, NcsiResponder};
 use crate::ncsi_oem::OemHeader;
 use crate::pci_config::PciConfig;
 use crate::port::{Port, MAX_FRAME};
-use crate::vfio::PciFunction;
+use crate::vfio::{einval, PciFunction};
 
 /// State shared by the threads.
 pub struct Engine {
@@ -238,10 +238,6 @@ impl Function {
             engine,
         }
     }
-}
-
-fn einval() -> io::Error {
-    io::Error::from_raw_os_error(22)
 }
 
 impl PciFunction for Function {

@@ -45,8 +45,9 @@ pub trait PciFunction {
     fn reset(&mut self);
 }
 
-fn libc_einval() -> i32 {
-    22
+/// EINVAL, the error the vfio-user protocol expects for bad requests.
+pub fn einval() -> io::Error {
+    io::Error::from_raw_os_error(22)
 }
 
 /// Adapts a [`PciFunction`] to the `vfio_user` crate's server.
@@ -62,7 +63,7 @@ impl ServerBackend for Backend<'_> {
                 Ok(())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.function.bar_read(0, offset, data),
-            _ => Err(io::Error::from_raw_os_error(libc_einval())),
+            _ => Err(einval()),
         }
     }
 
@@ -73,7 +74,7 @@ impl ServerBackend for Backend<'_> {
                 Ok(())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.function.bar_write(0, offset, data),
-            _ => Err(io::Error::from_raw_os_error(libc_einval())),
+            _ => Err(einval()),
         }
     }
 
@@ -107,14 +108,14 @@ impl ServerBackend for Backend<'_> {
     ) -> io::Result<()> {
         if index != VFIO_PCI_MSIX_IRQ_INDEX {
             warn!("set_irqs on unsupported index {index}");
-            return Err(io::Error::from_raw_os_error(libc_einval()));
+            return Err(einval());
         }
         if flags & VFIO_IRQ_SET_DATA_NONE != 0 && count == 0 {
             return self.function.set_msix(start, Vec::new());
         }
         if flags & VFIO_IRQ_SET_ACTION_TRIGGER != 0 && flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 {
             if fds.len() != count as usize {
-                return Err(io::Error::from_raw_os_error(libc_einval()));
+                return Err(einval());
             }
             return self.function.set_msix(start, fds);
         }
