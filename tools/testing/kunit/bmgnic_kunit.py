@@ -69,7 +69,7 @@ def main():
             rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
             server.wait_ready()
             rme.wait_ready()
-            bmgnic_ko, rme_ko = r.modules()
+            bmgnic_ko, rme_ko = rack.MODULES
             expected = {"bmgnic": run_suite(server, bmgnic_ko, "", ksrc)}
             rme.run("ip link set eth0 up")
             expected["bmgnic_rme"] = run_suite(rme, rme_ko, "sideband=eth0", ksrc)

@@ -25,8 +25,7 @@ def main():
     if subprocess.run(["make", "-s", "-C", kdir, f"M={TOP}", "modules"],
                       stdout=subprocess.DEVNULL).returncode != 0:
         sys.exit("demo: module build failed (run 'make' to see why)")
-    bmgnic_ko = os.path.join(TOP, "drivers/bmgnic/bmgnic.ko")
-    rme_ko = os.path.join(TOP, "rme/bmgnic_rme.ko")
+    bmgnic_ko, rme_ko = rack.MODULES
     try:
         with rack.Rack("demo") as r:
             print("== booting the rack: server VM (tenant), RME VM, peer VM, "

@@ -28,6 +28,9 @@ import tempfile
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+# The built modules, loaded inside the VMs from the shared checkout.
+MODULES = (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
+           os.path.join(TOP, "rme/bmgnic_rme.ko"))
 
 
 class RackError(Exception):
@@ -301,11 +304,6 @@ class Rack:
         vm = VM(self, role, **kw)
         self.vms.append(vm)
         return vm
-
-    def modules(self):
-        """Paths of the built modules, for insmod inside the VMs."""
-        return (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
-                os.path.join(TOP, "rme/bmgnic_rme.ko"))
 
     def close(self):
         for vm in self.vms:

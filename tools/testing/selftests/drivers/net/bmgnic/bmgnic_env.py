@@ -17,8 +17,7 @@ import rack  # noqa: E402
 KDIR = rack.kernel_build_dir()
 KSRC = os.path.realpath(os.path.join(KDIR, "source"))
 sys.path.insert(0, os.path.join(KSRC, "tools/testing/selftests/net"))
-BMGNIC_KO, RME_KO = (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
-                     os.path.join(TOP, "rme/bmgnic_rme.ko"))
+BMGNIC_KO, RME_KO = rack.MODULES
 for ko in (BMGNIC_KO, RME_KO):
     if not os.path.exists(ko):
         raise SystemExit(f"{ko} is not built: run 'make' first")
