@@ -5,24 +5,29 @@
 //! The BMGNIC is the NIC of a bare-metal cloud server: the tenant reaches
 //! only its guest register bank in BAR0, while the cloud's remote management
 //! engine configures isolation over NC-SI. This driver binds to the PCI
-//! function, maps BAR0 and checks the register map it speaks.
+//! function, maps BAR0 (the guest block only: the MSI-X table above it
+//! belongs to the PCI core), checks the register map it speaks and
+//! registers an Ethernet interface (see `nic.rs`).
 
-use kernel::{device::Core, io::Io, pci, prelude::*};
+use kernel::{
+    device::Core,
+    io::Io,
+    net::netdev::{self, NapiIrqs},
+    pci,
+    prelude::*,
+};
 
+mod nic;
 mod regs;
 mod ring;
 
+use nic::Nic;
 use regs::guest;
-
-/// The guest register block of BAR0; the MSI-X table above it belongs to
-/// the PCI core.
-type Bar0<'bound> = pci::Bar<'bound, { guest::REGS_END }>;
 
 /// Per-device state.
 struct BmgnicData<'bound> {
     pdev: &'bound pci::Device,
-    _bar: Bar0<'bound>,
-    _vectors: pci::IrqVectorRegistration<'bound>,
+    _netdev: netdev::Registration<'bound, Nic>,
 }
 
 /// The MAC address from `MAC_LO`/`MAC_HI` (little-endian, as the device
@@ -99,6 +104,8 @@ impl pci::Driver for BmgnicDriver {
         let msi = pci::IrqTypes::default()
             .with(pci::IrqType::MsiX)
             .with(pci::IrqType::Msi);
+        // The device masters the bus for its rings and buffers.
+        pdev.set_master();
         let vectors = pdev.alloc_irq_vectors(1, u32::from(guest::VECTORS), msi)?;
         let kind = match vectors.irq_type() {
             pci::IrqType::MsiX => "MSI-X",
@@ -119,10 +126,26 @@ impl pci::Driver for BmgnicDriver {
             kind
         );
 
+        let mtu = 1500.min(mtu_cap);
+        let config = netdev::Config {
+            mac,
+            mtu,
+            min_mtu: guest::MTU_MIN,
+            max_mtu: mtu_cap.clamp(guest::MTU_MIN, guest::MTU_MAX),
+        };
+        let irqs = NapiIrqs {
+            vectors,
+            name: c"bmgnic",
+        };
+        let netdev = netdev::Registration::new(
+            pdev.as_ref(),
+            &config,
+            Nic::new(bar.into_devres()?, mtu),
+            Some(irqs),
+        )?;
         Ok(BmgnicData {
             pdev,
-            _bar: bar,
-            _vectors: vectors,
+            _netdev: netdev,
         })
     }
 }

@@ -8,7 +8,7 @@
 //! the DMA and netdev code so that KUnit checks it.
 
 use crate::regs::{desc, guest};
-use kernel::prelude::*;
+use kernel::{net::netdev::Stats64, prelude::*};
 
 /// A ring's producer and consumer indices.
 ///
@@ -83,6 +83,16 @@ impl RingIndex {
         start..start.wrapping_add(done)
     }
 
+    /// Like [`Self::complete`], but completes at most `max` slots (a NAPI
+    /// budget); the rest stay for the next call.
+    pub(crate) fn complete_at_most(&mut self, device_head: u32, max: u32) -> core::ops::Range<u32> {
+        let done = desc::pending(self.head, device_head);
+        if done > self.in_flight() {
+            return self.head..self.head;
+        }
+        self.complete(self.head.wrapping_add(done.min(max)))
+    }
+
     /// Slot of free-running index `index`.
     pub(crate) fn slot(&self, index: u32) -> u32 {
         desc::slot(index, self.size)
@@ -107,17 +117,22 @@ pub(crate) fn rx_completed(d: &[u8; desc::SIZE], buf_len: u16) -> Option<u16> {
     (flags & whole == whole && len != 0 && len <= buf_len).then_some(len)
 }
 
-/// Netdev statistics in `rtnl_link_stats64` terms.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Stats64 {
-    pub(crate) rx_packets: u64,
-    pub(crate) tx_packets: u64,
-    pub(crate) rx_bytes: u64,
-    pub(crate) tx_bytes: u64,
-    pub(crate) rx_dropped: u64,
-    pub(crate) tx_dropped: u64,
-    pub(crate) rx_errors: u64,
-    pub(crate) tx_errors: u64,
+/// A descriptor as the two `u64` words that hold its bytes in memory, for
+/// rings kept as `u64` arrays.
+pub(crate) fn words(d: &[u8; desc::SIZE]) -> (u64, u64) {
+    let mut lo = [0u8; 8];
+    let mut hi = [0u8; 8];
+    lo.copy_from_slice(&d[..8]);
+    hi.copy_from_slice(&d[8..]);
+    (u64::from_ne_bytes(lo), u64::from_ne_bytes(hi))
+}
+
+/// The inverse of [`words`].
+pub(crate) fn from_words(lo: u64, hi: u64) -> [u8; desc::SIZE] {
+    let mut d = [0u8; desc::SIZE];
+    d[..8].copy_from_slice(&lo.to_ne_bytes());
+    d[8..].copy_from_slice(&hi.to_ne_bytes());
+    d
 }
 
 /// Folds the device's counters (`guest::STAT_NAMES` order) and the
@@ -195,6 +210,29 @@ mod tests {
         let done = r.complete(1);
         assert_eq!((done.start, done.end), (u32::MAX - 2, 1));
         assert_eq!(r.in_flight(), 1);
+    }
+
+    #[test]
+    fn budget_limits_completion() {
+        let mut r = RingIndex::new(16).unwrap_or_else(|| unreachable!());
+        for _ in 0..10 {
+            assert!(r.push());
+        }
+        // The device finished 10; a budget of 4 takes 4, then the rest.
+        assert_eq!(r.complete_at_most(10, 4), 0..4);
+        assert_eq!(r.complete_at_most(10, 64), 4..10);
+        assert_eq!(r.complete_at_most(10, 64), 10..10);
+        // A head past the tail completes nothing.
+        assert_eq!(r.complete_at_most(30, 64), 10..10);
+    }
+
+    #[test]
+    fn descriptor_words_keep_the_byte_layout() {
+        let d = tx_descriptor(0x1122_3344_5566_7788, 60);
+        let (lo, hi) = words(&d);
+        assert_eq!(from_words(lo, hi), d);
+        // In memory the words are the descriptor's bytes, whatever the CPU.
+        assert_eq!(lo.to_ne_bytes(), 0x1122_3344_5566_7788u64.to_le_bytes());
     }
 
     #[test]

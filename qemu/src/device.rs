@@ -217,6 +217,9 @@ impl Bmgnic {
             self.error_code = code;
             self.error_info = info_word;
         }
+        // The driver learns of the error from the status block, as of
+        // everything else, without reading STATUS.
+        self.write_status_block(now_ns);
         self.raise(guest::INT_ERROR, now_ns);
     }
 

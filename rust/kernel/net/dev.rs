@@ -43,7 +43,7 @@ impl Device {
         Ok(unsafe { ARef::from_raw(raw.cast()) })
     }
 
-    fn as_raw(&self) -> *mut bindings::net_device {
+    pub(crate) fn as_raw(&self) -> *mut bindings::net_device {
         self.0.get()
     }
 

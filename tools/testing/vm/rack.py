@@ -102,7 +102,7 @@ def accel_args():
 class Model:
     """One bmgnic-model process."""
 
-    def __init__(self, rack, name, table_size=None, log_level="info"):
+    def __init__(self, rack, name, table_size=None, log_level="info", open_l2=False):
         self.rack = rack
         self.name = name
         d = rack.sockdir
@@ -118,6 +118,10 @@ class Model:
                 f"--log-level={log_level}"]
         if table_size:
             args.append(f"--table-size={table_size}")
+        if open_l2:
+            # For use without an RME: no anti-spoofing, and frames pass as
+            # plain L2 (table misses allowed) until an RME sets an identity.
+            args.append("--open")
         self.proc = subprocess.Popen(args, stdout=open(self.log, "w"),
                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 10

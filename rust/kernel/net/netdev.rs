@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Network device drivers.
+//!
+//! A driver describes its device with [`Operations`] (the `net_device_ops`
+//! it implements) and [`super::ethtool::Operations`], and registers it with
+//! [`Registration`], which owns the `struct net_device`, the driver's data,
+//! one NAPI context and the interrupts that schedule it.
+//!
+//! C header: [`include/linux/netdevice.h`](srctree/include/linux/netdevice.h)
+
+use crate::{
+    bindings, device,
+    error::{from_result, to_result},
+    net::{dev, ethtool, napi::Napi, skb::SkBuff},
+    pci,
+    prelude::*,
+    sync::Arc,
+};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
+
+/// Length of an Ethernet hardware address.
+pub const ETH_ALEN: usize = bindings::ETH_ALEN as usize;
+
+/// Interface statistics, as `ip -s link` shows them (`rtnl_link_stats64`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats64 {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Received frames that were bad.
+    pub rx_errors: u64,
+    /// Frames that failed to transmit.
+    pub tx_errors: u64,
+    /// Received frames dropped for lack of resources or by policy.
+    pub rx_dropped: u64,
+    /// Frames dropped before or instead of transmission.
+    pub tx_dropped: u64,
+}
+
+/// Settings of a device at registration.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The permanent hardware address.
+    pub mac: [u8; ETH_ALEN],
+    /// The initial MTU.
+    pub mtu: u32,
+    /// The smallest MTU the device accepts.
+    pub min_mtu: u32,
+    /// The largest MTU the device accepts.
+    pub max_mtu: u32,
+}
+
+/// The operations of a network device (`struct net_device_ops`), and its
+/// NAPI poll.
+///
+/// Callbacks receive the [`Device`], whose [`Device::data`] is the driver's
+/// data given to [`Registration::new`].
+#[vtable]
+pub trait Operations: Sized + Send + Sync + 'static {
+    /// Brings the interface up (`ndo_open`).
+    fn open(dev: &Device<Self>) -> Result;
+
+    /// Brings the interface down (`ndo_stop`).
+    fn stop(dev: &Device<Self>) -> Result;
+
+    /// Queues a frame for transmission (`ndo_start_xmit`). Returning the
+    /// buffer (`Err`) asks the stack to retry it later (`NETDEV_TX_BUSY`);
+    /// a driver that stops its queue before it fills never needs to.
+    fn start_xmit(dev: &Device<Self>, skb: SkBuff) -> core::result::Result<(), SkBuff>;
+
+    /// Reports interface statistics (`ndo_get_stats64`).
+    fn get_stats64(_dev: &Device<Self>, _stats: &mut Stats64) {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Validates and applies a new MTU (`ndo_change_mtu`); on success the
+    /// abstraction records it in the net_device. The core has already
+    /// checked it against [`Config::min_mtu`] and [`Config::max_mtu`].
+    fn change_mtu(_dev: &Device<Self>, _new_mtu: u32) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Changes the hardware address (`ndo_set_mac_address`); on success the
+    /// abstraction records it in the net_device.
+    fn set_mac_address(_dev: &Device<Self>, _addr: &[u8; ETH_ALEN]) -> Result {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Polls for completed work, doing at most `budget` receive units, and
+    /// returns the work done (`napi_struct.poll`). A poll that returns less
+    /// than `budget` calls [`Napi::complete_done`].
+    fn poll(_dev: &Device<Self>, _napi: &Napi, _budget: u32) -> u32 {
+        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// What the net_device's private area holds.
+#[repr(C)]
+struct Private<T> {
+    /// From [`Arc::into_raw`]; the [`Registration`] owns that reference.
+    data: *const T,
+    napi: Napi,
+}
+
+/// A network device registered by [`Registration<T>`], as its callbacks
+/// see it.
+///
+/// # Invariants
+///
+/// The net_device was allocated by [`Registration::new`] with a
+/// [`Private<T>`] area whose `data` is valid and whose NAPI context, if `T`
+/// has a poll, is added; both stay so while a reference exists. The
+/// device's parent is bound while the device is registered.
+#[repr(transparent)]
+pub struct Device<T>(dev::Device, PhantomData<T>);
+
+impl<T: Operations> Device<T> {
+    /// # Safety
+    ///
+    /// `ptr` is a net_device allocated by [`Registration::new`] for `T` that
+    /// stays allocated and registered for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::net_device) -> &'a Self {
+        // SAFETY: `Device<T>` is a transparent wrapper of `dev::Device`,
+        // itself transparent over `net_device`; validity per the safety
+        // requirements.
+        unsafe { &*ptr.cast() }
+    }
+
+    fn private(&self) -> *mut Private<T> {
+        // SAFETY: The device is valid (type invariant); its private area was
+        // sized for `Private<T>`.
+        unsafe { bindings::netdev_priv(self.0.as_raw()).cast() }
+    }
+
+    /// The driver's data.
+    pub fn data(&self) -> &T {
+        // SAFETY: By the type invariant `data` is valid while `self` is.
+        unsafe { &*(*self.private()).data }
+    }
+
+    /// The device's NAPI context.
+    pub fn napi(&self) -> &Napi {
+        build_assert!(T::HAS_POLL, "a device without a poll has no NAPI context");
+        // SAFETY: The context is added when `T` has a poll (type invariant)
+        // and lives in the private area, as long as `self`.
+        unsafe { Napi::from_raw((*self.private()).napi.as_raw()) }
+    }
+
+    /// The bus device the interface belongs to, for DMA.
+    pub fn parent(&self) -> &device::Device<device::Bound> {
+        // SAFETY: `Registration::new` set a bound parent, which stays bound
+        // while the device is registered (type invariant), i.e. while any
+        // callback runs.
+        unsafe { device::Device::from_raw((*self.0.as_raw()).dev.parent) }
+    }
+
+    /// Whether the interface is up (`netif_running`).
+    pub fn is_running(&self) -> bool {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_running(self.0.as_raw()) }
+    }
+
+    /// Reports the link up (`netif_carrier_on`); any context.
+    pub fn carrier_on(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_carrier_on(self.0.as_raw()) }
+    }
+
+    /// Reports the link down (`netif_carrier_off`); any context.
+    pub fn carrier_off(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_carrier_off(self.0.as_raw()) }
+    }
+
+    /// Whether the link is reported up.
+    pub fn carrier_ok(&self) -> bool {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_carrier_ok(self.0.as_raw()) }
+    }
+
+    /// Lets the stack transmit (`netif_start_queue`).
+    pub fn start_queue(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_start_queue(self.0.as_raw()) }
+    }
+
+    /// Stops the stack from transmitting (`netif_stop_queue`).
+    pub fn stop_queue(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_stop_queue(self.0.as_raw()) }
+    }
+
+    /// Restarts a stopped transmit queue (`netif_wake_queue`).
+    pub fn wake_queue(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_wake_queue(self.0.as_raw()) }
+    }
+
+    /// Whether the transmit queue is stopped.
+    pub fn queue_stopped(&self) -> bool {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netif_queue_stopped(self.0.as_raw()) }
+    }
+
+    /// In [`Operations::start_xmit`]: whether the stack has more frames
+    /// coming right away, so the doorbell can wait (`netdev_xmit_more`).
+    pub fn xmit_more(&self) -> bool {
+        // SAFETY: Reads a per-CPU/per-task flag; no precondition.
+        unsafe { bindings::netdev_xmit_more() }
+    }
+}
+
+impl<T> Deref for Device<T> {
+    type Target = dev::Device;
+
+    fn deref(&self) -> &dev::Device {
+        &self.0
+    }
+}
+
+/// A registered network device with its driver data and interrupts.
+///
+/// Dropping it frees the interrupts (waiting for running handlers),
+/// unregisters the interface (which brings it down through
+/// [`Operations::stop`] and waits for every callback), frees the
+/// net_device with its NAPI context, then drops the driver's data and the
+/// interrupt vectors, in that order.
+///
+/// # Invariants
+///
+/// `dev` is a registered net_device allocated by [`Registration::new`]
+/// for `T` whose parent is bound for `'a`; each of `irqs` is requested with
+/// the device's NAPI context as cookie.
+pub struct Registration<'a, T: Operations + ethtool::Operations> {
+    dev: NonNull<bindings::net_device>,
+    irqs: KVec<u32>,
+    vectors: Option<pci::IrqVectorRegistration<'a>>,
+    _data: PhantomData<(&'a device::Device<device::Bound>, Arc<T>)>,
+}
+
+struct Adapter<T>(PhantomData<T>);
+
+impl<T: Operations + ethtool::Operations> Adapter<T> {
+    const NETDEV_OPS: bindings::net_device_ops = bindings::net_device_ops {
+        ndo_open: Some(Self::open),
+        ndo_stop: Some(Self::stop),
+        ndo_start_xmit: Some(Self::start_xmit),
+        ndo_get_stats64: if T::HAS_GET_STATS64 {
+            Some(Self::get_stats64)
+        } else {
+            None
+        },
+        ndo_change_mtu: if T::HAS_CHANGE_MTU {
+            Some(Self::change_mtu)
+        } else {
+            None
+        },
+        ndo_set_mac_address: if T::HAS_SET_MAC_ADDRESS {
+            Some(Self::set_mac_address)
+        } else {
+            None
+        },
+        ndo_validate_addr: Some(bindings::eth_validate_addr),
+        // SAFETY: All-zero is a valid `net_device_ops` (no operations).
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// # Safety
+    ///
+    /// Called by the core on a device registered for `T`.
+    unsafe extern "C" fn open(dev: *mut bindings::net_device) -> c_int {
+        // SAFETY: Per the function's safety requirements.
+        let dev = unsafe { Device::<T>::from_raw(dev) };
+        from_result(|| T::open(dev).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core on a device registered for `T`.
+    unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> c_int {
+        // SAFETY: Per the function's safety requirements.
+        let dev = unsafe { Device::<T>::from_raw(dev) };
+        from_result(|| T::stop(dev).map(|()| 0))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core on a device registered for `T`, handing over
+    /// `skb`.
+    unsafe extern "C" fn start_xmit(
+        skb: *mut bindings::sk_buff,
+        dev: *mut bindings::net_device,
+    ) -> bindings::netdev_tx_t {
+        // SAFETY: Per the function's safety requirements.
+        let dev = unsafe { Device::<T>::from_raw(dev) };
+        let Some(skb) = NonNull::new(skb) else {
+            return bindings::netdev_tx_NETDEV_TX_OK;
+        };
+        // SAFETY: The core hands the buffer's reference to the driver.
+        let skb = unsafe { SkBuff::from_raw(skb) };
+        match T::start_xmit(dev, skb) {
+            Ok(()) => bindings::netdev_tx_NETDEV_TX_OK,
+            Err(skb) => {
+                // The core keeps the buffer and retries it.
+                let _ = skb.into_raw();
+                bindings::netdev_tx_NETDEV_TX_BUSY
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core on a device registered for `T` with a valid,
+    /// exclusive `stats`.
+    unsafe extern "C" fn get_stats64(
+        dev: *mut bindings::net_device,
+        stats: *mut bindings::rtnl_link_stats64,
+    ) {
+        // SAFETY: Per the function's safety requirements.
+        let dev = unsafe { Device::<T>::from_raw(dev) };
+        let mut s = Stats64::default();
+        T::get_stats64(dev, &mut s);
+        // SAFETY: `stats` is valid and exclusively ours for the call.
+        let out = unsafe { &mut *stats };
+        out.rx_packets = s.rx_packets;
+        out.tx_packets = s.tx_packets;
+        out.rx_bytes = s.rx_bytes;
+        out.tx_bytes = s.tx_bytes;
+        out.rx_errors = s.rx_errors;
+        out.tx_errors = s.tx_errors;
+        out.rx_dropped = s.rx_dropped;
+        out.tx_dropped = s.tx_dropped;
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core, under RTNL, on a device registered for `T`.
+    unsafe extern "C" fn change_mtu(dev: *mut bindings::net_device, new_mtu: c_int) -> c_int {
+        // SAFETY: Per the function's safety requirements.
+        let device = unsafe { Device::<T>::from_raw(dev) };
+        from_result(|| {
+            let mtu = u32::try_from(new_mtu)?;
+            T::change_mtu(device, mtu)?;
+            // SAFETY: Under RTNL, as the core updates it; lockless readers
+            // use `READ_ONCE`, so write it with one store.
+            unsafe { core::ptr::write_volatile(&raw mut (*dev).mtu, mtu) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core, under RTNL, on a device registered for `T` with
+    /// `addr` a `struct sockaddr`.
+    unsafe extern "C" fn set_mac_address(
+        dev: *mut bindings::net_device,
+        addr: *mut c_void,
+    ) -> c_int {
+        // SAFETY: Per the function's safety requirements.
+        let device = unsafe { Device::<T>::from_raw(dev) };
+        from_result(|| {
+            // SAFETY: `addr` is a `struct sockaddr` whose `sa_data` holds at
+            // least `ETH_ALEN` bytes for an Ethernet device.
+            let mac: [u8; ETH_ALEN] = unsafe {
+                core::ptr::read_unaligned(
+                    (&raw const (*addr.cast::<bindings::sockaddr>()).sa_data).cast(),
+                )
+            };
+            T::set_mac_address(device, &mac)?;
+            // SAFETY: Under RTNL; `mac` holds `ETH_ALEN` bytes.
+            unsafe { bindings::eth_hw_addr_set(dev, mac.as_ptr()) };
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core on a NAPI context added by [`Registration::new`].
+    unsafe extern "C" fn poll(napi: *mut bindings::napi_struct, budget: c_int) -> c_int {
+        // SAFETY: The context belongs to a device registered for `T`, valid
+        // while polled.
+        let (dev, napi) = unsafe { (Device::<T>::from_raw((*napi).dev), Napi::from_raw(napi)) };
+        let budget = u32::try_from(budget).unwrap_or(0);
+        let done = T::poll(dev, napi, budget).min(budget);
+        // CAST: `done <= budget`, which came from a `c_int`.
+        done as c_int
+    }
+
+    /// # Safety
+    ///
+    /// Called for an interrupt requested by [`Registration::new`]
+    /// with its NAPI context as cookie.
+    unsafe extern "C" fn napi_irq(_irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
+        // SAFETY: The cookie is the device's added NAPI context, valid until
+        // the interrupt is freed.
+        let napi = unsafe { Napi::from_raw(cookie.cast()) };
+        napi.schedule();
+        bindings::irqreturn::IRQ_HANDLED
+    }
+}
+
+/// Interrupt vectors that schedule a device's NAPI context, for
+/// [`Registration::new`].
+pub struct NapiIrqs<'a> {
+    /// The vectors; every one of them schedules the NAPI context.
+    pub vectors: pci::IrqVectorRegistration<'a>,
+    /// The name the interrupts show in `/proc/interrupts`.
+    pub name: &'static CStr,
+}
+
+impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
+    /// Allocates an Ethernet device with `data` as driver data, sets it up
+    /// from `config`, requests `irqs` and registers the device under
+    /// `parent`, with the link reported down.
+    ///
+    /// The interface appears to user space (and may be opened) before this
+    /// returns.
+    pub fn new(
+        parent: &'a device::Device<device::Bound>,
+        config: &Config,
+        data: impl PinInit<T, Error>,
+        irqs: Option<NapiIrqs<'a>>,
+    ) -> Result<Self> {
+        let data = Arc::pin_init(data, GFP_KERNEL)?;
+        let irq_numbers = match &irqs {
+            Some(irqs) => {
+                build_assert!(T::HAS_POLL, "NAPI interrupts need a poll");
+                let mut numbers = KVec::with_capacity(irqs.vectors.len(), GFP_KERNEL)?;
+                for i in 0..irqs.vectors.len() {
+                    let request = crate::irq::IrqRequest::from(irqs.vectors.index(i)?);
+                    numbers.push(request.irq(), GFP_KERNEL)?;
+                }
+                numbers
+            }
+            None => KVec::new(),
+        };
+        let size = core::mem::size_of::<Private<T>>();
+        // SAFETY: Plain allocation; one TX and one RX queue.
+        let dev = unsafe { bindings::alloc_etherdev_mqs(size as c_int, 1, 1) };
+        let Some(dev) = NonNull::new(dev) else {
+            return Err(ENOMEM);
+        };
+        let raw = dev.as_ptr();
+        // SAFETY: `raw` is a new, unregistered net_device that only we
+        // reach; its zeroed private area is sized for `Private<T>`.
+        let napi = unsafe {
+            let private = bindings::netdev_priv(raw).cast::<Private<T>>();
+            (&raw mut (*private).data).write(Arc::into_raw(data));
+            (*raw).dev.parent = parent.as_raw();
+            (*raw).netdev_ops = &Adapter::<T>::NETDEV_OPS;
+            (*raw).ethtool_ops = ethtool::ops::<T>();
+            (*raw).min_mtu = config.min_mtu;
+            (*raw).max_mtu = config.max_mtu;
+            (*raw).mtu = config.mtu.clamp(config.min_mtu, config.max_mtu);
+            bindings::eth_hw_addr_set(raw, config.mac.as_ptr());
+            if T::HAS_POLL {
+                bindings::netif_napi_add(raw, (*private).napi.as_raw(), Some(Adapter::<T>::poll));
+            }
+            (*private).napi.as_raw()
+        };
+        // INVARIANT: `irqs` only ever holds requested interrupts; `dev` is
+        // registered below before `Self` escapes.
+        let mut this = Self {
+            dev,
+            irqs: KVec::with_capacity(irq_numbers.len(), GFP_KERNEL)?,
+            vectors: None,
+            _data: PhantomData,
+        };
+        if let Some(irqs) = irqs {
+            let name = irqs.name;
+            // Kept until `Drop` has freed their handlers.
+            this.vectors = Some(irqs.vectors);
+            for irq in irq_numbers {
+                // SAFETY: `irq` is a vector of `this.vectors`; the cookie is the
+                // added NAPI context, which lives until `free_netdev`, after
+                // the interrupt is freed.
+                let ret = unsafe {
+                    bindings::request_irq(
+                        irq,
+                        Some(Adapter::<T>::napi_irq),
+                        0,
+                        name.as_char_ptr(),
+                        napi.cast(),
+                    )
+                };
+                if let Err(e) = to_result(ret) {
+                    // SAFETY: Not registered.
+                    unsafe { this.abort() };
+                    return Err(e);
+                }
+                // Capacity reserved above, so this cannot fail.
+                this.irqs.push(irq, GFP_ATOMIC)?;
+            }
+        }
+        // SAFETY: `raw` is valid; nothing reads the carrier before this.
+        unsafe { bindings::netif_carrier_off(raw) };
+        // SAFETY: `raw` is fully set up.
+        if let Err(e) = to_result(unsafe { bindings::register_netdev(raw) }) {
+            // SAFETY: Registration failed, so the device is not registered.
+            unsafe { this.abort() };
+            return Err(e);
+        }
+        Ok(this)
+    }
+
+    /// Frees the interrupts and everything [`Self::new`] allocated, for a
+    /// device that is not registered.
+    ///
+    /// # Safety
+    ///
+    /// The device is not registered; `self` is forgotten afterwards.
+    unsafe fn abort(self) {
+        let mut this = core::mem::ManuallyDrop::new(self);
+        this.free_irqs();
+        // SAFETY: Not registered, per the safety requirements, and not used
+        // again.
+        unsafe { Self::free(this.dev.as_ptr()) };
+        // SAFETY: `this` is not used again; the vectors go after the
+        // interrupts and the device.
+        unsafe {
+            core::ptr::drop_in_place(&mut this.irqs);
+            core::ptr::drop_in_place(&mut this.vectors);
+        }
+    }
+
+    fn free_irqs(&mut self) {
+        // SAFETY: The private area outlives `self`; only its address is taken.
+        let napi = unsafe {
+            (*bindings::netdev_priv(self.dev.as_ptr()).cast::<Private<T>>())
+                .napi
+                .as_raw()
+        };
+        for &irq in self.irqs.iter() {
+            // SAFETY: Requested with this cookie (type invariant); waits for a
+            // running handler.
+            unsafe { bindings::free_irq(irq, napi.cast()) };
+        }
+        self.irqs.clear();
+    }
+
+    /// # Safety
+    ///
+    /// `raw` is an unregistered net_device from [`Self::new`], not used
+    /// afterwards.
+    unsafe fn free(raw: *mut bindings::net_device) {
+        // SAFETY: Per the safety requirements the private area holds our data
+        // reference, read before the device memory goes.
+        unsafe {
+            let data = (*bindings::netdev_priv(raw).cast::<Private<T>>()).data;
+            bindings::free_netdev(raw);
+            drop(Arc::from_raw(data));
+        }
+    }
+
+    /// The registered device.
+    pub fn device(&self) -> &Device<T> {
+        // SAFETY: Registered and allocated for `T` while `self` lives.
+        unsafe { Device::from_raw(self.dev.as_ptr()) }
+    }
+}
+
+impl<T: Operations + ethtool::Operations> Drop for Registration<'_, T> {
+    fn drop(&mut self) {
+        self.free_irqs();
+        let raw = self.dev.as_ptr();
+        // SAFETY: Registered (type invariant); waits for every callback and
+        // brings the interface down first.
+        unsafe { bindings::unregister_netdev(raw) };
+        // SAFETY: Unregistered just above and not used again.
+        unsafe { Self::free(raw) };
+        // `vectors` drops after this, once nothing can use them.
+    }
+}
+
+// SAFETY: The registration only holds pointers to objects the core lets any
+// thread unregister and free.
+unsafe impl<T: Operations + ethtool::Operations> Send for Registration<'_, T> {}
+
+// SAFETY: `&Registration` only gives `&Device<T>`, which is `Sync`.
+unsafe impl<T: Operations + ethtool::Operations> Sync for Registration<'_, T> {}
