@@ -91,6 +91,34 @@ __rust_helper void rust_helper_skb_set_protocol(struct sk_buff *skb,
 	skb->protocol = protocol;
 }
 
+/* skb->dev shares a union with dev_scratch, which bindgen makes anonymous. */
+__rust_helper void rust_helper_skb_set_dev(struct sk_buff *skb,
+					  struct net_device *dev)
+{
+	skb->dev = dev;
+}
+
+__rust_helper unsigned char *rust_helper_skb_mac_header(const struct sk_buff *skb)
+{
+	return skb_mac_header(skb);
+}
+
+__rust_helper void rust_helper_skb_reset_mac_header(struct sk_buff *skb)
+{
+	skb_reset_mac_header(skb);
+}
+
+__rust_helper void *rust_helper_skb_put_data(struct sk_buff *skb,
+					     const void *data, unsigned int len)
+{
+	return skb_put_data(skb, data, len);
+}
+
+__rust_helper int rust_helper_dev_queue_xmit(struct sk_buff *skb)
+{
+	return dev_queue_xmit(skb);
+}
+
 __rust_helper int rust_helper_skb_linearize(struct sk_buff *skb)
 {
 	return skb_linearize(skb);
