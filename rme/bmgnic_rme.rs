@@ -6,14 +6,28 @@
 //! RME bank, which only the NC-SI sideband reaches: the tenant's identity,
 //! VXLAN tenancy, flow table, meters, billing counters and quarantine.
 //! This module attaches to the sideband network device named by the
-//! `sideband` parameter.
+//! `sideband` parameter, brings the NC-SI channel up and serves the
+//! `bmgnic` generic netlink family (`Documentation/netlink/specs/
+//! bmgnic.yaml`) to user space.
 
-use kernel::{net::dev, prelude::*, sync::aref::ARef};
+use kernel::{
+    net::{dev, netlink::OpsRegistration, packet},
+    prelude::*,
+    sync::{aref::ARef, Arc},
+};
 
+mod control;
 mod flow_table;
 mod ncsi_client;
 mod ncsi_oem;
+mod netlink;
 mod nic_cache;
+#[path = "../drivers/bmgnic/regs.rs"]
+mod regs;
+mod sideband;
+
+use control::Rme;
+use sideband::Receiver;
 
 module! {
     type: BmgnicRme,
@@ -29,9 +43,13 @@ module! {
     },
 }
 
-/// The module: the sideband device it is attached to.
+/// The module: the NIC's control behind the sideband, the receiver of its
+/// frames, and the netlink family.
 struct BmgnicRme {
     sideband: ARef<dev::Device>,
+    rme: Arc<Rme>,
+    rx: Option<Pin<KBox<packet::Registration<Receiver<Rme>>>>>,
+    family: Option<OpsRegistration<Rme>>,
 }
 
 /// Why a sideband device cannot be used.
@@ -77,15 +95,45 @@ impl kernel::Module for BmgnicRme {
             name.as_c_str(),
             sideband.ifindex()
         );
-        Ok(BmgnicRme { sideband })
+        let rme = Arc::pin_init(Rme::new(sideband.clone(), sideband.mac())?, GFP_KERNEL)?;
+        let rx = KBox::pin_init(
+            packet::Registration::new(
+                sideband.clone(),
+                ncsi_oem::ETHERTYPE_NCSI,
+                Receiver { sink: rme.clone() },
+            ),
+            GFP_KERNEL,
+        )?;
+        let mut this = BmgnicRme {
+            sideband,
+            rme,
+            rx: Some(rx),
+            family: None,
+        };
+        if let Err(e) = this.rme.start() {
+            pr_err!("NC-SI start-up on the sideband failed: {:?}\n", e);
+            return Err(e);
+        }
+        this.family = Some(netlink::FAMILY.register(this.rme.clone())?);
+        Ok(this)
     }
 }
 
 impl Drop for BmgnicRme {
     fn drop(&mut self) {
+        // User space first, then the frames, then the work they queued.
+        self.family.take();
+        self.rx.take();
+        self.rme.stop();
+        let s = self.rme.sideband.stats();
         pr_info!(
-            "detached from sideband ifindex {}\n",
-            self.sideband.ifindex()
+            "detached from sideband ifindex {}: {} NC-SI commands, {} retries, {} timeouts, {} AENs dropped, {} frames ignored\n",
+            self.sideband.ifindex(),
+            s.commands,
+            s.retries,
+            s.timeouts,
+            s.aens_dropped,
+            s.frames_ignored
         );
     }
 }

@@ -138,6 +138,9 @@ struct RxState {
     status_block: Coherent<[u32]>,
     /// The last `STATUS` acted upon.
     status: u32,
+    /// The settings the rings were started with, for a reset from the
+    /// poll (the `settings` lock is for process context only).
+    settings: Settings,
 }
 
 impl RxState {
@@ -148,7 +151,7 @@ impl RxState {
 }
 
 /// Ring and interrupt settings that survive down/up.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Settings {
     tx_size: u32,
     rx_size: u32,
@@ -309,6 +312,7 @@ fn alloc_rings(dev: &Device<Nic>, settings: &Settings) -> Result<(Ring, RxState)
             GFP_KERNEL,
         )?,
         status: 0,
+        settings: *settings,
     };
     Ok((tx, rx))
 }
@@ -327,7 +331,7 @@ fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
     dev.stop_queue();
     dev.carrier_off();
     stop_device(bar);
-    let settings = *nic.settings.lock();
+    let settings = rx.settings;
     let mut tx_guard = nic.tx.lock();
     let Some(tx) = &mut *tx_guard else {
         return;

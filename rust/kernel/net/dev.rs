@@ -54,6 +54,28 @@ impl Device {
         unsafe { (*self.as_raw()).ifindex }
     }
 
+    /// The interface name.
+    pub fn name(&self) -> &CStr {
+        // SAFETY: By the type invariant the device is valid; `name` is a
+        // NUL-terminated array that a rename rewrites in place, under RTNL,
+        // always NUL-terminated.
+        unsafe { CStr::from_char_ptr((*self.as_raw()).name.as_ptr()) }
+    }
+
+    /// The hardware address, for an Ethernet device.
+    pub fn mac(&self) -> [u8; 6] {
+        let mut mac = [0u8; 6];
+        // SAFETY: By the type invariant the device is valid; an Ethernet
+        // device's `dev_addr` holds at least 6 bytes.
+        unsafe {
+            let addr = (*self.as_raw()).dev_addr;
+            if !addr.is_null() && (*self.as_raw()).addr_len as usize >= mac.len() {
+                core::ptr::copy_nonoverlapping(addr, mac.as_mut_ptr(), mac.len());
+            }
+        }
+        mac
+    }
+
     /// The current MTU.
     pub fn mtu(&self) -> u32 {
         // SAFETY: By the type invariant the device is valid; `mtu` is read

@@ -6,14 +6,7 @@
 //!
 //! C header: [`include/linux/netdevice.h`](srctree/include/linux/netdevice.h)
 
-use crate::{
-    bindings,
-    error::to_result,
-    net::dev,
-    prelude::*,
-    sync::aref::ARef,
-    types::Opaque,
-};
+use crate::{bindings, error::to_result, net::dev, prelude::*, sync::aref::ARef, types::Opaque};
 use core::{marker::PhantomPinned, ptr::NonNull};
 
 /// Ethernet header length.
@@ -67,12 +60,7 @@ impl Frame<'_> {
         // SAFETY: `body` holds `skb.len` bytes, the data `skb_copy_bits`
         // copies from offset 0, linear part and fragments alike.
         let ret = unsafe {
-            bindings::skb_copy_bits(
-                self.skb,
-                0,
-                body.as_mut_ptr().cast(),
-                body.len() as c_int,
-            )
+            bindings::skb_copy_bits(self.skb, 0, body.as_mut_ptr().cast(), body.len() as c_int)
         };
         to_result(ret)?;
         Ok(len)

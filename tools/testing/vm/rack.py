@@ -299,6 +299,20 @@ class Rack:
         self.close()
         return False
 
+    def ynl(self):
+        """The kernel's own ynl CLI for the bmgnic family, as a command line
+        for the VMs: its Python sources and the genetlink schema are copied
+        from the kernel tree into the rack's shared directory (the VMs do
+        not see the host's /root)."""
+        dst = os.path.join(self.shared, "ynl")
+        if not os.path.isdir(dst):
+            ksrc = os.path.realpath(os.path.join(kernel_build_dir(), "source"))
+            shutil.copytree(os.path.join(ksrc, "tools/net/ynl/pyynl"),
+                            os.path.join(dst, "pyynl"))
+            shutil.copy(os.path.join(ksrc, "Documentation/netlink/genetlink.yaml"), dst)
+        return ("python3 /tmp/rack/ynl/pyynl/cli.py --schema /tmp/rack/ynl/genetlink.yaml "
+                f"--spec {TOP}/Documentation/netlink/specs/bmgnic.yaml")
+
     def start_model(self, name="nic0", **kw):
         m = Model(self, name, **kw)
         self.models.append(m)

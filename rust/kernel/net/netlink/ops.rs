@@ -57,8 +57,7 @@ const fn policy(
     })
 }
 
-const NO_EXTRA: bindings::nla_policy__bindgen_ty_1 =
-    bindings::nla_policy__bindgen_ty_1 { mask: 0 };
+const NO_EXTRA: bindings::nla_policy__bindgen_ty_1 = bindings::nla_policy__bindgen_ty_1 { mask: 0 };
 
 const fn min_max(min: i16, max: i16) -> bindings::nla_policy__bindgen_ty_1 {
     bindings::nla_policy__bindgen_ty_1 {
@@ -111,9 +110,7 @@ impl AttrPolicy {
             bindings::NLA_U32,
             bindings::nla_policy_validation_NLA_VALIDATE_RANGE_PTR,
             0,
-            bindings::nla_policy__bindgen_ty_1 {
-                range: &range.0,
-            },
+            bindings::nla_policy__bindgen_ty_1 { range: &range.0 },
         )
     }
 
@@ -405,9 +402,7 @@ impl<'a> Attr<'a> {
             hdr,
             ty: ty & NLA_TYPE_MASK,
             // SAFETY: A validated attribute holds `nla_len` bytes.
-            data: unsafe {
-                core::slice::from_raw_parts(hdr.cast::<u8>().add(NLA_HDRLEN), payload)
-            },
+            data: unsafe { core::slice::from_raw_parts(hdr.cast::<u8>().add(NLA_HDRLEN), payload) },
         }
     }
 
@@ -596,8 +591,7 @@ impl<'a> Request<'a> {
         let skb = unsafe { bindings::genlmsg_new(GENLMSG_DEFAULT_SIZE, GFP_KERNEL.as_raw()) };
         let skb = NonNull::new(skb).ok_or(ENOMEM)?.as_ptr();
         // SAFETY: `skb` is new; `info` is valid (type invariant).
-        let hdr =
-            unsafe { bindings::genlmsg_put_reply(skb, self.info, self.info.family, 0, cmd) };
+        let hdr = unsafe { bindings::genlmsg_put_reply(skb, self.info, self.info.family, 0, cmd) };
         if hdr.is_null() {
             // SAFETY: Ours, not sent.
             unsafe { bindings::nlmsg_free(skb) };
