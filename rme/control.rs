@@ -5,13 +5,13 @@
 //!
 //! Every change goes to the NIC first and is recorded here only once the
 //! NIC accepted it, so a refused or timed-out command changes nothing.
-//! The NIC's flow table holds a subset of the software table: a table-miss
-//! AEN installs the best rule for the missed packet together with every
-//! rule that wins over it where they overlap (so that the NIC never applies
-//! a rule to a packet a higher-priority rule should get); when the NIC is
-//! full, the least recently used rule leaves, with the rules it protects,
-//! and its counters, which come back with the deletion, are folded into the
-//! software table, so billing loses nothing.
+//! The NIC's flow table is a cache of the software table: a table-miss AEN
+//! installs an exact-match entry for the missed packet's flow with the
+//! action, meter and VTEP of the best rule for it (an exact entry can never
+//! take packets a higher-priority rule should get, whatever else the cache
+//! holds); when the NIC is full, the least recently used entry leaves. Each
+//! entry's counters, read back with its deletion or a refresh, are folded
+//! into its rule's, so billing loses nothing.
 
 use crate::{
     flow_table::{self, Counters, FlowTable, Rule},
@@ -29,6 +29,7 @@ use kernel::{
     net::dev,
     new_mutex, new_work,
     prelude::*,
+    rbtree::{RBTree, RBTreeNode},
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
@@ -57,6 +58,54 @@ pub(crate) struct State {
     pub(crate) evictions: u64,
     /// Table misses the NIC reported.
     pub(crate) misses: u64,
+    /// NIC entries (the IDs the cache knows them by): their rule and key.
+    entries: RBTree<u32, NicEntry>,
+    next_entry: u32,
+}
+
+/// An exact-match entry in the NIC, standing for one flow of a rule.
+#[derive(Clone, Copy, Debug)]
+struct NicEntry {
+    rule: u32,
+    key: FlowKey,
+}
+
+/// The mask of an exact match on `key`: every field the NIC matches that
+/// has a meaning for the key's ethertype and protocol (the prerequisites
+/// `ncsi_oem::check_flow` enforces).
+pub(crate) fn exact_mask(key: &FlowKey) -> FlowKey {
+    let mut m = FlowKey {
+        in_port: 0xff,
+        ethertype: 0xffff,
+        vlan_tci: 0xffff,
+        eth_src: [0xff; 6],
+        eth_dst: [0xff; 6],
+        ..FlowKey::default()
+    };
+    let addr_len = match key.ethertype {
+        oem::ETHERTYPE_IPV4 | oem::ETHERTYPE_ARP => 4,
+        oem::ETHERTYPE_IPV6 => 16,
+        _ => 0,
+    };
+    if addr_len > 0 {
+        m.ip_proto = 0xff;
+        m.ip_src[..addr_len].fill(0xff);
+        m.ip_dst[..addr_len].fill(0xff);
+    }
+    let ports = matches!(
+        (key.ethertype, key.ip_proto),
+        (oem::ETHERTYPE_IPV4, oem::IPPROTO_ICMP)
+            | (oem::ETHERTYPE_IPV6, oem::IPPROTO_ICMPV6)
+            | (
+                oem::ETHERTYPE_IPV4 | oem::ETHERTYPE_IPV6,
+                oem::IPPROTO_TCP | oem::IPPROTO_UDP | oem::IPPROTO_SCTP
+            )
+    );
+    if ports {
+        m.l4_src = 0xffff;
+        m.l4_dst = 0xffff;
+    }
+    m
 }
 
 /// The RME's control of the BMGNIC behind one sideband.
@@ -246,6 +295,8 @@ impl Rme {
             ncsi_version: version,
             evictions: 0,
             misses: 0,
+            entries: RBTree::new(),
+            next_entry: 1,
         });
         pr_info!(
             "NC-SI channel up: version {:02x}{:02x}{:02x}, {} NIC flow slots\n",
@@ -285,7 +336,7 @@ impl Rme {
                 Aen::TableMiss(miss) => {
                     let r = self.with_state(|sb, st| {
                         st.misses += u64::from(miss.misses);
-                        install_for(sb, st, &miss.key)
+                        st.install_for(sb, &miss.key)
                     });
                     if let Err(e) = r {
                         if e == ETIMEDOUT {
@@ -335,99 +386,131 @@ fn nic_del(sb: &Sideband, slots: &[u32]) -> Result<KVec<FlowCountersRecord>> {
     Ok(answers)
 }
 
-/// Takes `rule` out of the NIC if it is there, folding its counters.
-pub(crate) fn uninstall(sb: &Sideband, st: &mut State, rule: u32) -> Result {
-    let Some(slot) = st.cache.evict_rule(rule)? else {
-        return Ok(());
-    };
-    let answers = nic_del(sb, &[slot])?;
-    for c in answers.iter().filter(|c| c.slot == slot) {
-        let folded = st.cache.fold(slot, c)?;
-        st.table.account(folded.rule, folded.packets, folded.bytes);
-    }
-    Ok(())
-}
-
-/// Installs rule `id` (already in the table) in the NIC, after the rules
-/// that win over it; evicts least recently used rules, with the rules that
-/// rely on them, when the NIC is full.
-fn install_rule(sb: &Sideband, st: &mut State, id: u32, depth: u32) -> Result {
-    let Some((rule, _)) = st.table.get(id).map(|(r, c)| (*r, c)) else {
-        return Err(ENOENT);
-    };
-    if depth == 0 {
-        // Rules that win over this one where they overlap go in first.
-        for dep in st.table.shadowing(&rule)?.iter() {
-            if st.cache.slot_of(*dep).is_none() {
-                install_rule(sb, st, *dep, depth + 1)?;
+impl State {
+    /// Adds what the NIC counted for `entry` to its rule.
+    fn account_entry(&mut self, entry: u32, packets: u64, bytes: u64) {
+        match self.entries.get(&entry) {
+            Some(e) => {
+                let rule = e.rule;
+                self.table.account(rule, packets, bytes);
+            }
+            None => {
+                self.table.account(0, packets, bytes);
             }
         }
     }
-    match st.cache.install(id)? {
-        Plan::Present { .. } => Ok(()),
-        Plan::Install { slot } => oem_set(sb, oem::OBJ_FLOW, &[rule.record_at(slot)]),
-        Plan::Evict { slot, evicted } => {
-            st.evictions += 1;
+
+    /// Takes NIC entry `entry` out, folding its final counters.
+    fn uninstall_entry(&mut self, sb: &Sideband, entry: u32) -> Result {
+        if let Some(slot) = self.cache.evict_rule(entry)? {
             let answers = nic_del(sb, &[slot])?;
             for c in answers.iter().filter(|c| c.slot == slot) {
-                let folded = st.cache.fold(slot, c)?;
-                st.table.account(folded.rule, folded.packets, folded.bytes);
+                let folded = self.cache.fold(slot, c)?;
+                self.account_entry(folded.rule, folded.packets, folded.bytes);
             }
-            oem_set(sb, oem::OBJ_FLOW, &[rule.record_at(slot)])?;
-            // Installed rules the evicted one won over would now take its
-            // packets: they leave too.
-            if let Some((gone, _)) = st.table.get(evicted).map(|(r, c)| (*r, c)) {
-                let mut relying = KVec::new();
-                for (other, _) in st.cache.iter() {
-                    if let Some((r, _)) = st.table.get(other) {
-                        if other != id
-                            && flow_table::wins_over(&gone, r)
-                            && flow_table::overlaps(&gone, r)
-                        {
-                            relying.push(other, GFP_KERNEL)?;
-                        }
-                    }
-                }
-                for other in relying.iter() {
-                    uninstall(sb, st, *other)?;
-                }
-            }
-            Ok(())
         }
+        self.entries.remove(&entry);
+        Ok(())
     }
-}
 
-/// Installs the best rule for a packet that missed the NIC's table.
-pub(crate) fn install_for(sb: &Sideband, st: &mut State, key: &FlowKey) -> Result {
-    let Some(id) = st.table.lookup(key).map(|r| r.id) else {
-        // No rule: the miss policy stands.
-        return Ok(());
-    };
-    install_rule(sb, st, id, 0)
-}
+    /// Takes out every NIC entry of a rule for which `pick` holds.
+    fn uninstall_entries(&mut self, sb: &Sideband, pick: impl Fn(&NicEntry) -> bool) -> Result {
+        let mut gone = KVec::new();
+        for (&id, e) in self.entries.iter() {
+            if pick(e) {
+                gone.push(id, GFP_KERNEL)?;
+            }
+        }
+        for id in gone.iter() {
+            self.uninstall_entry(sb, *id)?;
+        }
+        Ok(())
+    }
 
-impl State {
-    /// Adds `rule` under a new ID; installs it at once where an installed
-    /// rule it wins over would otherwise take its packets.
+    /// Installs an exact entry for the flow of `key` with its best rule's
+    /// action; evicts the least recently used entry when the NIC is full.
+    pub(crate) fn install_for(&mut self, sb: &Sideband, key: &FlowKey) -> Result {
+        let Some(rule) = self.table.lookup(key).copied() else {
+            // No rule: the NIC's miss policy stands.
+            return Ok(());
+        };
+        let mask = exact_mask(key);
+        let exact = key.masked(&mask);
+        let entry = self.next_entry;
+        let node = RBTreeNode::new(
+            entry,
+            NicEntry {
+                rule: rule.id,
+                key: exact,
+            },
+            GFP_KERNEL,
+        )?;
+        let mut record = rule.record_at(0);
+        record.key = exact;
+        record.mask = mask;
+        match self.cache.install(entry)? {
+            Plan::Present { .. } => return Ok(()),
+            Plan::Install { slot } => {
+                record.slot = slot;
+                if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
+                    let _ = self.cache.evict_rule(entry);
+                    let _ = self.cache.fold(
+                        slot,
+                        &FlowCountersRecord {
+                            slot,
+                            ..Default::default()
+                        },
+                    );
+                    return Err(e);
+                }
+            }
+            Plan::Evict { slot, evicted } => {
+                self.evictions += 1;
+                let answers = nic_del(sb, &[slot])?;
+                for c in answers.iter().filter(|c| c.slot == slot) {
+                    let folded = self.cache.fold(slot, c)?;
+                    self.account_entry(folded.rule, folded.packets, folded.bytes);
+                }
+                self.entries.remove(&evicted);
+                record.slot = slot;
+                oem_set(sb, oem::OBJ_FLOW, &[record])?;
+            }
+        }
+        self.next_entry = self.next_entry.wrapping_add(1).max(1);
+        self.entries.insert(node);
+        Ok(())
+    }
+
+    /// The NIC slot of one of rule `id`'s entries, if any.
+    pub(crate) fn slot_of_rule(&self, id: u32) -> Option<u32> {
+        self.entries
+            .iter()
+            .find(|(_, e)| e.rule == id)
+            .and_then(|(&entry, _)| self.cache.slot_of(entry))
+    }
+
+    /// Adds `rule` under a new ID. NIC entries of flows it now wins leave
+    /// the NIC, so that their next packet installs them with it.
     pub(crate) fn add_flow(&mut self, sb: &Sideband, mut rule: Rule) -> Result<u32> {
         let id = self.next_id;
         rule.id = id;
         self.table.insert(rule)?;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let mut shadowed = false;
-        for (other, _) in self.cache.iter() {
-            if let Some((r, _)) = self.table.get(other) {
-                if flow_table::wins_over(&rule, r) && flow_table::overlaps(&rule, r) {
-                    shadowed = true;
-                    break;
-                }
+        let table = &self.table;
+        let taken = |e: &NicEntry| {
+            e.key.masked(&rule.mask) == rule.key
+                && table
+                    .get(e.rule)
+                    .is_none_or(|(old, _)| flow_table::wins_over(&rule, old))
+        };
+        let mut gone = KVec::new();
+        for (&entry, e) in self.entries.iter() {
+            if taken(e) {
+                gone.push(entry, GFP_KERNEL)?;
             }
         }
-        if shadowed {
-            if let Err(e) = install_rule(sb, self, id, 0) {
-                let _ = self.table.remove(id);
-                return Err(e);
-            }
+        for entry in gone.iter() {
+            self.uninstall_entry(sb, *entry)?;
         }
         Ok(id)
     }
@@ -437,7 +520,7 @@ impl State {
         if self.table.get(id).is_none() {
             return Err(ENOENT);
         }
-        uninstall(sb, self, id)?;
+        self.uninstall_entries(sb, |e| e.rule == id)?;
         let (_, counters) = self.table.remove(id)?;
         Ok(counters)
     }
@@ -461,7 +544,7 @@ impl State {
         )?;
         for c in answers.iter() {
             if let Some(f) = self.cache.absorb(c.slot, c)? {
-                self.table.account(f.rule, f.packets, f.bytes);
+                self.account_entry(f.rule, f.packets, f.bytes);
             }
         }
         Ok(())

@@ -113,18 +113,6 @@ impl From<FlowError> for Error {
     }
 }
 
-/// Whether some packet matches both `a` and `b`: their keys agree on every
-/// bit both masks consider.
-pub(crate) fn overlaps(a: &Rule, b: &Rule) -> bool {
-    let (ka, ma, kb, mb) = (
-        encode(&a.key),
-        encode(&a.mask),
-        encode(&b.key),
-        encode(&b.mask),
-    );
-    (0..FlowKey::LEN).all(|i| (ka[i] ^ kb[i]) & ma[i] & mb[i] == 0)
-}
-
 /// Whether `a` wins over `b` where both match.
 pub(crate) fn wins_over(a: &Rule, b: &Rule) -> bool {
     rank(a.priority, a.id) < rank(b.priority, b.id)
@@ -427,21 +415,6 @@ impl FlowTable {
         let cursor = self.rules.cursor_lower_bound(&id)?;
         let (_, e) = cursor.current();
         Some((e.rule, e.counters))
-    }
-
-    /// IDs of the rules that win over `rule` where both match: higher
-    /// priority (or equal priority and lower ID) and an overlapping match.
-    /// A NIC holding `rule` must hold these too, or it would apply `rule`
-    /// to packets they should get.
-    pub(crate) fn shadowing(&self, rule: &Rule) -> Result<KVec<u32>> {
-        let own = rank(rule.priority, rule.id);
-        let mut ids = KVec::new();
-        for e in self.rules.values() {
-            if rank(e.rule.priority, e.rule.id) < own && overlaps(&e.rule, rule) {
-                ids.push(e.rule.id, GFP_KERNEL)?;
-            }
-        }
-        Ok(ids)
     }
 
     /// Counters of rules no longer in the table.

@@ -645,7 +645,7 @@ impl Rme {
             .with_state(|sb, st| {
                 st.refresh_counters(sb)?;
                 let (rule, c) = st.table.get(id).map(|(r, c)| (*r, c)).ok_or(ENOENT)?;
-                Ok((rule, c, st.cache.slot_of(id)))
+                Ok((rule, c, st.slot_of_rule(id)))
             })
             .map_err(|e| nic_error(req, e))?;
         req.reply(cmd::FLOW_GET, |m| put_flow(m, &found.0, found.1, found.2))
@@ -818,7 +818,7 @@ impl Handler for Rme {
                 }
                 let mut next = u32::try_from(dump.position()).unwrap_or(u32::MAX).max(1);
                 while let Some((rule, c)) = st.table.next_from(next) {
-                    let slot = st.cache.slot_of(rule.id);
+                    let slot = st.slot_of_rule(rule.id);
                     if !dump.add(cmd::FLOW_GET, |m| put_flow(m, &rule, c, slot))? {
                         break;
                     }

@@ -12,6 +12,7 @@ use std::io::Write;
 use log::{debug, info, warn};
 
 use crate::guest_mem::GuestMemory;
+use crate::packet;
 use crate::pipeline::{self, Event};
 use crate::regs::desc;
 use crate::regs::guest::{self, Stat, STAT_COUNT};
@@ -23,6 +24,13 @@ pub const MAX_FRAME: usize = guest::MTU_MAX as usize + 18;
 
 /// Smallest RX buffer a driver may post.
 const RX_BUF_MIN: u32 = 256;
+
+/// Guest frames that missed the flow table are held this long for the RME
+/// to install their flow (a table-miss AEN and an OEM SET take about a
+/// millisecond over the sideband), then dropped as `tx_drop_table_miss`.
+pub const MISS_HOLD_NS: u64 = 100_000_000;
+/// At most this many frames are held; more misses are dropped at once.
+pub const MISS_HOLD_FRAMES: usize = 128;
 
 /// One descriptor ring as the device sees it.
 #[derive(Debug, Default, Clone, Copy)]
@@ -89,6 +97,9 @@ pub struct Bmgnic {
     /// NC-SI side.
     pub events: Vec<Event>,
     scratch: Vec<u8>,
+    /// Guest frames waiting for their flow, oldest first, with the time
+    /// they arrived.
+    held: std::collections::VecDeque<(Vec<u8>, u64)>,
 }
 
 impl Bmgnic {
@@ -117,6 +128,7 @@ impl Bmgnic {
             rme,
             events: Vec::new(),
             scratch: Vec::with_capacity(MAX_FRAME),
+            held: std::collections::VecDeque::new(),
         }
     }
 
@@ -203,6 +215,7 @@ impl Bmgnic {
         self.tx = Ring::default();
         self.rx = Ring::default();
         self.irq_pending.iter_mut().for_each(|p| *p = false);
+        self.held.clear();
     }
 
     fn mtu_cap(&self) -> u32 {
@@ -589,8 +602,44 @@ impl Bmgnic {
                 self.count(Stat::TxBytes, frame.len() as u64);
                 out.push(outer);
             }
+            // Held for the RME, which the miss event asks to install the flow.
+            Err(Stat::TxDropTableMiss) if self.held.len() < MISS_HOLD_FRAMES => {
+                self.held.push_back((frame.to_vec(), now_ns));
+            }
             Err(reason) => self.count(reason, 1),
         }
+    }
+
+    /// Whether frames wait for their flow.
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Sends the held frames whose flow is now in the table, in order, and
+    /// drops those held too long; the others keep waiting.
+    pub fn retry_held(&mut self, now_ns: u64, out: &mut Vec<Vec<u8>>) {
+        let mut waiting = std::collections::VecDeque::new();
+        while let Some((frame, since)) = self.held.pop_front() {
+            let installed = packet::parse(&frame, crate::ncsi_oem::PORT_GUEST)
+                .is_ok_and(|p| self.rme.flows.lookup(&p.key).is_some());
+            if installed {
+                let mut outer = Vec::with_capacity(frame.len() + 64);
+                let mut events = Vec::new();
+                match pipeline::transmit(&mut self.rme, &frame, now_ns, &mut outer, &mut events) {
+                    Ok(()) => {
+                        self.count(Stat::TxPackets, 1);
+                        self.count(Stat::TxBytes, frame.len() as u64);
+                        out.push(outer);
+                    }
+                    Err(reason) => self.count(reason, 1),
+                }
+            } else if now_ns.saturating_sub(since) >= MISS_HOLD_NS {
+                self.count(Stat::TxDropTableMiss, 1);
+            } else {
+                waiting.push_back((frame, since));
+            }
+        }
+        self.held = waiting;
     }
 
     /// Handles a frame from the fabric: RX pipeline, then the RX ring.

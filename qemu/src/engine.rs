@@ -113,9 +113,13 @@ impl Engine {
                 let now = self.now_ns();
                 let next_irq = dev.poll_interrupts(now);
                 if !dev.tx_pending() && dev.events.is_empty() {
+                    // Held frames are retried when an OEM command wakes us,
+                    // and at least every few milliseconds to expire them.
+                    let cap = if dev.has_held() { 5 } else { 100 };
                     let wait = next_irq
                         .map(|due| Duration::from_nanos(due.saturating_sub(now)))
-                        .unwrap_or(Duration::from_millis(100));
+                        .unwrap_or(Duration::from_millis(cap))
+                        .min(Duration::from_millis(cap));
                     dev = self
                         .work
                         .wait_timeout(dev, wait)
@@ -123,6 +127,9 @@ impl Engine {
                         .0;
                 }
                 let now = self.now_ns();
+                if dev.has_held() {
+                    dev.retry_held(now, &mut out);
+                }
                 dev.process_tx(now, &mut out);
                 dev.poll_interrupts(now);
                 if !dev.events.is_empty() {
@@ -189,6 +196,8 @@ impl Engine {
                 let mut backend = DeviceBackend { dev: &mut dev, now };
                 ncsi.handle(&buf[..len], &mut backend)
             };
+            // A flow the RME just installed may release held frames.
+            self.work.notify_one();
             if let Some(frame) = response {
                 if let Err(e) = port.send(&frame) {
                     debug!("ncsi port: send failed: {e}");

@@ -406,6 +406,11 @@ fn rme_configures_over_ncsi_guest_traffic_leaves_as_vxlan_and_returns() {
     let miss = oem::MissEvent::decode(&aen[body..body + oem::MissEvent::LEN]).unwrap();
     assert_eq!(&miss.key.ip_dst[..4], &[8, 8, 8, 8]);
     assert_eq!((miss.key.l4_dst, miss.misses), (53, 1));
+    // Held for the RME to install its flow, then dropped.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while rack.read_stat(guest::Stat::TxDropTableMiss) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(rack.read_stat(guest::Stat::TxDropTableMiss), 1);
 
     // Another tenant's VNI is dropped and counted.
