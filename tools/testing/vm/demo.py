@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""`make demo`: boot the rack and show the BMGNIC from every side."""
+"""`make demo`: boot the rack, configure the tenant from the RME with ynl,
+and show the NIC keeping the bare-metal guest in its virtual network."""
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import rack  # noqa: E402
 
 TOP = rack.TOP
+VNI = 5001
+SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
+LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
+LOCAL_VTEP_MAC = "02:00:00:00:00:01"
+FACTORY_MAC = "52:54:00:b0:00:01"
 
 
-def show(vm, title, command):
+def show(vm, title, command, check=True):
     print(f"\n--- {vm.role}: {title}\n$ {command}")
-    _, out = vm.run(command)
+    _, out = vm.run(command, check=check, timeout=120)
     print(out.rstrip())
+    return out
 
 
 def main():
@@ -28,21 +37,78 @@ def main():
     bmgnic_ko, rme_ko = rack.MODULES
     try:
         with rack.Rack("demo") as r:
-            print("== booting the rack: server VM (tenant), RME VM, peer VM, "
-                  "one bmgnic-model between them")
+            print("== booting the rack: server VM (the bare-metal tenant), RME VM (the "
+                  "server's BMC), peer VM (a VTEP on the fabric), one emulated BMGNIC")
             model, vms = rack.standard_rack(r)
             server, rme, peer = vms["server"], vms["rme"], vms["peer"]
+            ynl = r.ynl()
+
+            def y(op, args=None, kind="do"):
+                cmd = f"ynl --{kind} {op}"
+                if args is not None:
+                    cmd += " --json '" + json.dumps(args) + "'"
+                print(f"\n--- rme: $ {cmd}")
+                _, out = rme.run(cmd.replace("ynl", ynl, 1), timeout=120)
+                print(out.rstrip())
+                return out
+
             show(server, "the BMGNIC on the tenant's PCIe bus", "lspci -nn -d 1af4:10f0")
-            show(server, "load the tenant driver", f"insmod {bmgnic_ko} && dmesg | grep -E 'bmgnic[ :]'")
-            show(server, "bound to bmgnic", "lspci -k -d 1af4:10f0 2>/dev/null")
-            show(server, "the ID and version registers, read from BAR0 by hand",
-                 f"python3 {TOP}/tools/testing/vm/bar0.py read 0x0 0x4")
-            show(rme, "the RME module, attached to the NC-SI sideband",
-                 f"ip link set eth0 up && insmod {rme_ko} sideband=eth0 && dmesg | grep bmgnic_rme")
-            show(peer, "the peer on the fabric", "ip -br link show eth0")
-            print(f"\n--- model log ({os.path.basename(model.log)})")
+            show(server, "the tenant's own driver", f"insmod {bmgnic_ko} && "
+                 "dmesg | grep -E 'bmgnic[ :]' && ethtool -i eth0 | head -2")
+            show(rme, "the RME module on the NC-SI sideband",
+                 f"ip link set eth0 up && insmod {rme_ko} sideband=eth0 && "
+                 "dmesg | grep bmgnic_rme | grep -v '#\\|ok '")
+            _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
+            show(peer, "a VTEP with Linux's own vxlan device",
+                 f"ip link set eth0 mtu 1600 up && ip addr add {PEER_VTEP}/24 dev eth0 && "
+                 f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent && "
+                 f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
+                 f"dstport 4789 dev eth0 && ip link set vxlan0 up && "
+                 f"ip addr add {PEER_IP}/24 dev vxlan0 && ip -br addr show vxlan0")
+
+            print("\n== the RME configures the tenant over NC-SI, driven by the kernel's ynl")
+            y("identity-set", {"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500,
+                                            "ipv4": [SERVER_IP]}})
+            y("tenant-set", {"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
+                                        "local-ip": LOCAL_VTEP}})
+            y("vtep-set", {"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
+            for ethertype in (0x0806, 0x0800):
+                y("flow-add", {"priority": 10, "action": "encap", "vtep": 1,
+                               "match": {"ethertype": ethertype}})
+
+            print("\n== the tenant pings its peer: the NIC encapsulates in VXLAN")
+            show(server, "address the interface",
+                 f"ip addr add {SERVER_IP}/24 dev eth0 && ip link set eth0 up")
+            peer.run("(timeout 15 tcpdump -n -i eth0 -c 2 udp port 4789 "
+                     "> /tmp/rack/demo-cap.txt 2>/dev/null &); sleep 1")
+            show(server, "ping the peer", f"ping -n -c 3 {PEER_IP}")
+            time.sleep(1)
+            show(peer, "what the fabric carried (tcpdump)", "cat /tmp/rack/demo-cap.txt")
+
+            print("\n== a denied flow: TCP port 5202 is dropped by the NIC, 5201 is not")
+            y("flow-add", {"priority": 100, "action": "drop",
+                           "match": {"ethertype": 0x0800, "ip-proto": 6, "l4-dst": 5202}})
+            peer.run("iperf3 -s -D -p 5202; iperf3 -s -D -p 5201; sleep 0.5")
+            show(server, "iperf3 to the denied port",
+                 f"iperf3 -c {PEER_IP} -p 5202 -t 1 --connect-timeout 2000 2>&1 | tail -1",
+                 check=False)
+            show(server, "iperf3 to an allowed port",
+                 f"iperf3 -c {PEER_IP} -p 5201 -t 2 2>&1 | tail -3")
+
+            print("\n== a meter: UDP to port 5203 limited to 5 Mbit/s (625 000 B/s)")
+            y("meter-set", {"index": 0, "rate": 625000, "burst": 16000})
+            y("flow-add", {"priority": 50, "action": "encap", "vtep": 1, "meter": 0,
+                           "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": 5203}})
+            peer.run("iperf3 -s -D -p 5203; sleep 0.5")
+            show(server, "iperf3 offering 20 Mbit/s",
+                 f"iperf3 -c {PEER_IP} -p 5203 -u -b 20M -l 1400 -t 3 2>&1 | tail -4")
+
+            print("\n== the RME's view: flows with their billing counters, and the NIC")
+            y("flow-get", kind="dump")
+            y("dev-get")
+            print(f"\n--- model log ({os.path.basename(model.log)}), last lines")
             with open(model.log) as f:
-                print(f.read().rstrip())
+                print("".join(f.readlines()[-5:]).rstrip())
     except rack.RackError as e:
         sys.exit(f"demo failed: {e}")
     print("\n== demo done: every VM and the model have been stopped")

@@ -102,14 +102,18 @@ def accel_args():
 class Model:
     """One bmgnic-model process."""
 
-    def __init__(self, rack, name, table_size=None, log_level="info", open_l2=False):
+    def __init__(self, rack, name, table_size=None, log_level="info", open_l2=False,
+                 fabric_to=None, mac=None):
         self.rack = rack
         self.name = name
         d = rack.sockdir
         self.socket = os.path.join(d, f"{name}.vfio")
         self.fabric_local = os.path.join(d, f"{name}.fabric")
         self.ncsi_local = os.path.join(d, f"{name}.ncsi")
-        self.fabric_remote = os.path.join(d, f"{name}.fabric-peer")
+        # The fabric port's far end: a VM's NIC, or (fabric_to) another
+        # model's fabric port, as two servers cabled back to back.
+        self.fabric_remote = (os.path.join(d, f"{fabric_to}.fabric") if fabric_to
+                              else os.path.join(d, f"{name}.fabric-peer"))
         self.ncsi_remote = os.path.join(d, f"{name}.ncsi-peer")
         self.log = os.path.join(rack.logdir, f"model-{name}.log")
         args = [rack.model, "--socket", self.socket,
@@ -118,6 +122,8 @@ class Model:
                 f"--log-level={log_level}"]
         if table_size:
             args.append(f"--table-size={table_size}")
+        if mac:
+            args.append(f"--mac={mac}")
         if open_l2:
             # For use without an RME: no anti-spoofing, and frames pass as
             # plain L2 (table misses allowed) until an RME sets an identity.
