@@ -298,11 +298,11 @@ impl Rme {
             entries: RBTree::new(),
             next_entry: 1,
         });
+        let mut text = [0u8; 16];
+        let text = crate::netlink::format_version(&version, &mut text);
         pr_info!(
-            "NC-SI channel up: version {:02x}{:02x}{:02x}, {} NIC flow slots\n",
-            version[0],
-            version[1],
-            version[2],
+            "NC-SI channel up: NC-SI {}, {} NIC flow slots\n",
+            CStr::from_bytes_with_nul(text).unwrap_or(c"?"),
             table_info.flow_slots
         );
         Ok(())

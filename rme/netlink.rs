@@ -715,7 +715,7 @@ impl Rme {
 
 /// `"1.1.0"` from the NC-SI version bytes: BCD digits, `0xf` nibbles
 /// unused (DSP0222 Get Version ID), as a NUL-terminated string.
-fn format_version<'a>(v: &[u8; 4], out: &'a mut [u8; 16]) -> &'a [u8] {
+pub(crate) fn format_version<'a>(v: &[u8; 4], out: &'a mut [u8; 16]) -> &'a [u8] {
     let mut n = 0;
     for (i, b) in v.iter().take(3).enumerate() {
         if i > 0 {

@@ -49,7 +49,7 @@ def main():
                     cmd += " --json '" + json.dumps(args) + "'"
                 print(f"\n--- rme: $ {cmd}")
                 _, out = rme.run(cmd.replace("ynl", ynl, 1), timeout=120)
-                print(out.rstrip())
+                print("(done)" if out.strip() == "None" else out.rstrip())
                 return out
 
             show(server, "the BMGNIC on the tenant's PCIe bus", "lspci -nn -d 1af4:10f0")

@@ -234,6 +234,36 @@ def test_more_flows_than_nic_entries(model, s, rme, peer, ynl):
         ksft_eq(billed[p], counts[p], f"port {p}: billed packets differ from those delivered")
 
 
+def test_anti_spoofing_drops_and_reports(model, s, rme, peer, ynl):
+    rme.run(f"({ynl.cli} --output-json --subscribe events --duration 15 "
+            "> /tmp/rack/events.txt 2>&1 &); sleep 3")
+    before = drops(dev_get(ynl), "tx_drop_spoofed")
+    _, dev = s.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
+    dev = dev.split()[0]
+    # Root in the guest takes an address the RME did not assign...
+    s.run(f"ip addr add 10.10.1.99/24 dev {dev}")
+    rc, _ = s.run(f"ping -n -c 2 -W 1 -I 10.10.1.99 {PEER_IP}", check=False, timeout=30)
+    s.run(f"ip addr del 10.10.1.99/24 dev {dev}")
+    ksft_ne(rc, 0, "a spoofed source IP got through")
+    # ... and sends from a MAC that is not its own, on a raw socket (an
+    # IEEE local experimental ethertype, so only the MAC is wrong).
+    s.run("python3 -c 'import socket\n"
+          f"s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind((\"{dev}\", 0))\n"
+          "s.send(bytes.fromhex(\"ffffffffffff02deadbeef0188b5\") + bytes(46))'")
+    time.sleep(1)
+    after = drops(dev_get(ynl), "tx_drop_spoofed")
+    ksft_ge(after - before, 3, "the NIC did not drop every spoofed frame")
+    time.sleep(12)
+    _, events = rme.run("cat /tmp/rack/events.txt")
+    violations = [l for l in events.splitlines() if "violation" in l]
+    ksft_pr(f"tx_drop_spoofed +{after - before}; {len(violations)} violation events, first: "
+            + (violations[0][:300] if violations else "none"))
+    ksft_ge(len(violations), 1, "the RME saw no violation event")
+    ksft_in("10.10.1.99", events, "no event names the spoofed IP")
+    ksft_in("02:de:ad:be:ef:01", events, "no event names the spoofed MAC")
+    ksft_ge(pings(s, 3), 3, "the guest's own traffic suffered")
+
+
 def test_bad_requests_change_nothing(model, s, rme, peer, ynl):
     before = dev_get(ynl)
     # Unprivileged: refused by the family's admin-perm flag.
@@ -282,6 +312,7 @@ def main():
         test_billing_counters_match_iperf3,
         test_quarantine_and_release,
         test_more_flows_than_nic_entries,
+        test_anti_spoofing_drops_and_reports,
         test_bad_requests_change_nothing,
         test_unresponsive_nic_times_out,
     ])
