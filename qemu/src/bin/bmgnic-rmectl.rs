@@ -17,16 +17,26 @@
 //!
 //! Each command runs in order; `dump` prints the RME bank, one object per
 //! line, in a stable `name key=value ...` form.
+//!
+//! `bench-flows count=N batch=B` measures how fast flow entries install:
+//! it sets `N` distinct exact IPv4/UDP allow entries in slots `0..N`, `B`
+//! records per OEM command and one command in flight (as the RME sends
+//! them), then deletes them the same way, and prints one line per phase:
+//!
+//! ```text
+//! bench-flows op=set count=4096 batch=11 commands=373 bytes_sent=... \
+//!     seconds=... rules_per_sec=... mean_rtt_us=...
+//! ```
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bmgnic_model::ncsi::{command_frame, oem_command_payload, parse_received, RESPONSE_BIT};
 use bmgnic_model::ncsi_oem::{
-    self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, PolicyRecord, PortCountersRecord,
-    Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
+    self as oem, FlowCountersRecord, FlowKey, FlowRecord, IdentityRecord, PolicyRecord,
+    PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
 };
 use bmgnic_model::regs::guest::STAT_NAMES;
 
@@ -34,6 +44,8 @@ struct Client {
     socket: UnixDatagram,
     remote: PathBuf,
     iid: u8,
+    /// Bytes of command frames sent (Ethernet header to checksum).
+    sent_bytes: usize,
 }
 
 impl Client {
@@ -41,6 +53,7 @@ impl Client {
         self.iid = self.iid.wrapping_add(1).max(1);
         let f = command_frame([0x02, 0, 0, 0, 0, 0xfe], self.iid, kind, 0, payload);
         for _attempt in 0..3 {
+            self.sent_bytes += f.len();
             self.socket
                 .send_to(&f, &self.remote)
                 .map_err(|e| format!("send to {}: {e}", self.remote.display()))?;
@@ -231,6 +244,118 @@ fn dump(c: &mut Client) -> Result<(), String> {
     Ok(())
 }
 
+/// The flow of `bench-flows` in `slot`: an exact IPv4/UDP match from
+/// 10.0.0.1:1024 to 10.1.x.y, the destination port from the slot's low 16
+/// bits and x.y from the rest, so that every slot's key differs.
+fn bench_flow(slot: u32) -> FlowRecord {
+    let mut key = FlowKey {
+        in_port: oem::PORT_GUEST,
+        ip_proto: oem::IPPROTO_UDP,
+        ethertype: oem::ETHERTYPE_IPV4,
+        l4_src: 1024,
+        l4_dst: slot as u16,
+        ..FlowKey::default()
+    };
+    key.ip_src[..4].copy_from_slice(&[10, 0, 0, 1]);
+    key.ip_dst[..4].copy_from_slice(&(0x0a01_0000 + (slot >> 16)).to_be_bytes());
+    let mut mask = FlowKey {
+        in_port: 0xff,
+        ip_proto: 0xff,
+        ethertype: 0xffff,
+        l4_src: 0xffff,
+        l4_dst: 0xffff,
+        ..FlowKey::default()
+    };
+    mask.ip_src[..4].fill(0xff);
+    mask.ip_dst[..4].fill(0xff);
+    FlowRecord {
+        slot,
+        priority: 10,
+        action: oem::ACTION_ALLOW,
+        meter: oem::NO_METER,
+        vtep: 0,
+        key,
+        mask,
+    }
+}
+
+/// `bench-flows`: sets `count` flows `batch` per command, then deletes them
+/// the same way, and prints each phase's rate.
+fn bench_flows(c: &mut Client, count: u32, batch: usize) -> Result<(), String> {
+    let most = oem::max_records(FlowRecord::LEN);
+    if !(1..=most).contains(&batch) || count == 0 {
+        return Err(format!("bench-flows needs count >= 1 and batch 1..={most}"));
+    }
+    let info: TableInfoRecord = c.get(oem::OBJ_TABLE_INFO)?;
+    if info.flow_slots < count || info.flows_used != 0 {
+        return Err(format!(
+            "bench-flows: {} flow slots with {} in use, want {count} free",
+            info.flow_slots, info.flows_used
+        ));
+    }
+    bench_phase(c, oem::OP_SET, count, batch, FlowRecord::LEN, |s, b| {
+        bench_flow(s).encode(b)
+    })?;
+    let info: TableInfoRecord = c.get(oem::OBJ_TABLE_INFO)?;
+    if info.flows_used != count {
+        return Err(format!(
+            "bench-flows: {} flows in use after set",
+            info.flows_used
+        ));
+    }
+    bench_phase(c, oem::OP_DEL, count, batch, SlotRecord::LEN, |slot, b| {
+        SlotRecord { slot }.encode(b)
+    })?;
+    let info: TableInfoRecord = c.get(oem::OBJ_TABLE_INFO)?;
+    if info.flows_used != 0 {
+        return Err(format!(
+            "bench-flows: {} flows in use after del",
+            info.flows_used
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `op` on slots `0..count`, `batch` records of `len` bytes per
+/// command and one command in flight, and prints the rate. The records are
+/// encoded before the clock starts.
+fn bench_phase(
+    c: &mut Client,
+    op: u8,
+    count: u32,
+    batch: usize,
+    len: usize,
+    encode: impl Fn(u32, &mut [u8]),
+) -> Result<(), String> {
+    let slots: Vec<u32> = (0..count).collect();
+    let commands: Vec<(u8, Vec<u8>)> = slots
+        .chunks(batch)
+        .map(|chunk| {
+            let mut b = vec![0u8; len * chunk.len()];
+            for (&s, out) in chunk.iter().zip(b.chunks_mut(len)) {
+                encode(s, out);
+            }
+            (chunk.len() as u8, b)
+        })
+        .collect();
+    let sent = c.sent_bytes;
+    let start = Instant::now();
+    for (n, records) in &commands {
+        c.oem(op, oem::OBJ_FLOW, *n, records)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "bench-flows op={} count={count} batch={batch} commands={} bytes_sent={} \
+         seconds={secs:.6} rules_per_sec={:.0} mean_rtt_us={:.1}",
+        if op == oem::OP_SET { "set" } else { "del" },
+        commands.len(),
+        c.sent_bytes - sent,
+        f64::from(count) / secs,
+        secs * 1e6 / commands.len() as f64
+    );
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     let mut local = None;
     let mut remote = None;
@@ -256,6 +381,7 @@ fn run(args: &[String]) -> Result<(), String> {
         socket,
         remote,
         iid: 0,
+        sent_bytes: 0,
     };
     let result = (|| {
         while i < args.len() {
@@ -364,6 +490,11 @@ fn run(args: &[String]) -> Result<(), String> {
                     c.set(oem::OBJ_FLOW, &f)?;
                 }
                 "dump" => dump(&mut c)?,
+                "bench-flows" => bench_flows(
+                    &mut c,
+                    num(get("count").unwrap_or("4096"))?,
+                    num(get("batch").unwrap_or("1"))?,
+                )?,
                 other => return Err(format!("unknown command '{other}'")),
             }
         }

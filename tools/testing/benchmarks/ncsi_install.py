@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""How fast flow rules reach the NIC over NC-SI, and what a table miss
+costs a new flow.
+
+1. Install rate: ``bmgnic-rmectl bench-flows`` against a bmgnic-model of
+   BMGNIC_BENCH_RULES slots over its unix-dgram sideband socket (no VM):
+   that many distinct exact IPv4/UDP entries, one record per OEM SET and
+   then 11 (as many as fit a sideband frame), one command in flight as the
+   RME sends them. Printed next to what NC-SI over RBT (100 Mb/s) allows
+   for the same command frames.
+
+       [bmgnic-rmectl] --NC-SI (unix dgram)-- [bmgnic-model --table-size N]
+
+2. Miss-to-install latency through the RME, in the rack:
+
+       [server VM: bmgnic] ==vfio-user== [bmgnic-model, 64 slots] --fabric-- [peer VM: vxlan0]
+                                                |
+                                       [RME VM: bmgnic_rme]
+
+   One RME rule encapsulates IPv4/UDP to the peer's VTEP. The peer echoes
+   UDP on BMGNIC_BENCH_FLOWS ports (and one more, whose flow warms the
+   path up and is not counted); for each port the server sends one
+   datagram of a new flow (it misses the NIC table: the NIC holds it while
+   the RME gets the miss AEN, looks the flow up and installs an exact
+   entry with an OEM SET) and, once it is echoed, a second one of the same
+   flow (a table hit). The echoes come back through the NIC's RX pipeline, which
+   needs no entry, so the first-packet round trip minus the second's is
+   the time the miss cost. Round trips are timed in the server VM alone,
+   as the VMs' clocks differ.
+
+A benchmark, not a test: it prints figures. It exits non-zero when a part
+could not be measured.
+
+Usage: tools/testing/benchmarks/ncsi_install.py
+  BMGNIC_BENCH_PARTS=rate,miss  the parts to run (default both)
+  BMGNIC_BENCH_RULES=4096       rules installed per batch size
+  BMGNIC_BENCH_ROUNDS=5         runs of each batch size (the median is printed)
+  BMGNIC_BENCH_FLOWS=30         new flows timed through the RME
+  BMGNIC_ACCEL=kvm              KVM instead of TCG (see rack.py)
+"""
+
+import json
+import math
+import os
+import statistics
+import sys
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
+
+import rack  # noqa: E402
+
+BMGNIC_KO, RME_KO = rack.MODULES
+
+# Frame sizes, from Documentation/bmgnic/ncsi.rst and rme/ncsi_oem.rs.
+ETH_HLEN = 14
+NCSI_HLEN = 16                 # NC-SI control packet header
+NCSI_CHECKSUM = 4
+OEM_COMMAND_PREFIX = 4 + 4     # manufacturer ID, OEM header (COMMAND_PREFIX)
+OEM_RESPONSE_PREFIX = 4 + 4 + 4  # codes, manufacturer ID, header (RESPONSE_PREFIX)
+FLOW_RECORD = 124              # FlowRecord::LEN
+MAX_PAYLOAD = 1480             # MAX_PAYLOAD
+BATCH = (MAX_PAYLOAD - OEM_RESPONSE_PREFIX) // FLOW_RECORD  # max_records(): 11
+# On the wire: frames shorter than 60 bytes are padded, then the FCS,
+# and preamble, SFD and inter-frame gap (8 + 12 bytes) between frames.
+ETH_ZLEN = 60
+ETH_FCS = 4
+PREAMBLE_IFG = 20
+RBT_BPS = 100e6                # NC-SI over RBT (RMII-based transport)
+
+# The miss part: addresses as in rme_control.py.
+VNI = 5001
+SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
+LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
+LOCAL_VTEP_MAC = "02:00:00:00:00:01"
+FACTORY_MAC = "52:54:00:b0:00:01"
+NIC_SLOTS = 64
+ECHO_BASE_PORT = 7000
+PROBE_SRC_PORT = 40000
+
+# The peer's echo server: one UDP socket per port, each datagram sent back
+# from the port it reached.
+ECHO = """
+import selectors, socket, sys
+addr, base, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+sel = selectors.DefaultSelector()
+for port in range(base, base + count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    sel.register(s, selectors.EVENT_READ)
+open(sys.argv[4], "w").close()
+while True:
+    for key, _ in sel.select():
+        data, peer = key.fileobj.recvfrom(2048)
+        key.fileobj.sendto(data, peer)
+"""
+
+# The server's probe: per port, the round trip of a new flow's first
+# datagram, then of a second one of the same flow; None when no echo came
+# in a second (the NIC drops what it held 100 ms without an entry).
+PROBE = """
+import json, socket, sys, time
+src, dst, sport, base, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, sport))
+
+def rtt(port, tag):
+    msg = f"{port} {tag}".encode()
+    t0 = time.perf_counter()
+    s.sendto(msg, (dst, port))
+    while True:
+        left = t0 + 1.0 - time.perf_counter()
+        if left <= 0:
+            return None
+        s.settimeout(left)
+        try:
+            data, _ = s.recvfrom(2048)
+        except socket.timeout:
+            return None
+        if data == msg:
+            return (time.perf_counter() - t0) * 1e3
+
+out = []
+for port in range(base, base + count):
+    first = rtt(port, "first")
+    out.append([port, first, rtt(port, "second")])
+    time.sleep(0.02)
+print(json.dumps(out))
+"""
+
+
+def command_frame(payload):
+    """An NC-SI command frame's length as bmgnic-rmectl sends it (no FCS)."""
+    return ETH_HLEN + NCSI_HLEN + -(-payload // 4) * 4 + NCSI_CHECKSUM
+
+
+def wire_bits(frame):
+    """Bit times a frame of `frame` bytes (without FCS) takes on the link."""
+    return (max(frame, ETH_ZLEN) + ETH_FCS + PREAMBLE_IFG) * 8
+
+
+def flow_commands(rules, batch):
+    """The record count of each SET command that installs `rules` rules."""
+    return [min(batch, rules - i) for i in range(0, rules, batch)]
+
+
+def set_frame(records):
+    return command_frame(OEM_COMMAND_PREFIX + records * FLOW_RECORD)
+
+
+def link_bound(rules, batch, responses=False):
+    """Rules/s NC-SI over RBT carries in SETs of `batch` records: command
+    frames only (each direction has its own wires), or with `responses`
+    each command's response frame too, as one command in flight waits for
+    it."""
+    resp = wire_bits(command_frame(OEM_RESPONSE_PREFIX)) if responses else 0
+    bits = sum(wire_bits(set_frame(n)) + resp for n in flow_commands(rules, batch))
+    return rules / (bits / RBT_BPS)
+
+
+def bench_flows(model, rules, batch):
+    """Runs bmgnic-rmectl bench-flows; returns {"set": {...}, "del": {...}}."""
+    out = rack.rmectl(model, "init", "bench-flows", f"count={rules}", f"batch={batch}")
+    phases = {}
+    for line in out:
+        if line.startswith("bench-flows "):
+            kv = dict(f.split("=", 1) for f in line.split()[1:])
+            phases[kv["op"]] = {k: float(v) for k, v in kv.items() if k != "op"}
+    if set(phases) != {"set", "del"}:
+        raise rack.RackError(f"bmgnic-rmectl bench-flows printed {out}")
+    return phases
+
+
+def install_rate(r, rules, rounds):
+    """Part 1. Returns a list of notes on anything odd."""
+    notes = []
+    model = r.start_model("rate", table_size=rules)
+    results = {}
+    for b in (1, BATCH):
+        # The run of median install rate: a run takes milliseconds, so
+        # anything else on the host shows.
+        runs = sorted((bench_flows(model, rules, b) for _ in range(rounds)),
+                      key=lambda res: res["set"]["rules_per_sec"])
+        results[b] = runs[len(runs) // 2]
+    model.stop()
+    print(f"NC-SI flow install: {rules} rules into bmgnic-model over its unix-dgram sideband "
+          f"socket, one command in flight, median of {rounds} runs")
+    print(f"{'':22}{'commands':>9}{'rules/s':>11}{'mean rtt':>12}{'link bound':>13}"
+          f"{'of bound':>10}{'del rules/s':>13}")
+    for b, res in results.items():
+        frames = sum(set_frame(n) for n in flow_commands(rules, b))
+        if res["set"]["bytes_sent"] != frames:
+            notes.append(f"batch {b}: rmectl sent {res['set']['bytes_sent']:.0f} bytes of "
+                         f"command frames, {frames} expected (retries?)")
+        rate, bound = res["set"]["rules_per_sec"], link_bound(rules, b)
+        label = f"{b} record{'s' if b > 1 else ''}/command"
+        print(f"  {label:20}{res['set']['commands']:>9.0f}{rate:>11.0f}"
+              f"{res['set']['mean_rtt_us']:>9.1f} us{bound:>13.0f}{rate / bound:>10.2f}"
+              f"{res['del']['rules_per_sec']:>13.0f}")
+    one, full = set_frame(1), set_frame(BATCH)
+    ratio = results[BATCH]["set"]["rules_per_sec"] / results[1]["set"]["rules_per_sec"]
+    print(f"  batched/single: {ratio:.2f}x rules/s "
+          f"(link bound: {link_bound(rules, BATCH) / link_bound(rules, 1):.2f}x)")
+    print(f"  link bound: NC-SI over RBT at {RBT_BPS / 1e6:.0f} Mb/s, command frames only "
+          "(each direction has its own wires):")
+    for n, frame in ((1, one), (BATCH, full)):
+        print(f"    {n}-record SET: {ETH_HLEN}+{NCSI_HLEN}+{OEM_COMMAND_PREFIX}+"
+              f"{n * FLOW_RECORD}+{NCSI_CHECKSUM} = {frame}-byte frame, {wire_bits(frame)} "
+              "bit times with FCS, preamble and gap")
+    print(f"    waiting for each response too ({wire_bits(command_frame(OEM_RESPONSE_PREFIX))} "
+          f"bit times): {link_bound(rules, 1, True):.0f} and "
+          f"{link_bound(rules, BATCH, True):.0f} rules/s")
+    return notes
+
+
+def ynl(vm, cli, op, args=None):
+    cmd = f"{cli} --output-json --do {op}"
+    if args is not None:
+        cmd += " --json '" + json.dumps(args) + "'"
+    _, out = vm.run(cmd, timeout=120)
+    text = out.strip()
+    return json.loads(text) if text and text != "None" else None
+
+
+def drops(dev, reason):
+    return next((d["packets"] for d in dev["counters"]["drops"] if d["reason"] == reason), 0)
+
+
+def p90(values):
+    """Nearest-rank 90th percentile."""
+    s = sorted(values)
+    return s[max(0, math.ceil(0.9 * len(s)) - 1)]
+
+
+def start_rack(r):
+    """The rme_control.py rack with a 64-slot NIC and one UDP rule."""
+    model = r.start_model(table_size=NIC_SLOTS)
+    server = r.start_vm("server", model=model)
+    rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
+    peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
+    cli = r.ynl()
+    for vm in (server, rme, peer):
+        vm.wait_ready()
+    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
+    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
+             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
+             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
+             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
+             f"ip addr add {PEER_IP}/24 dev vxlan0")
+    rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0")
+    ynl(rme, cli, "identity-set", {"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500,
+                                                "ipv4": [SERVER_IP]}})
+    ynl(rme, cli, "tenant-set", {"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
+                                            "local-ip": LOCAL_VTEP}})
+    ynl(rme, cli, "vtep-set", {"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
+    ynl(rme, cli, "flow-add", {"priority": 10, "action": "encap", "vtep": 1,
+                               "match": {"ethertype": 0x0800, "ip-proto": 17}})
+    server.run(f"insmod {BMGNIC_KO}")
+    _, dev = server.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
+    dev = dev.split()[0]
+    # Static neighbours and no IPv6: no ARP or ND (which have no rule), only
+    # the UDP flows miss.
+    _, vx_mac = peer.run("cat /sys/class/net/vxlan0/address")
+    server.run(f"sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=1 2>/dev/null; "
+               f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up; "
+               f"ip neigh replace {PEER_IP} lladdr {vx_mac.strip()} dev {dev} nud permanent; "
+               f"for i in $(seq 100); do [ $(cat /sys/class/net/{dev}/operstate) = up ] && "
+               "exit 0; sleep 0.1; done; exit 1")
+    peer.run(f"ip neigh replace {SERVER_IP} lladdr {FACTORY_MAC} dev vxlan0 nud permanent")
+    return server, rme, peer, cli
+
+
+def miss_latency(r, flows):
+    """Part 2. Returns a list of notes on anything odd."""
+    notes = []
+    server, rme, peer, cli = start_rack(r)
+    for name, text in (("ncsi_echo.py", ECHO), ("ncsi_probe.py", PROBE)):
+        with open(os.path.join(r.shared, name), "w") as f:
+            f.write(text)
+    # One more port than timed: the first flow warms the path up.
+    ports = flows + 1
+    peer.run(f"(python3 /tmp/rack/ncsi_echo.py {PEER_IP} {ECHO_BASE_PORT} {ports} "
+             "/tmp/echo.ready > /tmp/rack/echo.log 2>&1 &); "
+             "for i in $(seq 300); do [ -e /tmp/echo.ready ] && exit 0; sleep 0.1; done; exit 1")
+    before = ynl(rme, cli, "dev-get")
+    _, out = server.run(f"python3 /tmp/rack/ncsi_probe.py {SERVER_IP} {PEER_IP} "
+                        f"{PROBE_SRC_PORT} {ECHO_BASE_PORT} {ports}", timeout=300)
+    after = ynl(rme, cli, "dev-get")
+    rows = json.loads(out[out.index("["):out.rindex("]") + 1])[1:]
+    misses = after["counters"]["table-misses"] - before["counters"]["table-misses"]
+    expired = drops(after, "tx_drop_table_miss") - drops(before, "tx_drop_table_miss")
+    first = [f for _, f, _ in rows if f is not None]
+    steady = [s for _, _, s in rows if s is not None]
+    diff = [f - s for _, f, s in rows if f is not None and s is not None]
+    print(f"Miss-to-install through the RME: {len(rows)} new UDP flows, server VM -> NIC "
+          f"({NIC_SLOTS} slots) -> peer VM vxlan0, echoed back")
+    print(f"{'':30}{'median':>10}{'p90':>10}{'samples':>9}")
+    for label, v in (("first packet RTT (miss)", first),
+                     ("second packet RTT (hit)", steady),
+                     ("miss-to-install (1st - 2nd)", diff)):
+        if v:
+            print(f"  {label:28}{statistics.median(v):>7.2f} ms{p90(v):>7.2f} ms{len(v):>9}")
+        else:
+            print(f"  {label:28}{'-':>10}{'-':>10}{0:>9}")
+    print(f"  NIC table misses {misses} (warm-up flow included), first packets lost "
+          f"{len(rows) - len(first)}, held past 100 ms and dropped {expired}")
+    if len(first) < len(rows):
+        notes.append(f"{len(rows) - len(first)} first packets got no echo "
+                     "(held past the NIC's 100 ms, or lost)")
+    if len(steady) < len(rows):
+        notes.append(f"{len(rows) - len(steady)} second packets got no echo")
+    if not diff:
+        raise rack.RackError("no flow answered both datagrams")
+    return notes
+
+
+def main():
+    parts = [p.strip() for p in os.environ.get("BMGNIC_BENCH_PARTS", "rate,miss").split(",")
+             if p.strip()]
+    if not parts or set(parts) - {"rate", "miss"}:
+        raise SystemExit(f"BMGNIC_BENCH_PARTS: want a list of rate and miss, got {parts}")
+    rules = int(os.environ.get("BMGNIC_BENCH_RULES", "4096"))
+    flows = int(os.environ.get("BMGNIC_BENCH_FLOWS", "30"))
+    rounds = int(os.environ.get("BMGNIC_BENCH_ROUNDS", "5"))
+    notes = []
+    try:
+        with rack.Rack("ncsi_install") as r:
+            print(f"accel: {os.environ.get('BMGNIC_ACCEL', 'tcg')} "
+                  f"({' '.join(rack.accel_args())}); {os.cpu_count()} host CPUs", flush=True)
+            if "rate" in parts:
+                notes += install_rate(r, rules, rounds)
+                print(flush=True)
+            if "miss" in parts:
+                notes += miss_latency(r, flows)
+            for n in notes:
+                print(f"# {n}")
+            if notes:
+                r.failed = True
+    except rack.RackError as e:
+        print(f"ncsi_install: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
