@@ -29,8 +29,8 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        barrier::{dma_mb, Read},
-        SpinLock,
+        barrier::{dma_mb, Full, Read},
+        Arc, SpinLock,
     },
 };
 
@@ -129,13 +129,74 @@ impl Ring {
     }
 }
 
+/// The transmit side while the interface is up: the ring, and the status
+/// block whose driver area holds the producer index when the device reads
+/// it there instead of waiting for doorbells (`FEATURE_TX_SHADOW`).
+struct TxState {
+    ring: Ring,
+    status_block: Arc<Coherent<[u32]>>,
+    shadow: bool,
+}
+
+impl core::ops::Deref for TxState {
+    type Target = Ring;
+
+    fn deref(&self) -> &Ring {
+        &self.ring
+    }
+}
+
+impl core::ops::DerefMut for TxState {
+    fn deref_mut(&mut self) -> &mut Ring {
+        &mut self.ring
+    }
+}
+
+impl TxState {
+    /// Publishes the producer index in the status block, where a polling
+    /// device reads it.
+    fn publish(&self) {
+        if self.shadow {
+            let _ = sb_write(&self.status_block, desc::SB_TX_TAIL, self.ring.index.tail());
+        }
+    }
+
+    /// Rings the doorbell, unless the device says it is polling the
+    /// published index.
+    fn notify(&self, bar: Regs<'_>) {
+        if self.shadow {
+            // The device clears its polling flag, then reads the index; we
+            // wrote the index, now read the flag: one of us sees the other.
+            dma_mb(Full);
+            let polling = sb_read(&self.status_block, desc::SB_STATUS)
+                .is_ok_and(|st| st & guest::STATUS_TX_POLLING != 0);
+            if polling {
+                return;
+            }
+        }
+        let _ = bar.try_write32(self.ring.index.tail(), guest::queue_reg(0, guest::TX_TAIL));
+    }
+}
+
+/// Reads a word of the status block (little-endian in memory).
+fn sb_read(sb: &Coherent<[u32]>, offset: usize) -> Result<u32> {
+    let v: u32 = io_read!(sb, [try: offset / 4]);
+    Ok(u32::from_le(v))
+}
+
+/// Writes a word of the status block's driver area.
+fn sb_write(sb: &Coherent<[u32]>, offset: usize, value: u32) -> Result {
+    io_write!(sb, [try: offset / 4], value.to_le());
+    Ok(())
+}
+
 /// The receive side while the interface is up, with the status block,
 /// which the poll reads under the same lock.
 struct RxState {
     ring: Ring,
     buf_len: u32,
     /// Consumer indices, STATUS and INT_CAUSE, written by the device.
-    status_block: Coherent<[u32]>,
+    status_block: Arc<Coherent<[u32]>>,
     /// The last `STATUS` acted upon.
     status: u32,
     /// The settings the rings were started with, for a reset from the
@@ -145,8 +206,7 @@ struct RxState {
 
 impl RxState {
     fn status_word(&self, offset: usize) -> Result<u32> {
-        let v: u32 = io_read!(&self.status_block, [try: offset / 4]);
-        Ok(u32::from_le(v))
+        sb_read(&self.status_block, offset)
     }
 }
 
@@ -172,7 +232,7 @@ struct Settings {
 pub(crate) struct Nic {
     bar: Bar0,
     #[pin]
-    tx: SpinLock<Option<Ring>>,
+    tx: SpinLock<Option<TxState>>,
     #[pin]
     rx: SpinLock<Option<RxState>>,
     #[pin]
@@ -249,7 +309,7 @@ fn refill_rx(dev: &Device<Nic>, rx: &mut RxState) -> bool {
 fn start_device(
     dev: &Device<Nic>,
     bar: Regs<'_>,
-    tx: &Ring,
+    tx: &mut TxState,
     rx: &mut RxState,
     settings: &Settings,
 ) -> Result {
@@ -270,7 +330,16 @@ fn start_device(
     bar.write32(settings.mtu, guest::MTU);
     bar.write32(settings.moderation_us, guest::INT_MODERATION);
     bar.write32(0, guest::INT_MASK);
-    bar.write32(guest::CONTROL_ENABLE, guest::CONTROL);
+    // Doorbell suppression where the device offers it; its producer index
+    // starts from zero like the ring's.
+    tx.shadow = bar.read32(guest::FEATURES) & guest::FEATURE_TX_SHADOW != 0;
+    sb_write(&tx.status_block, desc::SB_TX_TAIL, 0)?;
+    let control = if tx.shadow {
+        guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW
+    } else {
+        guest::CONTROL_ENABLE
+    };
+    bar.write32(control, guest::CONTROL);
     let status = bar.read32(guest::STATUS);
     if status & guest::STATUS_ERROR != 0 {
         dev_err!(
@@ -300,17 +369,21 @@ fn stop_device(bar: Regs<'_>) {
     let _ = bar.read32(guest::STATUS);
 }
 
-fn alloc_rings(dev: &Device<Nic>, settings: &Settings) -> Result<(Ring, RxState)> {
+fn alloc_rings(dev: &Device<Nic>, settings: &Settings) -> Result<(TxState, RxState)> {
     let parent = dev.parent();
-    let tx = Ring::new(parent, settings.tx_size)?;
+    let status_block = Arc::new(
+        Coherent::<u32>::zeroed_slice(parent, desc::STATUS_BLOCK_SIZE / 4, GFP_KERNEL)?,
+        GFP_KERNEL,
+    )?;
+    let tx = TxState {
+        ring: Ring::new(parent, settings.tx_size)?,
+        status_block: status_block.clone(),
+        shadow: false,
+    };
     let rx = RxState {
         ring: Ring::new(parent, settings.rx_size)?,
         buf_len: rx_buf_len(settings.mtu),
-        status_block: Coherent::<u32>::zeroed_slice(
-            parent,
-            desc::STATUS_BLOCK_SIZE / 4,
-            GFP_KERNEL,
-        )?,
+        status_block,
         status: 0,
         settings: *settings,
     };
@@ -417,8 +490,8 @@ impl netdev::Operations for Nic {
         let nic = dev.data();
         let bar = nic.bar.access(dev.parent())?;
         let settings = *nic.settings.lock();
-        let (tx, mut rx) = alloc_rings(dev, &settings)?;
-        if let Err(e) = start_device(dev, bar, &tx, &mut rx, &settings) {
+        let (mut tx, mut rx) = alloc_rings(dev, &settings)?;
+        if let Err(e) = start_device(dev, bar, &mut tx, &mut rx, &settings) {
             stop_device(bar);
             return Err(e);
         }
@@ -477,12 +550,14 @@ impl netdev::Operations for Nic {
         }
         tx.bufs[slot as usize] = Some(mapped);
         tx.index.push();
+        tx.publish();
         if tx.index.free() <= TX_STOP_THRESHOLD {
             dev.stop_queue();
         }
         if !dev.xmit_more() || dev.queue_stopped() {
-            // The doorbell; `writel` orders the descriptor writes before it.
-            let _ = bar.try_write32(tx.index.tail(), guest::queue_reg(0, guest::TX_TAIL));
+            // The descriptor writes above reach memory before the index
+            // (`writel` and the barrier in `notify` order them).
+            tx.notify(bar);
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ pub mod guest {
     /// Major version of this register map; a driver refuses another major.
     pub const VERSION_MAJOR: u16 = 0;
     /// Minor version of this register map; additions bump it.
-    pub const VERSION_MINOR: u16 = 1;
+    pub const VERSION_MINOR: u16 = 2;
 
     /// RO: features the device implements (`FEATURE_*`).
     pub const FEATURES: usize = 0x008;
@@ -65,6 +65,11 @@ pub mod guest {
     pub const FEATURE_RX_CSUM: u32 = 1 << 1;
     /// TCP segmentation offload (descriptor `mss`). Reserved.
     pub const FEATURE_TSO: u32 = 1 << 2;
+    /// TX doorbell suppression: the driver also writes its TX producer
+    /// index to the status block's driver area ([`desc::SB_TX_TAIL`]), and
+    /// may skip the `TX_TAIL` doorbell while `STATUS_TX_POLLING` says the
+    /// device is reading it there ([`CONTROL_TX_SHADOW`] turns it on).
+    pub const FEATURE_TX_SHADOW: u32 = 1 << 3;
 
     /// RO: number of queue pairs (register blocks at [`QUEUE_BASE`]).
     pub const QUEUES: usize = 0x00c;
@@ -79,6 +84,9 @@ pub mod guest {
     pub const STATUS_ERROR: u32 = 1 << 2;
     /// Rings are running ([`CONTROL_ENABLE`] accepted).
     pub const STATUS_ENABLED: u32 = 1 << 3;
+    /// The device is polling the TX producer index in the status block:
+    /// no doorbell needed ([`FEATURE_TX_SHADOW`]).
+    pub const STATUS_TX_POLLING: u32 = 1 << 4;
 
     /// RW: device control (`CONTROL_*`).
     pub const CONTROL: usize = 0x014;
@@ -86,6 +94,9 @@ pub mod guest {
     pub const CONTROL_ENABLE: u32 = 1 << 0;
     /// Reset guest-bank state; self-clearing, reads back as 0.
     pub const CONTROL_RESET: u32 = 1 << 1;
+    /// With [`CONTROL_ENABLE`]: use the TX producer index the driver writes
+    /// to the status block ([`FEATURE_TX_SHADOW`]).
+    pub const CONTROL_TX_SHADOW: u32 = 1 << 2;
 
     /// RO: why the device stopped (`ERR_*`), the first error since reset.
     pub const ERROR_CODE: usize = 0x018;
@@ -303,8 +314,11 @@ pub mod desc {
     /// RX: the L4 checksum was checked and is good. Reserved.
     pub const RX_FLAG_CSUM_OK: u16 = 1 << 1;
 
-    /// Size of the status block the device writes back.
-    pub const STATUS_BLOCK_SIZE: usize = 16;
+    /// Size of the status block: 16 bytes the device writes, then 16 the
+    /// driver writes.
+    pub const STATUS_BLOCK_SIZE: usize = 32;
+    /// Bytes of the status block the device writes.
+    pub const SB_DEVICE_AREA: usize = 16;
     /// Status block: TX consumer index (u32, free-running).
     pub const SB_TX_HEAD: usize = 0;
     /// Status block: RX consumer index (u32, free-running).
@@ -313,6 +327,9 @@ pub mod desc {
     pub const SB_STATUS: usize = 8;
     /// Status block: copy of the `INT_CAUSE` register (u32).
     pub const SB_INT_CAUSE: usize = 12;
+    /// Status block, driver area: the TX producer index (u32), with
+    /// `FEATURE_TX_SHADOW`.
+    pub const SB_TX_TAIL: usize = 16;
 
     /// Encodes a descriptor.
     pub fn encode(addr: u64, len: u16, flags: u16) -> [u8; SIZE] {

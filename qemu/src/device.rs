@@ -97,6 +97,9 @@ pub struct Bmgnic {
     /// NC-SI side.
     pub events: Vec<Event>,
     scratch: Vec<u8>,
+    /// The device is polling the driver's TX producer index in the status
+    /// block (`STATUS_TX_POLLING`).
+    tx_polling: bool,
     /// Guest frames waiting for their flow, oldest first, with the time
     /// they arrived.
     held: std::collections::VecDeque<(Vec<u8>, u64)>,
@@ -129,6 +132,7 @@ impl Bmgnic {
             events: Vec::new(),
             scratch: Vec::with_capacity(MAX_FRAME),
             held: std::collections::VecDeque::new(),
+            tx_polling: false,
         }
     }
 
@@ -182,7 +186,49 @@ impl Bmgnic {
         if self.running() {
             s |= guest::STATUS_ENABLED;
         }
+        if self.tx_polling && self.tx_shadow() {
+            s |= guest::STATUS_TX_POLLING;
+        }
         s
+    }
+
+    fn tx_shadow(&self) -> bool {
+        self.control & guest::CONTROL_TX_SHADOW != 0
+    }
+
+    /// With `CONTROL_TX_SHADOW`: takes the TX producer index the driver
+    /// wrote to the status block, as a doorbell would.
+    pub fn sync_tx_shadow(&mut self, now_ns: u64) {
+        if !self.tx_shadow() || !self.running() || self.status_block == 0 {
+            return;
+        }
+        let mut raw = [0u8; 4];
+        let at = self.status_block + desc::SB_TX_TAIL as u64;
+        if self.mem.read(at, &mut raw).is_err() {
+            return self.fail(guest::ERR_STATUS_BLOCK, 0, now_ns);
+        }
+        let shadow = u32::from_le_bytes(raw);
+        let ahead = desc::pending(self.tx.head, shadow);
+        if ahead > self.tx.size {
+            self.fail(guest::ERR_TAIL_RANGE, shadow & 0xffff, now_ns);
+        } else if ahead > desc::pending(self.tx.head, self.tx.tail) {
+            self.tx.tail = shadow;
+        }
+    }
+
+    /// Whether the device tells the driver it polls the TX producer index.
+    pub fn tx_polling(&self) -> bool {
+        self.tx_polling
+    }
+
+    /// Starts or stops polling the TX producer index, and tells the
+    /// driver through the status block.
+    pub fn set_tx_polling(&mut self, on: bool, now_ns: u64) {
+        let on = on && self.tx_shadow() && self.running();
+        if on != self.tx_polling {
+            self.tx_polling = on;
+            self.write_status_block(now_ns);
+        }
     }
 
     fn running(&self) -> bool {
@@ -216,6 +262,7 @@ impl Bmgnic {
         self.rx = Ring::default();
         self.irq_pending.iter_mut().for_each(|p| *p = false);
         self.held.clear();
+        self.tx_polling = false;
     }
 
     fn mtu_cap(&self) -> u32 {
@@ -242,10 +289,10 @@ impl Bmgnic {
         match offset {
             guest::ID => guest::ID_MAGIC,
             guest::VERSION => guest::version(guest::VERSION_MAJOR, guest::VERSION_MINOR),
-            guest::FEATURES => 0,
+            guest::FEATURES => guest::FEATURE_TX_SHADOW,
             guest::QUEUES => 1,
             guest::STATUS => self.status(),
-            guest::CONTROL => self.control & guest::CONTROL_ENABLE,
+            guest::CONTROL => self.control & (guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW),
             guest::ERROR_CODE => self.error_code,
             guest::ERROR_INFO => self.error_info,
             guest::MAC_LO => u32::from_le_bytes([
@@ -329,7 +376,7 @@ impl Bmgnic {
                     self.reset();
                     self.write_status_block(now_ns);
                 } else if value & guest::CONTROL_ENABLE != 0 && !enabled {
-                    self.enable(now_ns);
+                    self.enable(value & guest::CONTROL_TX_SHADOW, now_ns);
                 } else if value & guest::CONTROL_ENABLE == 0 {
                     self.control = 0;
                 }
@@ -416,7 +463,7 @@ impl Bmgnic {
         true
     }
 
-    fn enable(&mut self, now_ns: u64) {
+    fn enable(&mut self, tx_shadow: u32, now_ns: u64) {
         let ring_ok = |r: &Ring| {
             r.size.is_power_of_two() && (guest::RING_MIN..=guest::RING_MAX).contains(&r.size)
         };
@@ -451,7 +498,7 @@ impl Bmgnic {
         self.tx.tail = 0;
         self.rx.head = 0;
         self.rx.tail = 0;
-        self.control = guest::CONTROL_ENABLE;
+        self.control = guest::CONTROL_ENABLE | tx_shadow;
         info!(
             "rings enabled: tx {} at {:#x}, rx {} at {:#x}, status block {:#x}",
             self.tx.size, self.tx.base, self.rx.size, self.rx.base, self.status_block
@@ -465,7 +512,8 @@ impl Bmgnic {
         if self.status_block == 0 {
             return;
         }
-        let mut block = [0u8; desc::STATUS_BLOCK_SIZE];
+        // Only the device's half: the rest is the driver's.
+        let mut block = [0u8; desc::SB_DEVICE_AREA];
         block[desc::SB_TX_HEAD..desc::SB_TX_HEAD + 4].copy_from_slice(&self.tx.head.to_le_bytes());
         block[desc::SB_RX_HEAD..desc::SB_RX_HEAD + 4].copy_from_slice(&self.rx.head.to_le_bytes());
         block[desc::SB_STATUS..desc::SB_STATUS + 4].copy_from_slice(&self.status().to_le_bytes());
@@ -788,6 +836,48 @@ mod tests {
         assert_eq!(dev.stat(Stat::TxPackets), 1);
         assert_eq!(dev.stat(Stat::TxBytes), 100);
         assert_eq!(r(&mut dev, guest::stat_offset(Stat::TxBytes)), 100);
+    }
+
+    #[test]
+    fn tx_shadow_index_replaces_the_doorbell_while_polling() {
+        let mut dev = running_device();
+        assert_ne!(r(&mut dev, guest::FEATURES) & guest::FEATURE_TX_SHADOW, 0);
+        // Re-enable with the producer index in the status block.
+        w(&mut dev, guest::CONTROL, guest::CONTROL_RESET);
+        w(&mut dev, queue_reg(0, guest::TX_BASE_LO), TX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::TX_SIZE), RING);
+        w(&mut dev, queue_reg(0, guest::RX_BASE_LO), RX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::RX_SIZE), RING);
+        w(&mut dev, guest::STATUS_BLOCK_LO, STATUS as u32);
+        w(
+            &mut dev,
+            guest::CONTROL,
+            guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW,
+        );
+        let f = frame(80);
+        dev.mem.write(TX_BUFS, &f).unwrap();
+        post_tx(&mut dev, 0, TX_BUFS, 80, desc::TX_FLAG_EOP);
+        // No doorbell: the driver writes its index to the driver area.
+        let shadow = STATUS + desc::SB_TX_TAIL as u64;
+        dev.mem.write(shadow, &1u32.to_le_bytes()).unwrap();
+        dev.sync_tx_shadow(1);
+        assert!(dev.tx_pending());
+        let mut out = Vec::new();
+        assert_eq!(dev.process_tx(2, &mut out), 1);
+        assert_eq!(out, vec![f]);
+        // Polling shows in the status block; the device never writes the
+        // driver's half of it.
+        dev.set_tx_polling(true, 3);
+        let sb = mem_read(&dev, STATUS, desc::STATUS_BLOCK_SIZE);
+        let status = u32::from_le_bytes([sb[8], sb[9], sb[10], sb[11]]);
+        assert_ne!(status & guest::STATUS_TX_POLLING, 0);
+        assert_eq!(&sb[16..20], &1u32.to_le_bytes());
+        dev.set_tx_polling(false, 4);
+        assert_eq!(r(&mut dev, guest::STATUS) & guest::STATUS_TX_POLLING, 0);
+        // An index past the ring stops the device like a bad doorbell.
+        dev.mem.write(shadow, &1000u32.to_le_bytes()).unwrap();
+        dev.sync_tx_shadow(5);
+        assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct Engine {
     stop: AtomicBool,
 }
 
+/// How long the TX worker keeps polling the driver's producer index after
+/// its last work, when the driver suppresses doorbells.
+const TX_POLL_NS: u64 = 200_000;
+
 impl Engine {
     /// Creates the engine; `mac` is the NIC's sideband MAC address.
     pub fn new(
@@ -107,11 +111,32 @@ impl Engine {
     fn worker(&self) {
         let mut out = Vec::new();
         let mut aens = Vec::new();
+        // With TX doorbell suppression, after work the device keeps reading
+        // the driver's producer index this long before it wants doorbells
+        // again.
+        let mut poll_until = 0u64;
         while !self.stop.load(Ordering::SeqCst) {
             {
                 let mut dev = self.device();
                 let now = self.now_ns();
                 let next_irq = dev.poll_interrupts(now);
+                dev.sync_tx_shadow(now);
+                if !dev.tx_pending() && dev.events.is_empty() {
+                    if dev.tx_polling() && now < poll_until {
+                        drop(dev);
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    if dev.tx_polling() {
+                        // Stop polling, then look once more: a producer
+                        // index written before the driver saw the flag
+                        // clear is not lost (the driver writes it, then
+                        // reads the flag; we clear the flag, then read it).
+                        dev.set_tx_polling(false, now);
+                        std::sync::atomic::fence(Ordering::SeqCst);
+                        dev.sync_tx_shadow(now);
+                    }
+                }
                 if !dev.tx_pending() && dev.events.is_empty() {
                     // Held frames are retried when an OEM command wakes us,
                     // and at least every few milliseconds to expire them.
@@ -130,7 +155,11 @@ impl Engine {
                 if dev.has_held() {
                     dev.retry_held(now, &mut out);
                 }
-                dev.process_tx(now, &mut out);
+                dev.sync_tx_shadow(now);
+                if dev.process_tx(now, &mut out) > 0 {
+                    dev.set_tx_polling(true, now);
+                    poll_until = now + TX_POLL_NS;
+                }
                 dev.poll_interrupts(now);
                 if !dev.events.is_empty() {
                     let events = std::mem::take(&mut dev.events);
