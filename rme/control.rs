@@ -400,29 +400,35 @@ impl State {
         }
     }
 
-    /// Takes NIC entry `entry` out, folding its final counters.
-    fn uninstall_entry(&mut self, sb: &Sideband, entry: u32) -> Result {
-        if let Some(slot) = self.cache.evict_rule(entry)? {
-            let answers = nic_del(sb, &[slot])?;
-            for c in answers.iter().filter(|c| c.slot == slot) {
-                let folded = self.cache.fold(slot, c)?;
-                self.account_entry(folded.rule, folded.packets, folded.bytes);
-            }
+    /// Deletes the entry at `slot` in the NIC and folds its final counters
+    /// into its rule.
+    fn drain_slot(&mut self, sb: &Sideband, slot: u32) -> Result {
+        let answers = nic_del(sb, &[slot])?;
+        for c in answers.iter().filter(|c| c.slot == slot) {
+            let folded = self.cache.fold(slot, c)?;
+            self.account_entry(folded.rule, folded.packets, folded.bytes);
         }
-        self.entries.remove(&entry);
         Ok(())
     }
 
-    /// Takes out every NIC entry of a rule for which `pick` holds.
-    fn uninstall_entries(&mut self, sb: &Sideband, pick: impl Fn(&NicEntry) -> bool) -> Result {
-        let mut gone = KVec::new();
+    /// The NIC entries for which `pick` holds.
+    fn entries_where(&self, pick: impl Fn(&NicEntry) -> bool) -> Result<KVec<u32>> {
+        let mut ids = KVec::new();
         for (&id, e) in self.entries.iter() {
             if pick(e) {
-                gone.push(id, GFP_KERNEL)?;
+                ids.push(id, GFP_KERNEL)?;
             }
         }
-        for id in gone.iter() {
-            self.uninstall_entry(sb, *id)?;
+        Ok(ids)
+    }
+
+    /// Takes NIC entries out, folding their final counters.
+    fn uninstall_entries(&mut self, sb: &Sideband, ids: &[u32]) -> Result {
+        for &entry in ids {
+            if let Some(slot) = self.cache.evict_rule(entry)? {
+                self.drain_slot(sb, slot)?;
+            }
+            self.entries.remove(&entry);
         }
         Ok(())
     }
@@ -466,11 +472,7 @@ impl State {
             }
             Plan::Evict { slot, evicted } => {
                 self.evictions += 1;
-                let answers = nic_del(sb, &[slot])?;
-                for c in answers.iter().filter(|c| c.slot == slot) {
-                    let folded = self.cache.fold(slot, c)?;
-                    self.account_entry(folded.rule, folded.packets, folded.bytes);
-                }
+                self.drain_slot(sb, slot)?;
                 self.entries.remove(&evicted);
                 record.slot = slot;
                 oem_set(sb, oem::OBJ_FLOW, &[record])?;
@@ -497,21 +499,13 @@ impl State {
         self.table.insert(rule)?;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let table = &self.table;
-        let taken = |e: &NicEntry| {
+        let taken = self.entries_where(|e| {
             e.key.masked(&rule.mask) == rule.key
                 && table
                     .get(e.rule)
                     .is_none_or(|(old, _)| flow_table::wins_over(&rule, old))
-        };
-        let mut gone = KVec::new();
-        for (&entry, e) in self.entries.iter() {
-            if taken(e) {
-                gone.push(entry, GFP_KERNEL)?;
-            }
-        }
-        for entry in gone.iter() {
-            self.uninstall_entry(sb, *entry)?;
-        }
+        })?;
+        self.uninstall_entries(sb, &taken)?;
         Ok(id)
     }
 
@@ -520,7 +514,8 @@ impl State {
         if self.table.get(id).is_none() {
             return Err(ENOENT);
         }
-        self.uninstall_entries(sb, |e| e.rule == id)?;
+        let gone = self.entries_where(|e| e.rule == id)?;
+        self.uninstall_entries(sb, &gone)?;
         let (_, counters) = self.table.remove(id)?;
         Ok(counters)
     }
@@ -591,5 +586,68 @@ impl State {
     /// Reads the NIC's port counters (billing).
     pub(crate) fn port_counters(&self, sb: &Sideband) -> Result<PortCountersRecord> {
         oem_get_one(sb, oem::OBJ_PORT_COUNTERS)
+    }
+}
+
+#[kunit_tests(bmgnic_rme_control)]
+mod tests {
+    use super::*;
+
+    fn key(ethertype: u16, ip_proto: u8) -> FlowKey {
+        FlowKey {
+            ethertype,
+            ip_proto,
+            eth_src: [0x52, 0x54, 0, 0xb0, 0, 1],
+            eth_dst: [0xff; 6],
+            ip_src: [10, 10, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+            ip_dst: [10, 10, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8],
+            l4_src: 40000,
+            l4_dst: 5201,
+            ..FlowKey::default()
+        }
+    }
+
+    #[test]
+    fn exact_entries_pass_the_nic_checks_for_every_kind_of_packet() {
+        for (ethertype, proto) in [
+            (oem::ETHERTYPE_IPV4, oem::IPPROTO_TCP),
+            (oem::ETHERTYPE_IPV4, oem::IPPROTO_ICMP),
+            (oem::ETHERTYPE_IPV4, 47),
+            (oem::ETHERTYPE_ARP, 1),
+            (oem::ETHERTYPE_IPV6, oem::IPPROTO_ICMPV6),
+            (oem::ETHERTYPE_IPV6, oem::IPPROTO_UDP),
+            (0x88b5, 0),
+        ] {
+            let k = key(ethertype, proto);
+            let m = exact_mask(&k);
+            assert_eq!(
+                oem::check_flow(oem::ACTION_ALLOW, &k.masked(&m), &m),
+                Ok(())
+            );
+            // The entry matches the packet it was made for.
+            assert_eq!(k.masked(&m), k.masked(&m).masked(&m));
+        }
+    }
+
+    #[test]
+    fn exact_entries_match_what_has_a_meaning_for_the_packet() {
+        let tcp = exact_mask(&key(oem::ETHERTYPE_IPV4, oem::IPPROTO_TCP));
+        assert_eq!(
+            (tcp.l4_src, tcp.l4_dst, tcp.ip_proto),
+            (0xffff, 0xffff, 0xff)
+        );
+        assert_eq!(&tcp.ip_src[..4], &[0xff; 4]);
+        assert_eq!(&tcp.ip_src[4..], &[0; 12]);
+        // GRE has no ports; ARP's addresses are IPv4-sized.
+        let gre = exact_mask(&key(oem::ETHERTYPE_IPV4, 47));
+        assert_eq!((gre.l4_src, gre.l4_dst), (0, 0));
+        let v6 = exact_mask(&key(oem::ETHERTYPE_IPV6, oem::IPPROTO_UDP));
+        assert_eq!(v6.ip_dst, [0xff; 16]);
+        let other = exact_mask(&key(0x88b5, 0));
+        assert_eq!(
+            (other.ip_proto, other.ip_src, other.l4_dst),
+            (0, [0; 16], 0)
+        );
+        assert_eq!(other.eth_src, [0xff; 6]);
     }
 }

@@ -51,7 +51,6 @@ sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
 
 import rack  # noqa: E402
 
-BMGNIC_KO, RME_KO = rack.MODULES
 
 # Frame sizes, from Documentation/bmgnic/ncsi.rst and rme/ncsi_oem.rs.
 ETH_HLEN = 14
@@ -70,11 +69,7 @@ PREAMBLE_IFG = 20
 RBT_BPS = 100e6                # NC-SI over RBT (RMII-based transport)
 
 # The miss part: addresses as in rme_control.py.
-VNI = 5001
-SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
-LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
-LOCAL_VTEP_MAC = "02:00:00:00:00:01"
-FACTORY_MAC = "52:54:00:b0:00:01"
+SERVER_IP, PEER_IP, FACTORY_MAC = rack.SERVER_IP, rack.PEER_IP, rack.FACTORY_MAC
 NIC_SLOTS = 64
 ECHO_BASE_PORT = 7000
 PROBE_SRC_PORT = 40000
@@ -214,15 +209,6 @@ def install_rate(r, rules, rounds):
     return notes
 
 
-def ynl(vm, cli, op, args=None):
-    cmd = f"{cli} --output-json --do {op}"
-    if args is not None:
-        cmd += " --json '" + json.dumps(args) + "'"
-    _, out = vm.run(cmd, timeout=120)
-    text = out.strip()
-    return json.loads(text) if text and text != "None" else None
-
-
 def drops(dev, reason):
     return next((d["packets"] for d in dev["counters"]["drops"] if d["reason"] == reason), 0)
 
@@ -235,46 +221,25 @@ def p90(values):
 
 def start_rack(r):
     """The rme_control.py rack with a 64-slot NIC and one UDP rule."""
-    model = r.start_model(table_size=NIC_SLOTS)
-    server = r.start_vm("server", model=model)
-    rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
-    peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
-    cli = r.ynl()
-    for vm in (server, rme, peer):
-        vm.wait_ready()
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
-             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
-             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0")
-    ynl(rme, cli, "identity-set", {"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500,
-                                                "ipv4": [SERVER_IP]}})
-    ynl(rme, cli, "tenant-set", {"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
-                                            "local-ip": LOCAL_VTEP}})
-    ynl(rme, cli, "vtep-set", {"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
-    ynl(rme, cli, "flow-add", {"priority": 10, "action": "encap", "vtep": 1,
-                               "match": {"ethertype": 0x0800, "ip-proto": 17}})
-    server.run(f"insmod {BMGNIC_KO}")
-    _, dev = server.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-    dev = dev.split()[0]
+    _, vms, ynl = rack.vxlan_tenant_rack(
+        r, table_size=NIC_SLOTS, flows=({"ethertype": 0x0800, "ip-proto": 17},))
+    server, rme, peer = vms["server"], vms["rme"], vms["peer"]
+    dev = rack.server_netdev(server)
     # Static neighbours and no IPv6: no ARP or ND (which have no rule), only
     # the UDP flows miss.
     _, vx_mac = peer.run("cat /sys/class/net/vxlan0/address")
     server.run(f"sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=1 2>/dev/null; "
-               f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up; "
                f"ip neigh replace {PEER_IP} lladdr {vx_mac.strip()} dev {dev} nud permanent; "
                f"for i in $(seq 100); do [ $(cat /sys/class/net/{dev}/operstate) = up ] && "
                "exit 0; sleep 0.1; done; exit 1")
     peer.run(f"ip neigh replace {SERVER_IP} lladdr {FACTORY_MAC} dev vxlan0 nud permanent")
-    return server, rme, peer, cli
+    return server, rme, peer, ynl
 
 
 def miss_latency(r, flows):
     """Part 2. Returns a list of notes on anything odd."""
     notes = []
-    server, rme, peer, cli = start_rack(r)
+    server, rme, peer, ynl = start_rack(r)
     for name, text in (("ncsi_echo.py", ECHO), ("ncsi_probe.py", PROBE)):
         with open(os.path.join(r.shared, name), "w") as f:
             f.write(text)
@@ -283,10 +248,10 @@ def miss_latency(r, flows):
     peer.run(f"(python3 /tmp/rack/ncsi_echo.py {PEER_IP} {ECHO_BASE_PORT} {ports} "
              "/tmp/echo.ready > /tmp/rack/echo.log 2>&1 &); "
              "for i in $(seq 300); do [ -e /tmp/echo.ready ] && exit 0; sleep 0.1; done; exit 1")
-    before = ynl(rme, cli, "dev-get")
+    before = ynl("dev-get")[1]
     _, out = server.run(f"python3 /tmp/rack/ncsi_probe.py {SERVER_IP} {PEER_IP} "
                         f"{PROBE_SRC_PORT} {ECHO_BASE_PORT} {ports}", timeout=300)
-    after = ynl(rme, cli, "dev-get")
+    after = ynl("dev-get")[1]
     rows = json.loads(out[out.index("["):out.rindex("]") + 1])[1:]
     misses = after["counters"]["table-misses"] - before["counters"]["table-misses"]
     expired = drops(after, "tx_drop_table_miss") - drops(before, "tx_drop_table_miss")

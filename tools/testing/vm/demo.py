@@ -3,7 +3,6 @@
 """`make demo`: boot the rack, configure the tenant from the RME with ynl,
 and show the NIC keeping the bare-metal guest in its virtual network."""
 
-import json
 import os
 import subprocess
 import sys
@@ -13,11 +12,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import rack  # noqa: E402
 
 TOP = rack.TOP
-VNI = 5001
-SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
-LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
-LOCAL_VTEP_MAC = "02:00:00:00:00:01"
-FACTORY_MAC = "52:54:00:b0:00:01"
+VNI, SERVER_IP, PEER_IP = rack.VNI, rack.SERVER_IP, rack.PEER_IP
+LOCAL_VTEP, PEER_VTEP, LOCAL_VTEP_MAC = rack.LOCAL_VTEP, rack.PEER_VTEP, rack.LOCAL_VTEP_MAC
+FACTORY_MAC = rack.FACTORY_MAC
 
 
 def show(vm, title, command, check=True):
@@ -41,16 +38,10 @@ def main():
                   "server's BMC), peer VM (a VTEP on the fabric), one emulated BMGNIC")
             model, vms = rack.standard_rack(r)
             server, rme, peer = vms["server"], vms["rme"], vms["peer"]
-            ynl = r.ynl()
+            ynl = rack.Ynl(rme, r.ynl(), echo=True)
 
             def y(op, args=None, kind="do"):
-                cmd = f"ynl --{kind} {op}"
-                if args is not None:
-                    cmd += " --json '" + json.dumps(args) + "'"
-                print(f"\n--- rme: $ {cmd}")
-                _, out = rme.run(cmd.replace("ynl", ynl, 1), timeout=120)
-                print("(done)" if out.strip() == "None" else out.rstrip())
-                return out
+                return ynl(op, args, kind=kind)[1]
 
             show(server, "the BMGNIC on the tenant's PCIe bus", "lspci -nn -d 1af4:10f0")
             show(server, "the tenant's own driver", f"insmod {bmgnic_ko} && "

@@ -18,6 +18,7 @@ clean run and kept, with its path printed, when anything failed.
 """
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -341,9 +342,9 @@ class Rack:
             shutil.rmtree(self.logdir, ignore_errors=True)
 
 
-def standard_rack(rack, peer=True, rme=True, server=True):
+def standard_rack(rack, peer=True, rme=True, server=True, table_size=None):
     """Starts the rack of DESIGN.md section 4 and waits for every VM."""
-    model = rack.start_model()
+    model = rack.start_model(table_size=table_size)
     vms = {}
     if server:
         vms["server"] = rack.start_vm("server", model=model)
@@ -354,3 +355,75 @@ def standard_rack(rack, peer=True, rme=True, server=True):
     for vm in vms.values():
         vm.wait_ready()
     return model, vms
+
+
+class Ynl:
+    """The kernel's ynl CLI for the bmgnic family, run in the RME VM: JSON
+    requests in, parsed replies out."""
+
+    def __init__(self, vm, cli, echo=False):
+        self.vm, self.cli, self.echo = vm, cli, echo
+
+    def __call__(self, op, args=None, kind="do", check=True, user=None):
+        """Runs `--kind op`; returns (rc, reply), the reply parsed when it
+        succeeded (None for a `do` without reply), else ynl's message.
+        `user` runs it as that uid, without privileges."""
+        request = f"--{kind} {op}"
+        if args is not None:
+            request += " --json '" + json.dumps(args) + "'"
+        cmd = f"{self.cli} --output-json {request}"
+        if user is not None:
+            cmd = f"setpriv --reuid={user} --regid={user} --clear-groups {cmd}"
+        rc, out = self.vm.run(cmd, check=check, timeout=120)
+        text = out.strip()
+        if self.echo:
+            print(f"\n--- {self.vm.role}: $ ynl {request}\n{text if text != 'None' else '(done)'}")
+        if rc != 0:
+            return rc, text
+        return rc, json.loads(text) if text and text != "None" else None
+
+
+# The tenant network of the VXLAN scenarios: the server's guest and its
+# peer behind Linux's vxlan device, and the VTEPs on the fabric.
+VNI = 5001
+SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
+LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
+LOCAL_VTEP_MAC = "02:00:00:00:00:01"
+FACTORY_MAC = "52:54:00:b0:00:01"
+
+
+def vxlan_tenant_rack(rack, table_size=None, flows=({"ethertype": 0x0806},
+                                                    {"ethertype": 0x0800}),
+                      echo=False):
+    """The rack of the scenarios with an RME: a model, the server VM
+    (driver loaded, interface up at SERVER_IP), the RME VM (bmgnic_rme on its
+    sideband) and the peer VM, a VTEP with Linux's vxlan device (PEER_IP).
+    The RME sets the guest identity, the tenant, VTEP 1 (the peer) and an
+    encapsulating flow to it for each match of `flows`, with ynl. Returns
+    (model, vms, ynl)."""
+    model, vms = standard_rack(rack, table_size=table_size)
+    server, rme, peer = vms["server"], vms["rme"], vms["peer"]
+    ynl = Ynl(rme, rack.ynl(), echo=echo)
+    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
+    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
+             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
+             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
+             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
+             f"ip addr add {PEER_IP}/24 dev vxlan0")
+    rme.run(f"ip link set eth0 up; insmod {MODULES[1]} sideband=eth0")
+    ynl("identity-set", {"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500, "ipv4": [SERVER_IP]}})
+    ynl("tenant-set", {"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
+                                  "local-ip": LOCAL_VTEP}})
+    ynl("vtep-set", {"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
+    for match in flows:
+        ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1, "match": match})
+    server.run(f"insmod {MODULES[0]}")
+    dev = server_netdev(server)
+    server.run(f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up")
+    return model, vms, ynl
+
+
+def server_netdev(server):
+    """The interface bmgnic registered in the server VM."""
+    _, dev = server.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
+    return dev.split()[0]

@@ -15,36 +15,15 @@ import signal
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, BMGNIC_KO, RME_KO
+from bmgnic_env import rack
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_ne, ksft_pr, ksft_true
 
-VNI = 5001
-SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
-LOCAL_VTEP, PEER_VTEP = "192.168.0.1", "192.168.0.2"
-LOCAL_VTEP_MAC = "02:00:00:00:00:01"
-FACTORY_MAC = "52:54:00:b0:00:01"
+VNI = rack.VNI
+SERVER_IP, PEER_IP = rack.SERVER_IP, rack.PEER_IP
+LOCAL_VTEP = rack.LOCAL_VTEP
 NIC_SLOTS = 8
 # Inner frame bytes beyond a UDP payload: Ethernet, IPv4 and UDP headers.
 UDP_OVERHEAD = 14 + 20 + 8
-
-
-class Ynl:
-    """ynl from the RME VM."""
-
-    def __init__(self, vm, cli):
-        self.vm, self.cli = vm, cli
-
-    def __call__(self, op, kind="do", args=None, check=True, user=None):
-        cmd = f"{self.cli} --output-json --{kind} {op}"
-        if args is not None:
-            cmd += " --json '" + json.dumps(args) + "'"
-        if user:
-            cmd = f"setpriv --reuid={user} --regid={user} --clear-groups {cmd}"
-        rc, out = self.vm.run(cmd, check=check, timeout=120)
-        if rc != 0:
-            return rc, out
-        text = out.strip()
-        return rc, json.loads(text) if text and text != "None" else None
 
 
 def flow(ynl, priority, action, match, vtep=None, meter=None):
@@ -58,35 +37,8 @@ def flow(ynl, priority, action, match, vtep=None, meter=None):
 
 
 def start(r):
-    model = r.start_model(table_size=NIC_SLOTS)
-    server = r.start_vm("server", model=model)
-    rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)])
-    peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
-    cli = r.ynl()
-    for vm in (server, rme, peer):
-        vm.wait_ready()
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    # The peer: a VTEP with Linux's own vxlan device, the NIC's VTEP
-    # reachable by a static neighbour entry.
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
-             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
-             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0")
-    ynl = Ynl(rme, cli)
-    ynl("identity-set", args={"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500,
-                                           "ipv4": [SERVER_IP]}})
-    ynl("tenant-set", args={"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
-                                       "local-ip": LOCAL_VTEP}})
-    ynl("vtep-set", args={"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
-    flow(ynl, 10, "encap", {"ethertype": 0x0806}, vtep=1)
-    flow(ynl, 10, "encap", {"ethertype": 0x0800}, vtep=1)
-    server.run(f"insmod {BMGNIC_KO}")
-    _, dev = server.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-    dev = dev.split()[0]
-    server.run(f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up")
-    return (model, server, rme, peer, ynl)
+    model, vms, ynl = rack.vxlan_tenant_rack(r, table_size=NIC_SLOTS)
+    return (model, vms["server"], vms["rme"], vms["peer"], ynl)
 
 
 def pings(vm, count=3, wait=2):
@@ -191,8 +143,7 @@ def test_quarantine_and_release(model, s, rme, peer, ynl):
     ksft_eq(pings(s, 2, 1), 0, "traffic passed in quarantine")
     ksft_eq(dev_get(ynl)["policy"]["quarantined"], 1)
     ynl("policy-set", args={"policy": {"quarantined": 0}})
-    _, dev = s.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-    dev = dev.split()[0]
+    dev = rack.server_netdev(s)
     deadline = time.time() + 10
     while time.time() < deadline and s.run(f"cat /sys/class/net/{dev}/operstate")[1].strip() != "up":
         time.sleep(0.2)
@@ -238,8 +189,7 @@ def test_anti_spoofing_drops_and_reports(model, s, rme, peer, ynl):
     rme.run(f"({ynl.cli} --output-json --subscribe events --duration 15 "
             "> /tmp/rack/events.txt 2>&1 &); sleep 3")
     before = drops(dev_get(ynl), "tx_drop_spoofed")
-    _, dev = s.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-    dev = dev.split()[0]
+    dev = rack.server_netdev(s)
     # Root in the guest takes an address the RME did not assign...
     s.run(f"ip addr add 10.10.1.99/24 dev {dev}")
     rc, _ = s.run(f"ping -n -c 2 -W 1 -I 10.10.1.99 {PEER_IP}", check=False, timeout=30)

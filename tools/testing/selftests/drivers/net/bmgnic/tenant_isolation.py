@@ -8,7 +8,6 @@ VM (one BMC per server); the two NICs' fabric ports are cabled back to
 back. Each RME is driven with ynl only.
 """
 
-import json
 import re
 
 import bmgnic_env
@@ -23,15 +22,6 @@ SERVERS = {
 }
 
 
-def ynl(vm, cli, op, args=None, kind="do"):
-    cmd = f"{cli} --output-json --{kind} {op}"
-    if args is not None:
-        cmd += " --json '" + json.dumps(args) + "'"
-    _, out = vm.run(cmd, timeout=120)
-    out = out.strip()
-    return json.loads(out) if out and out != "None" else None
-
-
 def start(r):
     nic_a = r.start_model("nica", fabric_to="nicb", mac=SERVERS["a"]["mac"])
     nic_b = r.start_model("nicb", fabric_to="nica", mac=SERVERS["b"]["mac"])
@@ -44,27 +34,28 @@ def start(r):
     cli = r.ynl()
     for vm in vms.values():
         vm.wait_ready()
+    ynls = {me: rack.Ynl(vms[f"rme-{me}"], cli) for me in SERVERS}
     for me, other in (("a", "b"), ("b", "a")):
         rme = vms[f"rme-{me}"]
         rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0")
         mine, theirs = SERVERS[me], SERVERS[other]
-        ynl(rme, cli, "identity-set", {"identity": {"mac": mine["mac"], "ipv4": [mine["ip"]]}})
-        ynl(rme, cli, "vtep-set", {"index": 1, "mac": theirs["vtep_mac"], "ip": theirs["vtep"]})
+        ynl = ynls[me]
+        ynl("identity-set", {"identity": {"mac": mine["mac"], "ipv4": [mine["ip"]]}})
+        ynl("vtep-set", {"index": 1, "mac": theirs["vtep_mac"], "ip": theirs["vtep"]})
         for ethertype in (0x0806, 0x0800):
-            ynl(rme, cli, "flow-add", {"priority": 10, "action": "encap", "vtep": 1,
-                                       "match": {"ethertype": ethertype}})
+            ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1,
+                             "match": {"ethertype": ethertype}})
         server = vms[me]
         server.run(f"insmod {BMGNIC_KO}")
-        _, dev = server.run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-        server.run(f"ip addr add {mine['ip']}/24 dev {dev.split()[0]}; "
-                   f"ip link set {dev.split()[0]} up")
-    return (vms, cli)
+        dev = rack.server_netdev(server)
+        server.run(f"ip addr add {mine['ip']}/24 dev {dev}; ip link set {dev} up")
+    return (vms, ynls)
 
 
-def set_tenant(vms, cli, me, vni):
+def set_tenant(ynls, me, vni):
     s = SERVERS[me]
-    ynl(vms[f"rme-{me}"], cli, "tenant-set",
-        {"tenant": {"vni": vni, "local-mac": s["vtep_mac"], "local-ip": s["vtep"]}})
+    ynls[me]("tenant-set", {"tenant": {"vni": vni, "local-mac": s["vtep_mac"],
+                                       "local-ip": s["vtep"]}})
 
 
 def pings(vm, dst, count=3):
@@ -73,27 +64,26 @@ def pings(vm, dst, count=3):
     return int(m.group(1)) if m else 0
 
 
-def wrong_vni(vms, cli, me):
-    dev = ynl(vms[f"rme-{me}"], cli, "dev-get")
+def wrong_vni(ynls, me):
+    _, dev = ynls[me]("dev-get")
     return next(d["packets"] for d in dev["counters"]["drops"]
                 if d["reason"] == "rx_drop_wrong_vni")
 
 
-def test_different_tenants_cannot_reach_each_other(vms, cli):
-    set_tenant(vms, cli, "a", 100)
-    set_tenant(vms, cli, "b", 200)
+def test_different_tenants_cannot_reach_each_other(vms, ynls):
+    set_tenant(ynls, "a", 100)
+    set_tenant(ynls, "b", 200)
     ksft_eq(pings(vms["a"], SERVERS["b"]["ip"]), 0, "VNI 100 reached VNI 200")
     ksft_eq(pings(vms["b"], SERVERS["a"]["ip"]), 0, "VNI 200 reached VNI 100")
-    dropped = (wrong_vni(vms, cli, "a"), wrong_vni(vms, cli, "b"))
+    dropped = (wrong_vni(ynls, "a"), wrong_vni(ynls, "b"))
     ksft_pr(f"rx_drop_wrong_vni: server A {dropped[0]}, server B {dropped[1]}")
     ksft_ge(min(dropped), 1, "a NIC delivered or did not count another tenant's frames")
 
 
-def test_same_tenant_on_both_servers_can(vms, cli):
-    set_tenant(vms, cli, "b", 100)
+def test_same_tenant_on_both_servers_can(vms, ynls):
+    set_tenant(ynls, "b", 100)
     for me in ("a", "b"):
-        _, dev = vms[me].run("ls /sys/bus/pci/drivers/bmgnic/*/net/")
-        vms[me].run(f"ip neigh flush dev {dev.split()[0]}")
+        vms[me].run(f"ip neigh flush dev {rack.server_netdev(vms[me])}")
     ksft_ge(pings(vms["a"], SERVERS["b"]["ip"]), 3, "VNI 100 on A did not reach VNI 100 on B")
     ksft_ge(pings(vms["b"], SERVERS["a"]["ip"]), 3, "VNI 100 on B did not reach VNI 100 on A")
 
