@@ -258,7 +258,7 @@ impl<T: Operations> Adapter<T> {
         from_result(|| T::set_coalesce(dev, &c, &mut extack).map(|()| 0))
     }
 
-    unsafe extern "C" fn get_sset_count(_dev: *mut bindings::net_device, sset: c_int) -> c_int {
+    extern "C" fn get_sset_count(_dev: *mut bindings::net_device, sset: c_int) -> c_int {
         if sset == bindings::ethtool_stringset_ETH_SS_STATS as c_int {
             c_int::try_from(T::stat_names().len()).unwrap_or(0)
         } else {

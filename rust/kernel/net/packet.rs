@@ -135,12 +135,12 @@ impl<T: Handler> Registration<T> {
         // it drops (type invariant).
         let this = unsafe { &*crate::container_of!(Opaque::cast_from(pt), Self, pt) };
         if let Some(skb) = NonNull::new(skb) {
+            // SAFETY: The buffer is valid while we hold it, until we free it
+            // below.
+            let skb_ref = unsafe { skb.as_ref() };
             // INVARIANT: Receive handlers get buffers with the MAC header set
             // and linear.
-            // SAFETY: The buffer is valid while we hold it.
-            let frame = Frame {
-                skb: unsafe { skb.as_ref() },
-            };
+            let frame = Frame { skb: skb_ref };
             this.handler.receive(&frame);
             // SAFETY: The core gave us this reference to the buffer.
             unsafe { bindings::dev_kfree_skb_any(skb.as_ptr()) };
