@@ -100,6 +100,9 @@ pub struct Bmgnic {
     /// The device is polling the driver's TX producer index in the status
     /// block (`STATUS_TX_POLLING`).
     tx_polling: bool,
+    /// Bus Master Enable in the function's command register: without it
+    /// the device touches no guest memory.
+    bus_master: bool,
     /// Guest frames waiting for their flow, oldest first, with the time
     /// they arrived.
     held: std::collections::VecDeque<(Vec<u8>, u64)>,
@@ -133,6 +136,7 @@ impl Bmgnic {
             scratch: Vec::with_capacity(MAX_FRAME),
             held: std::collections::VecDeque::new(),
             tx_polling: false,
+            bus_master: true,
         }
     }
 
@@ -232,7 +236,19 @@ impl Bmgnic {
     }
 
     fn running(&self) -> bool {
-        self.control & guest::CONTROL_ENABLE != 0 && self.error_code == guest::ERR_NONE
+        self.control & guest::CONTROL_ENABLE != 0
+            && self.error_code == guest::ERR_NONE
+            && self.bus_master
+    }
+
+    /// Follows Bus Master Enable of the PCI command register: a device the
+    /// guest has not made (or no longer makes) a bus master does no DMA;
+    /// its rings resume when it is one again.
+    pub fn set_bus_master(&mut self, on: bool) {
+        if on != self.bus_master {
+            info!("bus mastering {}", if on { "enabled" } else { "disabled" });
+            self.bus_master = on;
+        }
     }
 
     /// Whether the fabric link is up.
@@ -509,7 +525,7 @@ impl Bmgnic {
     /// Writes the consumer indices, status and interrupt causes to the
     /// status block in guest memory.
     fn write_status_block(&mut self, now_ns: u64) {
-        if self.status_block == 0 {
+        if self.status_block == 0 || !self.bus_master {
             return;
         }
         // Only the device's half: the rest is the driver's.
@@ -878,6 +894,25 @@ mod tests {
         dev.mem.write(shadow, &1000u32.to_le_bytes()).unwrap();
         dev.sync_tx_shadow(5);
         assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
+    }
+
+    #[test]
+    fn no_dma_without_bus_master_enable() {
+        let mut dev = running_device();
+        dev.set_bus_master(false);
+        let f = frame(64);
+        dev.mem.write(TX_BUFS, &f).unwrap();
+        post_tx(&mut dev, 0, TX_BUFS, 64, desc::TX_FLAG_EOP);
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 1);
+        let mut out = Vec::new();
+        assert_eq!(dev.process_tx(1, &mut out), 0);
+        assert!(out.is_empty());
+        assert_eq!(r(&mut dev, guest::STATUS) & guest::STATUS_ENABLED, 0);
+        // Made a bus master again, the rings go on where they were.
+        dev.set_bus_master(true);
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 1);
+        assert_eq!(dev.process_tx(2, &mut out), 1);
+        assert_eq!(out, vec![f]);
     }
 
     #[test]

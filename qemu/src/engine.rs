@@ -271,10 +271,9 @@ pub struct Function {
 impl Function {
     /// The function of `engine`'s device.
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self {
-            config: PciConfig::new(),
-            engine,
-        }
+        let config = PciConfig::new();
+        engine.device().set_bus_master(config.bus_master());
+        Self { config, engine }
     }
 }
 
@@ -285,6 +284,9 @@ impl PciFunction for Function {
 
     fn config_write(&mut self, offset: u64, data: &[u8]) {
         self.config.write(offset, data);
+        self.engine
+            .device()
+            .set_bus_master(self.config.bus_master());
     }
 
     fn bar_read(&mut self, bar: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {

@@ -23,7 +23,7 @@ use bmgnic_model::ncsi_oem::{
 use bmgnic_model::regs::{desc, guest};
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
 };
 use vfio_user::Client;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -125,6 +125,14 @@ impl Rack {
     fn write_reg(&mut self, reg: usize, value: u32) {
         self.client
             .region_write(VFIO_PCI_BAR0_REGION_INDEX, reg as u64, &value.to_le_bytes())
+            .unwrap();
+    }
+
+    /// Sets Memory Space and Bus Master Enable in the command register, as
+    /// `pci_enable_device()` and `pci_set_master()` do.
+    fn enable_bus_master(&mut self) {
+        self.client
+            .region_write(VFIO_PCI_CONFIG_REGION_INDEX, 4, &[0x06, 0x00])
             .unwrap();
     }
 
@@ -316,7 +324,9 @@ fn rme_configures_over_ncsi_guest_traffic_leaves_as_vxlan_and_returns() {
             .unwrap();
     }
 
-    // The driver's part: the MAC the RME assigned, rings, RX buffers.
+    // The driver's part: bus mastering, the MAC the RME assigned, rings,
+    // RX buffers.
+    rack.enable_bus_master();
     assert_eq!(rack.read_reg(guest::MAC_LO).to_le_bytes(), GUEST_MAC[..4]);
     assert_eq!(rack.read_reg(guest::MTU_CAP), 9000);
     rack.write_reg(guest::queue_reg(0, guest::TX_BASE_LO), TX_RING as u32);
