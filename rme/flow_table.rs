@@ -26,9 +26,6 @@
 //! the NIC) live here, and those of removed rules are kept in a retired
 //! total, so that billing never loses a byte.
 
-// Wired to the sideband and netlink in the next step of issue 5; only the tests use it yet.
-#![allow(dead_code)]
-
 use crate::ncsi_oem::{FlowKey, FlowRecord};
 use kernel::{
     prelude::*,
@@ -59,19 +56,6 @@ pub(crate) struct Rule {
 }
 
 impl Rule {
-    /// The rule of ID `id` that `rec` describes (its slot is dropped).
-    pub(crate) fn from_record(id: u32, rec: &FlowRecord) -> Self {
-        Self {
-            id,
-            priority: rec.priority,
-            action: rec.action,
-            meter: rec.meter,
-            vtep: rec.vtep,
-            key: rec.key,
-            mask: rec.mask,
-        }
-    }
-
     /// The NIC entry of this rule at `slot`.
     pub(crate) fn record_at(&self, slot: u32) -> FlowRecord {
         FlowRecord {

@@ -37,9 +37,6 @@
 //!   clock, the sideband transport raises it and [`Matcher::cancel`]s the
 //!   IID so that a late answer is rejected as stale).
 
-// Wired to the sideband in the next step of issue 5; only the tests use it yet.
-#![allow(dead_code)]
-
 use crate::ncsi_oem::{self, MissEvent, OemHeader, Record, ViolationEvent};
 use kernel::prelude::*;
 
@@ -893,6 +890,7 @@ mod tests {
         );
         assert_eq!(failed(RESPONSE_UNAVAILABLE, REASON_NONE), EAGAIN);
         assert_eq!(failed(RESPONSE_FAILED, REASON_CHANNEL_NOT_READY), EIO);
+        assert_eq!(failed(RESPONSE_FAILED, REASON_PACKAGE_NOT_READY), EIO);
         assert_eq!(Error::from(NcsiError::Timeout), ETIMEDOUT);
         assert_eq!(Error::from(NcsiError::Checksum), EIO);
         assert_eq!(Error::from(NcsiError::NoIid), EBUSY);

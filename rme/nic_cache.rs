@@ -25,9 +25,6 @@
 //! (NC-SI answers one command at a time per channel): a counter read
 //! issued before a DEL is absorbed before the DEL's answer is folded.
 
-// Wired to the sideband in the next step of issue 5; only the tests use it yet.
-#![allow(dead_code)]
-
 use crate::ncsi_oem::{FlowCountersRecord, TableInfoRecord};
 use kernel::{
     prelude::*,
@@ -149,12 +146,6 @@ impl NicCache {
     /// A cache of the NIC table that `info` (OEM table info) describes.
     pub(crate) fn from_table_info(info: &TableInfoRecord) -> Result<Self> {
         Self::new(info.flow_slots)
-    }
-
-    /// Number of NIC slots.
-    pub(crate) fn capacity(&self) -> u32 {
-        // At most MAX_SLOTS (checked by `new`).
-        self.slots.len() as u32
     }
 
     /// Number of rules installed (or being installed).
