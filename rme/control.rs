@@ -133,11 +133,6 @@ pub(crate) enum Event {
     NicTimeout { command: u8 },
 }
 
-/// Where events go: the netlink family's multicast group.
-pub(crate) trait EventSink {
-    fn notify(event: &Event);
-}
-
 /// Runs one OEM command of `op` on `object` with `records`, expecting
 /// `answer_len` bytes per answered record, and collects the answers.
 fn oem_command<R: Record, A: Record>(
@@ -249,6 +244,15 @@ impl Rme {
                         }
                         version = v.ncsi_version;
                     }
+                    if step.packet_type == cmd::GET_CAPABILITIES {
+                        let aens = ncsi_client::parse_aen_support(data).map_err(Error::from)?;
+                        // Table misses come as OEM AENs: without them the
+                        // NIC's table could never be filled.
+                        if aens & oem::AEN_ENABLE_OEM == 0 {
+                            pr_err!("the NIC offers no OEM AENs (AEN support {:#x})\n", aens);
+                            return Err(ENODEV);
+                        }
+                    }
                     Ok(())
                 },
             )?;
@@ -325,7 +329,7 @@ impl Rme {
     }
 
     /// Processes queued AENs: installs rules for misses, forwards events.
-    fn process_aens<S: EventSink>(&self) {
+    fn process_aens(&self) {
         let mut aens = match KVec::with_capacity(Sideband::AEN_QUEUE, GFP_KERNEL) {
             Ok(v) => v,
             Err(_) => return,
@@ -340,12 +344,12 @@ impl Rme {
                     });
                     if let Err(e) = r {
                         if e == ETIMEDOUT {
-                            S::notify(&Event::NicTimeout { command: cmd::OEM });
+                            crate::netlink::notify(&Event::NicTimeout { command: cmd::OEM });
                         }
                     }
-                    S::notify(&Event::TableMiss(*miss));
+                    crate::netlink::notify(&Event::TableMiss(*miss));
                 }
-                Aen::Violation(v) => S::notify(&Event::Violation(*v)),
+                Aen::Violation(v) => crate::netlink::notify(&Event::Violation(*v)),
                 _ => {}
             }
         }
@@ -357,7 +361,7 @@ impl WorkItem for Rme {
 
     fn run(this: Arc<Rme>) {
         if !this.stopping.load(Relaxed) {
-            this.process_aens::<crate::netlink::Notifier>();
+            this.process_aens();
         }
     }
 }

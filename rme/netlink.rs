@@ -9,7 +9,7 @@
 //! checks them against the uAPI header ynl generates from the spec.
 
 use crate::{
-    control::{Event, EventSink, Rme, State},
+    control::{Event, Rme, State},
     flow_table::{self, Rule},
     ncsi_oem::{self as oem, FlowCheck, FlowKey, MeterRecord, TenantRecord, VtepRecord},
     sideband::Sideband,
@@ -221,31 +221,27 @@ pub(crate) static FAMILY: OpsFamily<Rme> = OpsFamily::const_new(
     &OPS,
 );
 
-/// Sends events to the `events` group.
-pub(crate) struct Notifier;
-
-impl EventSink for Notifier {
-    fn notify(event: &Event) {
-        let _ = FAMILY.notify(0, cmd::EVENT_NTF, |m| match event {
-            Event::TableMiss(miss) => {
-                m.put_u8(attr::event::KIND, event_kind::TABLE_MISS)?;
-                m.put_u32(attr::event::COUNT, miss.misses)?;
-                m.put_nest(attr::event::MATCH, |m| put_key(m, &miss.key))
+/// Sends `event` to the `events` group (if anyone listens). Any context.
+pub(crate) fn notify(event: &Event) {
+    let _ = FAMILY.notify(0, cmd::EVENT_NTF, |m| match event {
+        Event::TableMiss(miss) => {
+            m.put_u8(attr::event::KIND, event_kind::TABLE_MISS)?;
+            m.put_u32(attr::event::COUNT, miss.misses)?;
+            m.put_nest(attr::event::MATCH, |m| put_key(m, &miss.key))
+        }
+        Event::Violation(v) => {
+            m.put_u8(attr::event::KIND, event_kind::VIOLATION)?;
+            m.put_u32(attr::event::COUNT, v.count)?;
+            if v.kind == oem::VIOLATION_RO_WRITE {
+                m.put_u32(attr::event::REGISTER, u32::from(v.key.l4_dst))?;
             }
-            Event::Violation(v) => {
-                m.put_u8(attr::event::KIND, event_kind::VIOLATION)?;
-                m.put_u32(attr::event::COUNT, v.count)?;
-                if v.kind == oem::VIOLATION_RO_WRITE {
-                    m.put_u32(attr::event::REGISTER, u32::from(v.key.l4_dst))?;
-                }
-                m.put_nest(attr::event::MATCH, |m| put_key(m, &v.key))
-            }
-            Event::NicTimeout { command } => {
-                m.put_u8(attr::event::KIND, event_kind::NIC_TIMEOUT)?;
-                m.put_u32(attr::event::COUNT, u32::from(*command))
-            }
-        });
-    }
+            m.put_nest(attr::event::MATCH, |m| put_key(m, &v.key))
+        }
+        Event::NicTimeout { command } => {
+            m.put_u8(attr::event::KIND, event_kind::NIC_TIMEOUT)?;
+            m.put_u32(attr::event::COUNT, u32::from(*command))
+        }
+    });
 }
 
 /// A key as `match` attributes (exact values, as events carry them).
@@ -417,7 +413,7 @@ fn flow_check_message(e: FlowCheck) -> &'static CStr {
 /// Says in the extack why the NIC part of a request failed.
 fn nic_error(req: &mut Request<'_>, e: Error) -> Error {
     let msg = if e == ETIMEDOUT {
-        Notifier::notify(&Event::NicTimeout {
+        notify(&Event::NicTimeout {
             command: crate::ncsi_client::cmd::OEM,
         });
         c"the NIC did not answer over NC-SI"
@@ -745,13 +741,13 @@ fn put_counters(
     c: &[u64; oem::PORT_COUNTERS],
     evictions: u64,
 ) -> Result {
-    use crate::regs::guest::STAT_NAMES;
+    use crate::regs::guest::{Stat, STAT_COUNT, STAT_NAMES};
     use attr::counters as a;
-    m.put_u64(a::TX_PACKETS, c[0])?;
-    m.put_u64(a::TX_BYTES, c[1])?;
-    m.put_u64(a::RX_PACKETS, c[2])?;
-    m.put_u64(a::RX_BYTES, c[3])?;
-    for (i, name) in STAT_NAMES.iter().enumerate().skip(4) {
+    m.put_u64(a::TX_PACKETS, c[Stat::TxPackets as usize])?;
+    m.put_u64(a::TX_BYTES, c[Stat::TxBytes as usize])?;
+    m.put_u64(a::RX_PACKETS, c[Stat::RxPackets as usize])?;
+    m.put_u64(a::RX_BYTES, c[Stat::RxBytes as usize])?;
+    for (i, name) in STAT_NAMES.iter().enumerate() {
         if !(name.starts_with("tx_drop") || name.starts_with("rx_drop")) {
             continue;
         }
@@ -763,10 +759,11 @@ fn put_counters(
             m.put_u64(attr::drop::PACKETS, c[i])
         })?;
     }
-    let guest = STAT_NAMES.len();
-    m.put_u64(a::TABLE_MISSES, c[guest])?;
+    // The RME-only counters follow the guest-visible ones; the first is
+    // `table_misses` (`ncsi_oem::RME_COUNTER_NAMES`).
+    m.put_u64(a::TABLE_MISSES, c[STAT_COUNT])?;
     m.put_u64(a::EVICTIONS, evictions)?;
-    m.put_u64(a::GUEST_RO_WRITES, c[guest - 1])
+    m.put_u64(a::GUEST_RO_WRITES, c[Stat::GuestRoWrites as usize])
 }
 
 fn put_flow(

@@ -123,7 +123,9 @@ impl Sideband {
         };
         match ncsi_client::parse(&inbox.rx[..len]) {
             Ok(Packet::Response(r)) if inbox.expect == Some((r.iid, r.command)) => {
-                inbox.response[..len].copy_from_slice(&inbox.rx[..len]);
+                // The frame becomes the response; the old response buffer
+                // takes the next frame.
+                core::mem::swap(&mut inbox.rx, &mut inbox.response);
                 inbox.response_len = len;
                 inbox.expect = None;
                 drop(guard);
@@ -215,7 +217,8 @@ impl Sideband {
             }
             let got = core::mem::take(&mut inbox.response_len);
             if got > 0 {
-                session.response[..got].copy_from_slice(&inbox.response[..got]);
+                // Parsed outside the lock: take the buffer, leave ours.
+                core::mem::swap(&mut session.response, &mut inbox.response);
             }
             inbox.expect = None;
             drop(inbox);
