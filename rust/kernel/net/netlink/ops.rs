@@ -378,6 +378,11 @@ impl<T: Handler> Drop for OpsRegistration<T> {
 }
 
 /// An attribute of a request (`struct nlattr` and its payload).
+///
+/// # Invariants
+///
+/// `hdr` points to a well-formed attribute of a message that lives for
+/// `'a`; `ty` is its type without flags and `data` its payload.
 #[derive(Clone, Copy)]
 pub struct Attr<'a> {
     hdr: *const bindings::nlattr,
@@ -398,6 +403,7 @@ impl<'a> Attr<'a> {
         // SAFETY: Per the safety requirements.
         let (len, ty) = unsafe { ((*hdr).nla_len, (*hdr).nla_type) };
         let payload = usize::from(len).saturating_sub(NLA_HDRLEN);
+        // INVARIANT: Per the safety requirements.
         Self {
             hdr,
             ty: ty & NLA_TYPE_MASK,
