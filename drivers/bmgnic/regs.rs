@@ -95,7 +95,10 @@ pub mod guest {
     /// Reset guest-bank state; self-clearing, reads back as 0.
     pub const CONTROL_RESET: u32 = 1 << 1;
     /// With [`CONTROL_ENABLE`]: use the TX producer index the driver writes
-    /// to the status block ([`FEATURE_TX_SHADOW`]).
+    /// to the status block ([`FEATURE_TX_SHADOW`]). It is then the only
+    /// source of that index: a [`TX_TAIL`] write is just a kick that makes
+    /// the device re-read it, whatever value it carries, because a doorbell
+    /// can reach the device after a newer index in memory.
     pub const CONTROL_TX_SHADOW: u32 = 1 << 2;
 
     /// RO: why the device stopped (`ERR_*`), the first error since reset.
@@ -150,7 +153,9 @@ pub mod guest {
     pub const TX_BASE_HI: usize = 0x04;
     /// RW: TX ring entries, a power of two in `RING_MIN..=RING_MAX`.
     pub const TX_SIZE: usize = 0x08;
-    /// WO doorbell: TX producer index (free-running).
+    /// WO doorbell: TX producer index (free-running). With
+    /// [`CONTROL_TX_SHADOW`] the value is ignored: the write only makes the
+    /// device read the index at `desc::SB_TX_TAIL`.
     pub const TX_TAIL: usize = 0x0c;
     /// RW: RX ring guest-physical address, low 32 bits.
     pub const RX_BASE_LO: usize = 0x10;
@@ -267,7 +272,8 @@ pub mod guest {
     pub const ERR_RING_ADDRESS: u32 = 1;
     /// A ring size is not a power of two in range.
     pub const ERR_RING_SIZE: u32 = 2;
-    /// A doorbell moved a producer index past the ring.
+    /// A doorbell, or the TX producer index in the status block, moved a
+    /// producer index past the ring.
     pub const ERR_TAIL_RANGE: u32 = 3;
     /// A descriptor's buffer is outside guest memory.
     pub const ERR_DESC_ADDRESS: u32 = 4;
@@ -328,7 +334,10 @@ pub mod desc {
     /// Status block: copy of the `INT_CAUSE` register (u32).
     pub const SB_INT_CAUSE: usize = 12;
     /// Status block, driver area: the TX producer index (u32), with
-    /// `FEATURE_TX_SHADOW`.
+    /// `CONTROL_TX_SHADOW`. The driver alone writes it, in order, so it
+    /// never goes back; the device takes the index only from here (a
+    /// `TX_TAIL` write just makes it look), and an index more than a ring
+    /// ahead of the consumer index is `ERR_TAIL_RANGE`.
     pub const SB_TX_TAIL: usize = 16;
 
     /// Encodes a descriptor.

@@ -37,7 +37,8 @@ pub const MISS_HOLD_FRAMES: usize = 128;
 struct Ring {
     base: u64,
     size: u32,
-    /// Producer index, written by the driver's doorbell.
+    /// Producer index, from the driver's doorbell or, for TX with
+    /// `CONTROL_TX_SHADOW`, from the status block.
     tail: u32,
     /// Consumer index, advanced by the device and written back.
     head: u32,
@@ -201,7 +202,8 @@ impl Bmgnic {
     }
 
     /// With `CONTROL_TX_SHADOW`: takes the TX producer index the driver
-    /// wrote to the status block, as a doorbell would.
+    /// wrote to the status block, the only source of that index in this
+    /// mode (a `TX_TAIL` write just calls this).
     pub fn sync_tx_shadow(&mut self, now_ns: u64) {
         if !self.tx_shadow() || !self.running() || self.status_block == 0 {
             return;
@@ -454,7 +456,13 @@ impl Bmgnic {
                 if !self.running() {
                     return enabled;
                 }
-                if desc::pending(self.tx.head, value) > self.tx.size {
+                if self.tx_shadow() {
+                    // Only a kick: the value may be older than an index the
+                    // device already took from the status block (the write
+                    // travels apart from guest memory), and the status
+                    // block's index, written in order, never goes back.
+                    self.sync_tx_shadow(now_ns);
+                } else if desc::pending(self.tx.head, value) > self.tx.size {
                     self.fail(guest::ERR_TAIL_RANGE, value & 0xffff, now_ns);
                 } else {
                     self.tx.tail = value;
@@ -894,6 +902,99 @@ mod tests {
         dev.mem.write(shadow, &1000u32.to_le_bytes()).unwrap();
         dev.sync_tx_shadow(5);
         assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
+    }
+
+    /// A running device with the TX producer index in the status block,
+    /// as the tenant driver enables it.
+    fn shadow_device() -> Bmgnic {
+        let mut dev = running_device();
+        w(&mut dev, guest::CONTROL, guest::CONTROL_RESET);
+        w(&mut dev, queue_reg(0, guest::TX_BASE_LO), TX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::TX_SIZE), RING);
+        w(&mut dev, queue_reg(0, guest::RX_BASE_LO), RX_RING as u32);
+        w(&mut dev, queue_reg(0, guest::RX_SIZE), RING);
+        w(&mut dev, guest::STATUS_BLOCK_LO, STATUS as u32);
+        w(
+            &mut dev,
+            guest::CONTROL,
+            guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW,
+        );
+        assert_eq!(dev.error(), None);
+        dev
+    }
+
+    /// Posts one-descriptor frames in slots `from..to` and publishes `to`
+    /// in the status block, as the driver does before its doorbell.
+    fn post_and_publish(dev: &mut Bmgnic, from: u32, to: u32) {
+        for i in from..to {
+            post_tx(dev, i, TX_BUFS, 64, desc::TX_FLAG_EOP);
+        }
+        dev.mem.write(TX_BUFS, &frame(64)).unwrap();
+        let shadow = STATUS + desc::SB_TX_TAIL as u64;
+        dev.mem.write(shadow, &to.to_le_bytes()).unwrap();
+    }
+
+    #[test]
+    fn stale_tx_doorbell_in_shadow_mode_is_only_a_kick() {
+        let mut dev = shadow_device();
+        let mut out = Vec::new();
+        // The device polls 4 from the status block and sends them all;
+        // the driver's doorbell for 2 (written before it published 4)
+        // arrives only now, behind the device's head.
+        post_and_publish(&mut dev, 0, 4);
+        dev.sync_tx_shadow(1);
+        assert_eq!(dev.process_tx(2, &mut out), 4);
+        assert!(!w(&mut dev, queue_reg(0, guest::TX_TAIL), 2));
+        assert_eq!(dev.error(), None);
+        assert_eq!((dev.tx.head, dev.tx.tail), (4, 4));
+        // A stale doorbell behind the published index but not behind the
+        // head does not move the tail back either.
+        post_and_publish(&mut dev, 4, 7);
+        dev.sync_tx_shadow(3);
+        assert!(w(&mut dev, queue_reg(0, guest::TX_TAIL), 5));
+        assert_eq!(dev.error(), None);
+        assert_eq!(dev.tx.tail, 7);
+        assert_eq!(dev.process_tx(4, &mut out), 3);
+        // The kick reads the status block and wakes the worker, whatever
+        // value it carries.
+        post_and_publish(&mut dev, 7, 9);
+        assert!(w(&mut dev, queue_reg(0, guest::TX_TAIL), 0xdead_beef));
+        assert_eq!(dev.error(), None);
+        assert_eq!(dev.tx.tail, 9);
+        assert_eq!(dev.process_tx(5, &mut out), 2);
+        assert_eq!(out.len(), 9);
+    }
+
+    #[test]
+    fn tx_shadow_more_than_a_ring_ahead_stops_the_device_on_a_kick() {
+        let mut dev = shadow_device();
+        // The doorbell value is in range; the published index is not.
+        post_and_publish(&mut dev, 0, 1);
+        let shadow = STATUS + desc::SB_TX_TAIL as u64;
+        dev.mem.write(shadow, &(RING + 1).to_le_bytes()).unwrap();
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 1);
+        assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
+        assert_eq!(r(&mut dev, guest::ERROR_INFO), RING + 1);
+        assert_eq!(dev.process_tx(1, &mut Vec::new()), 0);
+    }
+
+    #[test]
+    fn tx_doorbell_without_shadow_mode_keeps_its_value_and_check() {
+        let mut dev = running_device();
+        // The status block's driver area means nothing in this mode.
+        let shadow = STATUS + desc::SB_TX_TAIL as u64;
+        dev.mem.write(shadow, &1000u32.to_le_bytes()).unwrap();
+        for i in 0..4 {
+            post_tx(&mut dev, i, TX_BUFS, 64, desc::TX_FLAG_EOP);
+        }
+        dev.mem.write(TX_BUFS, &frame(64)).unwrap();
+        assert!(w(&mut dev, queue_reg(0, guest::TX_TAIL), 4));
+        assert_eq!(dev.tx.tail, 4);
+        assert_eq!(dev.process_tx(1, &mut Vec::new()), 4);
+        // Behind the head is more than a ring ahead of it: an error.
+        w(&mut dev, queue_reg(0, guest::TX_TAIL), 2);
+        assert_eq!(dev.error(), Some(guest::ERR_TAIL_RANGE));
+        assert_eq!(r(&mut dev, guest::ERROR_INFO), 2);
     }
 
     #[test]
