@@ -4,13 +4,15 @@
 //! ports, as threads around one locked [`Bmgnic`].
 //!
 //! - The vfio-user thread serves config space and BAR0. A TX doorbell only
-//!   records the producer index and wakes the worker, so the guest's
-//!   (synchronous) MMIO write returns at once.
+//!   records the producer index (with doorbell suppression, re-reads it from
+//!   the status block) and wakes the worker, so the guest's (synchronous)
+//!   MMIO write returns at once.
 //! - The worker drains the TX ring, sends what the pipeline lets through to
 //!   the fabric, releases moderated interrupts and reports events to the
 //!   RME as NC-SI AENs.
 //! - One thread per port receives: fabric frames go through the RX
-//!   pipeline into the RX ring; NC-SI commands are answered.
+//!   pipeline into the RX ring; NC-SI commands are answered. A receive
+//!   error is logged and retried; only shutdown ends the thread.
 //!
 //! Frames are sent after the device lock is dropped.
 
@@ -21,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use crate::device::{Bmgnic, DeviceConfig};
 use crate::ncsi::{NcsiBackend, NcsiResponder};
@@ -87,6 +89,7 @@ impl Engine {
             .spawn(move || me.worker())?;
         if let Some(port) = &self.fabric {
             let rx = port.try_clone()?;
+            rx.set_read_timeout(Some(RECV_TIMEOUT))?;
             let me = Arc::clone(self);
             thread::Builder::new()
                 .name("fabric-rx".into())
@@ -94,6 +97,7 @@ impl Engine {
         }
         if let Some(port) = &self.sideband {
             let rx = port.try_clone()?;
+            rx.set_read_timeout(Some(RECV_TIMEOUT))?;
             let me = Arc::clone(self);
             thread::Builder::new()
                 .name("ncsi-rx".into())
@@ -191,48 +195,130 @@ impl Engine {
 
     fn fabric_rx(&self, port: Port) {
         let mut buf = vec![0u8; MAX_FRAME + 128];
-        while !self.stop.load(Ordering::SeqCst) {
-            match port.recv(&mut buf) {
-                Ok(len) => {
-                    let mut dev = self.device();
-                    dev.receive(&buf[..len], self.now_ns());
-                    if !dev.events.is_empty() {
-                        self.work.notify_one();
-                    }
+        self.receive_loop(
+            port.name(),
+            |b| port.recv(b),
+            &mut buf,
+            |frame| {
+                let mut dev = self.device();
+                dev.receive(frame, self.now_ns());
+                if !dev.events.is_empty() {
+                    self.work.notify_one();
                 }
-                Err(e) => {
-                    warn!("fabric port: receive failed: {e}");
-                    return;
-                }
-            }
-        }
+            },
+        );
     }
 
     fn ncsi_rx(&self, port: Port) {
         let mut buf = vec![0u8; MAX_FRAME];
-        while !self.stop.load(Ordering::SeqCst) {
-            let len = match port.recv(&mut buf) {
-                Ok(len) => len,
-                Err(e) => {
-                    warn!("ncsi port: receive failed: {e}");
-                    return;
+        self.receive_loop(
+            port.name(),
+            |b| port.recv(b),
+            &mut buf,
+            |frame| {
+                let response = {
+                    let mut ncsi = self.responder();
+                    let mut dev = self.device();
+                    let now = self.now_ns();
+                    let mut backend = DeviceBackend { dev: &mut dev, now };
+                    ncsi.handle(frame, &mut backend)
+                };
+                // A flow the RME just installed may release held frames.
+                self.work.notify_one();
+                if let Some(frame) = response {
+                    if let Err(e) = port.send(&frame) {
+                        debug!("ncsi port: send failed: {e}");
+                    }
                 }
-            };
-            let response = {
-                let mut ncsi = self.responder();
-                let mut dev = self.device();
-                let now = self.now_ns();
-                let mut backend = DeviceBackend { dev: &mut dev, now };
-                ncsi.handle(&buf[..len], &mut backend)
-            };
-            // A flow the RME just installed may release held frames.
-            self.work.notify_one();
-            if let Some(frame) = response {
-                if let Err(e) = port.send(&frame) {
-                    debug!("ncsi port: send failed: {e}");
+            },
+        );
+    }
+
+    /// Receives frames into `buf` and hands them to `handle` until
+    /// shutdown. A receive error (the peer socket gone for a moment, a
+    /// signal) must not leave the port deaf: it is logged, rate-limited,
+    /// and receiving resumes after a short back-off.
+    fn receive_loop(
+        &self,
+        name: &str,
+        mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        buf: &mut [u8],
+        mut handle: impl FnMut(&[u8]),
+    ) {
+        let mut errors = ErrorLog::default();
+        let mut backoff = Duration::ZERO;
+        while !self.stop.load(Ordering::SeqCst) {
+            match recv(buf) {
+                Ok(len) => {
+                    backoff = Duration::ZERO;
+                    if errors.recovered() {
+                        info!("{name} port: receiving again");
+                    }
+                    handle(&buf[..len]);
+                }
+                // The read timeout (a chance to see shutdown), or a signal.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    match errors.failed(self.now_ns()) {
+                        Some(0) => warn!("{name} port: receive failed: {e}; retrying"),
+                        Some(n) => warn!(
+                            "{name} port: receive failed: {e}; retrying ({n} more since last logged)"
+                        ),
+                        None => {}
+                    }
+                    backoff = (backoff * 2).clamp(RECV_BACKOFF_MIN, RECV_BACKOFF_MAX);
+                    thread::sleep(backoff);
                 }
             }
         }
+    }
+}
+
+/// Receive threads wake at least this often to see a shutdown.
+const RECV_TIMEOUT: Duration = Duration::from_millis(100);
+/// Back-off after a receive error, doubled while errors persist.
+const RECV_BACKOFF_MIN: Duration = Duration::from_millis(1);
+const RECV_BACKOFF_MAX: Duration = Duration::from_millis(100);
+/// A port logs at most one receive error this often.
+const RECV_ERROR_LOG_NS: u64 = 10_000_000_000;
+
+/// Rate limit of a port's receive-error log.
+#[derive(Default)]
+struct ErrorLog {
+    /// When an error was last logged.
+    last_ns: Option<u64>,
+    /// Errors not logged since then.
+    withheld: u64,
+    /// An error was logged and no frame has arrived since.
+    failing: bool,
+}
+
+impl ErrorLog {
+    /// Counts an error at `now_ns`; returns whether to log it, with the
+    /// number of errors withheld since the last one logged.
+    fn failed(&mut self, now_ns: u64) -> Option<u64> {
+        match self.last_ns {
+            Some(last) if now_ns.saturating_sub(last) < RECV_ERROR_LOG_NS => {
+                self.withheld += 1;
+                None
+            }
+            _ => {
+                self.last_ns = Some(now_ns);
+                self.failing = true;
+                Some(std::mem::take(&mut self.withheld))
+            }
+        }
+    }
+
+    /// A frame arrived: whether to say so (once per logged error).
+    fn recovered(&mut self) -> bool {
+        std::mem::take(&mut self.failing)
     }
 }
 
@@ -333,5 +419,102 @@ impl PciFunction for Function {
 
     fn reset(&mut self) {
         self.engine.device().reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_errors_do_not_deafen_a_port() {
+        let engine = Engine::new(DeviceConfig::default(), None, None, [2, 0, 0, 0, 0, 1]);
+        let mut script = vec![
+            Err(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Err(io::Error::from_raw_os_error(104)),
+            Ok(vec![0x5a; 60]),
+            Err(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            Ok(vec![0xa5; 64]),
+        ]
+        .into_iter();
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; MAX_FRAME];
+        engine.receive_loop(
+            "test",
+            |b| match script.next() {
+                Some(Ok(f)) => {
+                    b[..f.len()].copy_from_slice(&f);
+                    Ok(f.len())
+                }
+                Some(Err(e)) => Err(e),
+                None => {
+                    engine.shutdown();
+                    Err(io::Error::from(io::ErrorKind::WouldBlock))
+                }
+            },
+            &mut buf,
+            |f| frames.push(f.to_vec()),
+        );
+        assert_eq!(frames, [vec![0x5a; 60], vec![0xa5; 64]]);
+    }
+
+    #[test]
+    fn receive_errors_are_logged_rate_limited() {
+        let mut log = ErrorLog::default();
+        assert!(!log.recovered());
+        assert_eq!(log.failed(5), Some(0));
+        // A failing loop within the window logs nothing more...
+        for ms in 1..1000 {
+            assert_eq!(log.failed(5 + ms * 1_000_000), None);
+        }
+        // ...and says once that it is receiving again.
+        assert!(log.recovered());
+        assert!(!log.recovered());
+        // The next report counts what was withheld.
+        assert_eq!(log.failed(5 + RECV_ERROR_LOG_NS), Some(999));
+        assert_eq!(log.failed(6 + RECV_ERROR_LOG_NS), None);
+    }
+
+    #[test]
+    fn ncsi_port_answers_after_its_peer_socket_was_recreated() {
+        use crate::ncsi::{command_frame, parse_received, CMD_CLEAR_INITIAL_STATE};
+        use crate::port::PortSpec;
+        use std::os::unix::net::UnixDatagram;
+
+        let dir = std::env::temp_dir().join(format!("bmgnic-engine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (model, peer) = (dir.join("model"), dir.join("peer"));
+        let spec = PortSpec {
+            local: model.clone(),
+            remote: peer.clone(),
+        };
+        let port = Port::bind("ncsi", &spec).unwrap();
+        let engine = Engine::new(
+            DeviceConfig::default(),
+            None,
+            Some(port),
+            [2, 0, 0, 0, 0, 1],
+        );
+        engine.start().unwrap();
+        let command = command_frame([2, 0, 0, 0, 0, 2], 1, CMD_CLEAR_INITIAL_STATE, 0, &[]);
+        let ask = |sock: &UnixDatagram| {
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            sock.send_to(&command, &model).unwrap();
+            let mut buf = [0u8; MAX_FRAME];
+            let n = sock.recv(&mut buf).expect("a response");
+            let rsp = parse_received(&buf[..n]).expect("an NC-SI response");
+            assert_eq!(rsp.iid, 1);
+        };
+        ask(&UnixDatagram::bind(&peer).unwrap());
+        // The peer goes away: its answer is lost, the port lives on.
+        std::fs::remove_file(&peer).unwrap();
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(&command, &model)
+            .unwrap();
+        ask(&UnixDatagram::bind(&peer).unwrap());
+        engine.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,6 +92,12 @@ impl Port {
         self.socket.recv(buf)
     }
 
+    /// Makes [`Self::recv`] give up after `timeout` with `WouldBlock`
+    /// (on every handle of the socket), so a receiver can see a shutdown.
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.socket.set_read_timeout(timeout)
+    }
+
     /// A second handle on the same socket (for a receive thread).
     pub fn try_clone(&self) -> io::Result<Self> {
         Ok(Self {
