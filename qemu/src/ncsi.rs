@@ -41,7 +41,7 @@
 
 use crate::ncsi_oem::{self, OemHeader};
 use crate::regs;
-use log::debug;
+use log::{debug, warn};
 
 /// Response code: Command Completed.
 pub const RESPONSE_COMPLETED: u16 = 0x0000;
@@ -336,6 +336,9 @@ pub trait NcsiBackend {
     /// `records` is everything after the header; checking it against
     /// `header.count` and the object's record size is the backend's job
     /// ([`ncsi_oem::REASON_BAD_COUNT`]). Records answered go to `out`.
+    /// A command whose answer would exceed `MAX_PAYLOAD - RESPONSE_PREFIX`
+    /// bytes must be refused with `REASON_BAD_COUNT` before it changes
+    /// anything: the responder cannot undo it.
     ///
     /// Returns the number of records answered, or an OEM reason code, which
     /// the responder sends with Command Failed and no records.
@@ -1049,9 +1052,12 @@ impl NcsiResponder {
                 data.extend_from_slice(&out);
                 Reply::completed(data)
             }
-            // More records than one response holds: the RME asked for too
-            // many at once.
-            Ok(_) => failed(ncsi_oem::REASON_BAD_COUNT, &echo),
+            // The backend should have refused it before acting (see
+            // `NcsiBackend::oem`); at least no malformed frame goes out.
+            Ok(_) => {
+                warn!("OEM answer of {} bytes does not fit a response", out.len());
+                failed(ncsi_oem::REASON_BAD_COUNT, &echo)
+            }
             Err(reason) => failed(reason, &echo),
         }
     }
@@ -1343,7 +1349,7 @@ mod tests {
     /// Sends a Linux-style command and parses the response.
     fn send(
         r: &mut NcsiResponder,
-        b: &mut Mock,
+        b: &mut dyn NcsiBackend,
         iid: u8,
         packet_type: u8,
         channel: u8,
@@ -1361,7 +1367,7 @@ mod tests {
 
     fn ok(
         r: &mut NcsiResponder,
-        b: &mut Mock,
+        b: &mut dyn NcsiBackend,
         packet_type: u8,
         channel: u8,
         payload: &[u8],
@@ -1706,6 +1712,99 @@ mod tests {
         let rsp = send(&mut r, &mut b, 5, ncsi_oem::CMD_OEM, CH0, &short);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
         assert_eq!(b.calls.len(), calls);
+    }
+
+    /// The RME bank behind the responder, as the device serves it.
+    struct Bank(crate::rme::RmeBank);
+
+    impl NcsiBackend for Bank {
+        fn link_up(&self) -> bool {
+            true
+        }
+
+        fn oem(&mut self, h: &OemHeader, r: &[u8], o: &mut Vec<u8>) -> Result<u8, u16> {
+            let stats = [0; crate::regs::guest::STAT_COUNT];
+            self.0.handle_oem(h, r, o, &stats, 0)
+        }
+    }
+
+    #[test]
+    fn oem_answer_too_large_for_a_response_changes_nothing() {
+        use crate::ncsi_oem::{
+            FlowKey, FlowRecord, Record, VtepRecord, ACTION_DROP, NO_METER, OBJ_FLOW, OBJ_METER,
+            OBJ_VTEP, OP_DEL, REASON_BAD_COUNT,
+        };
+        use crate::rme::RmeCounter;
+
+        let mut r = NcsiResponder::new(MAC);
+        let mut b = Bank(crate::rme::RmeBank::new(64));
+        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
+        // One flow answer more than a response holds: 46 x 32 bytes.
+        let flows = 46u32;
+        let mask = FlowKey {
+            eth_dst: [0xff; 6],
+            ..FlowKey::default()
+        };
+        let rules: Vec<FlowRecord> = (0..flows)
+            .map(|slot| FlowRecord {
+                slot,
+                priority: 1,
+                action: ACTION_DROP,
+                meter: NO_METER,
+                vtep: 0,
+                key: FlowKey {
+                    eth_dst: [2, 0, 0, 0, 0, slot as u8],
+                    ..FlowKey::default()
+                },
+                mask,
+            })
+            .collect();
+        b.0.apply(OBJ_FLOW, &rules, 0).unwrap();
+        let vteps: Vec<VtepRecord> = (0..123u16)
+            .map(|index| VtepRecord {
+                index,
+                mac: [2, 0, 0, 0, 1, index as u8],
+                ip: [10, 0, 1, index as u8],
+            })
+            .collect();
+        b.0.apply(OBJ_VTEP, &vteps, 0).unwrap();
+        let errors = b.0.counter(RmeCounter::NcsiCommandErrors);
+
+        let slots = |n: u32| -> Vec<u8> { (0..n).flat_map(|s| s.to_be_bytes()).collect() };
+        for (iid, object, count) in [(1, OBJ_FLOW, flows), (2, OBJ_VTEP, 123), (3, OBJ_METER, 92)] {
+            let cmd = oem_payload(
+                ncsi_oem::MANUFACTURER_ID,
+                [1, OP_DEL, object, count as u8],
+                &slots(count),
+            );
+            let rsp = send(&mut r, &mut b, iid, ncsi_oem::CMD_OEM, CH0, &cmd);
+            assert_eq!(
+                (rsp.code, rsp.reason),
+                (0x0001, REASON_BAD_COUNT),
+                "object {object}"
+            );
+        }
+        assert_eq!(b.0.flows.len(), flows);
+        for rule in &rules {
+            assert_eq!(b.0.flows.get(rule.slot), Some(rule));
+        }
+        for v in &vteps {
+            assert_eq!(b.0.vtep(v.index), Some(v));
+        }
+        assert_eq!(b.0.counter(RmeCounter::NcsiCommandErrors), errors + 3);
+
+        // One fewer fits, and is applied.
+        let cmd = oem_payload(
+            ncsi_oem::MANUFACTURER_ID,
+            [1, OP_DEL, OBJ_FLOW, 45],
+            &slots(45),
+        );
+        let rsp = ok(&mut r, &mut b, ncsi_oem::CMD_OEM, CH0, &cmd);
+        assert_eq!(
+            rsp.payload.len(),
+            ncsi_oem::RESPONSE_PREFIX + 45 * crate::ncsi_oem::FlowCountersRecord::LEN
+        );
+        assert_eq!(b.0.flows.len(), 1);
     }
 
     #[test]

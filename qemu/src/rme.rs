@@ -227,9 +227,11 @@ impl RmeBank {
 
     /// Executes one BMGNIC OEM command. Appends the answered records to
     /// `out` and returns their number, or an OEM reason code. A refused
-    /// command changes nothing: records are all decoded and checked before
-    /// any is applied. `guest_stats` are the device's guest-visible
-    /// counters (for port counters); `now_ns` stamps flow and meter state.
+    /// command changes nothing: records are all decoded and checked, and
+    /// the answer is known to fit one response ([`ANSWER_ROOM`], else
+    /// `REASON_BAD_COUNT`), before any is applied. `guest_stats` are the
+    /// device's guest-visible counters (for port counters); `now_ns` stamps
+    /// flow and meter state.
     pub fn handle_oem(
         &mut self,
         header: &OemHeader,
@@ -289,6 +291,7 @@ impl RmeBank {
                 if indices.iter().any(|s| s.slot as usize >= VTEP_SLOTS) {
                     return Err(oem::REASON_BAD_INDEX);
                 }
+                fits::<VtepRecord>(indices.len())?;
                 let mut n = 0;
                 for s in indices {
                     let i = s.slot as usize;
@@ -315,6 +318,7 @@ impl RmeBank {
             }
             (oem::OBJ_FLOW, oem::OP_GET) => {
                 let slots = self.decode_slots(h, records)?;
+                fits::<FlowRecord>(slots.len())?;
                 let mut n = 0;
                 for s in slots {
                     let f = self.flows.get(s).copied().unwrap_or(FlowRecord {
@@ -327,6 +331,7 @@ impl RmeBank {
             }
             (oem::OBJ_FLOW, oem::OP_DEL) => {
                 let slots = self.decode_slots(h, records)?;
+                fits::<FlowCountersRecord>(slots.len())?;
                 let mut n = 0;
                 for s in slots {
                     // The final counters travel back with the deletion so
@@ -342,6 +347,7 @@ impl RmeBank {
             }
             (oem::OBJ_FLOW_COUNTERS, oem::OP_GET) => {
                 let slots = self.decode_slots(h, records)?;
+                fits::<FlowCountersRecord>(slots.len())?;
                 let mut n = 0;
                 for s in slots {
                     let c = self
@@ -372,6 +378,7 @@ impl RmeBank {
                 if indices.iter().any(|s| s.slot as usize >= METER_SLOTS) {
                     return Err(oem::REASON_BAD_INDEX);
                 }
+                fits::<MeterRecord>(indices.len())?;
                 let mut n = 0;
                 for s in indices {
                     let index = s.slot as u16;
@@ -446,6 +453,22 @@ impl RmeBank {
         }
         Ok(slots.into_iter().map(|s| s.slot).collect())
     }
+}
+
+/// Bytes of answered records one OEM response holds.
+pub const ANSWER_ROOM: usize = oem::MAX_PAYLOAD - oem::RESPONSE_PREFIX;
+
+// Commands answering one record need no check: the largest fits.
+const _: () = assert!(<PortCountersRecord as Record>::LEN <= ANSWER_ROOM);
+
+/// Refuses a command whose `n` answers of `R` would not fit one response,
+/// before it changes anything (a DEL that answered an error after deleting
+/// would leave the RME's view of the table wrong).
+fn fits<R: Record>(n: usize) -> Result<(), u16> {
+    if n.saturating_mul(R::LEN) > ANSWER_ROOM {
+        return Err(oem::REASON_BAD_COUNT);
+    }
+    Ok(())
 }
 
 /// Decodes exactly `header.count` records filling `records`.
