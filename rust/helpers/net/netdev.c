@@ -108,6 +108,12 @@ __rust_helper void rust_helper_skb_reset_mac_header(struct sk_buff *skb)
 	skb_reset_mac_header(skb);
 }
 
+__rust_helper void rust_helper_skb_set_network_header(struct sk_buff *skb,
+						      const int offset)
+{
+	skb_set_network_header(skb, offset);
+}
+
 __rust_helper void *rust_helper_skb_put_data(struct sk_buff *skb,
 					     const void *data, unsigned int len)
 {
@@ -144,4 +150,23 @@ __rust_helper int rust_helper_dma_mapping_error(struct device *dev,
 						dma_addr_t dma_addr)
 {
 	return dma_mapping_error(dev, dma_addr);
+}
+
+__rust_helper bool rust_helper___netdev_sent_queue(struct net_device *dev,
+						   unsigned int bytes,
+						   bool xmit_more)
+{
+	return __netdev_sent_queue(dev, bytes, xmit_more);
+}
+
+__rust_helper void rust_helper_netdev_completed_queue(struct net_device *dev,
+						      unsigned int pkts,
+						      unsigned int bytes)
+{
+	netdev_completed_queue(dev, pkts, bytes);
+}
+
+__rust_helper void rust_helper_netdev_reset_queue(struct net_device *dev)
+{
+	netdev_reset_queue(dev);
 }

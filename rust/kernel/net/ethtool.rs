@@ -95,11 +95,13 @@ pub trait Operations: netdev::Operations {
     }
 
     /// Names of the device statistics (`ethtool -S`), each under 32 bytes.
-    fn stat_names() -> &'static [&'static str] {
-        build_error!(crate::error::VTABLE_DEFAULT_ERROR)
-    }
+    ///
+    /// A constant: the core asks for the count, the names and the values
+    /// in separate calls and sizes its buffers by the first answer, so the
+    /// answers must never differ.
+    const STAT_NAMES: &'static [&'static str] = &[];
 
-    /// Fills `values`, one per name of [`Self::stat_names`].
+    /// Fills `values`, one per name of [`Self::STAT_NAMES`].
     fn get_stats(_dev: &Device<Self>, _values: &mut [u64]) {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
@@ -136,12 +138,12 @@ impl<T: Operations> Adapter<T> {
         } else {
             None
         },
-        get_sset_count: if T::HAS_STAT_NAMES {
+        get_sset_count: if !T::STAT_NAMES.is_empty() {
             Some(Self::get_sset_count)
         } else {
             None
         },
-        get_strings: if T::HAS_STAT_NAMES {
+        get_strings: if !T::STAT_NAMES.is_empty() {
             Some(Self::get_strings)
         } else {
             None
@@ -260,7 +262,7 @@ impl<T: Operations> Adapter<T> {
 
     extern "C" fn get_sset_count(_dev: *mut bindings::net_device, sset: c_int) -> c_int {
         if sset == bindings::ethtool_stringset_ETH_SS_STATS as c_int {
-            c_int::try_from(T::stat_names().len()).unwrap_or(0)
+            c_int::try_from(T::STAT_NAMES.len()).unwrap_or(0)
         } else {
             EOPNOTSUPP.to_errno()
         }
@@ -269,13 +271,14 @@ impl<T: Operations> Adapter<T> {
     /// # Safety
     ///
     /// Called by the core with `data` holding `ETH_GSTRING_LEN` bytes per
-    /// string that [`Self::get_sset_count`] announced.
+    /// string that [`Self::get_sset_count`] announced (the length of the
+    /// constant [`Operations::STAT_NAMES`]).
     unsafe extern "C" fn get_strings(_dev: *mut bindings::net_device, sset: u32, data: *mut u8) {
         if sset != bindings::ethtool_stringset_ETH_SS_STATS {
             return;
         }
         const SLOT: usize = bindings::ETH_GSTRING_LEN as usize;
-        let names = T::stat_names();
+        let names = T::STAT_NAMES;
         // SAFETY: Per the function's safety requirements.
         let out = unsafe { core::slice::from_raw_parts_mut(data, names.len() * SLOT) };
         // Indexing rather than `chunks_exact_mut`, whose division objtool
@@ -298,7 +301,7 @@ impl<T: Operations> Adapter<T> {
         _stats: *mut bindings::ethtool_stats,
         data: *mut u64,
     ) {
-        let n = T::stat_names().len();
+        let n = T::STAT_NAMES.len();
         // SAFETY: Per the function's safety requirements.
         let values = unsafe { core::slice::from_raw_parts_mut(data, n) };
         values.fill(0);

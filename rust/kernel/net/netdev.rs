@@ -12,7 +12,11 @@
 use crate::{
     bindings, device,
     error::{from_result, to_result},
-    net::{dev, ethtool, napi::Napi, skb::SkBuff},
+    net::{
+        dev, ethtool,
+        napi::{Napi, Poll},
+        skb::SkBuff,
+    },
     pci,
     prelude::*,
     sync::Arc,
@@ -92,10 +96,15 @@ pub trait Operations: Sized + Send + Sync + 'static {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 
-    /// Polls for completed work, doing at most `budget` receive units, and
-    /// returns the work done (`napi_struct.poll`). A poll that returns less
-    /// than `budget` calls [`Napi::complete_done`].
-    fn poll(_dev: &Device<Self>, _napi: &Napi, _budget: u32) -> u32 {
+    /// Polls for completed work, doing at most [`Poll::budget`] receive
+    /// units, and returns the work done (`napi_struct.poll`). A return
+    /// below the budget ends the poll (`napi_complete_done`); the budget
+    /// itself asks to be polled again.
+    ///
+    /// The registration enables NAPI before [`Self::open`] and disables it
+    /// (waiting for a running poll) before [`Self::stop`], so a poll only
+    /// runs between the two.
+    fn poll(_dev: &Device<Self>, _poll: &Poll<'_>) -> u32 {
         build_error!(crate::error::VTABLE_DEFAULT_ERROR)
     }
 }
@@ -144,12 +153,14 @@ impl<T: Operations> Device<T> {
         unsafe { &*(*self.private()).data }
     }
 
-    /// The device's NAPI context.
-    pub fn napi(&self) -> &Napi {
-        build_assert!(T::HAS_POLL, "a device without a poll has no NAPI context");
+    /// The device's NAPI context, if `T` has a poll.
+    fn napi(&self) -> Option<&Napi> {
+        if !T::HAS_POLL {
+            return None;
+        }
         // SAFETY: The context is added when `T` has a poll (type invariant)
         // and lives in the private area, as long as `self`.
-        unsafe { Napi::from_raw((*self.private()).napi.as_raw()) }
+        Some(unsafe { Napi::from_raw((*self.private()).napi.as_raw()) })
     }
 
     /// The bus device the interface belongs to, for DMA.
@@ -214,6 +225,33 @@ impl<T: Operations> Device<T> {
         // SAFETY: Reads a per-CPU/per-task flag; no precondition.
         unsafe { bindings::netdev_xmit_more() }
     }
+
+    /// In [`Operations::start_xmit`], for a frame of `bytes` handed to the
+    /// device: accounts it to byte queue limits (which may stop the queue)
+    /// and returns whether to ring the doorbell now: no more frames are
+    /// coming right away, or the queue stopped (`__netdev_sent_queue`).
+    pub fn sent_queue(&self, bytes: u32) -> bool {
+        // SAFETY: The device is valid (type invariant); BQL state is per
+        // queue and serialised by the transmit path's callers.
+        unsafe {
+            bindings::__netdev_sent_queue(self.0.as_raw(), bytes, bindings::netdev_xmit_more())
+        }
+    }
+
+    /// Reports `packets` frames of `bytes` in total completed by the device
+    /// to byte queue limits, which may wake the queue
+    /// (`netdev_completed_queue`).
+    pub fn completed_queue(&self, packets: u32, bytes: u32) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netdev_completed_queue(self.0.as_raw(), packets, bytes) }
+    }
+
+    /// Forgets the frames in flight for byte queue limits, when the driver
+    /// dropped them with its ring (`netdev_reset_queue`).
+    pub fn reset_queue(&self) {
+        // SAFETY: The device is valid (type invariant).
+        unsafe { bindings::netdev_reset_queue(self.0.as_raw()) }
+    }
 }
 
 impl<T> Deref for Device<T> {
@@ -277,7 +315,19 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
     unsafe extern "C" fn open(dev: *mut bindings::net_device) -> c_int {
         // SAFETY: Per the function's safety requirements.
         let dev = unsafe { Device::<T>::from_raw(dev) };
-        from_result(|| T::open(dev).map(|()| 0))
+        let napi = dev.napi();
+        if let Some(napi) = napi {
+            // SAFETY: Under RTNL; the core pairs a successful open with one
+            // stop, so the context is disabled here (as added, or by the
+            // last stop or failed open).
+            unsafe { napi.enable() };
+        }
+        let ret = from_result(|| T::open(dev).map(|()| 0));
+        if let (Some(napi), true) = (napi, ret != 0) {
+            // SAFETY: Enabled just above; under RTNL.
+            unsafe { napi.disable() };
+        }
+        ret
     }
 
     /// # Safety
@@ -286,6 +336,10 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
     unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> c_int {
         // SAFETY: Per the function's safety requirements.
         let dev = unsafe { Device::<T>::from_raw(dev) };
+        if let Some(napi) = dev.napi() {
+            // SAFETY: Under RTNL, after a successful open, which enabled it.
+            unsafe { napi.disable() };
+        }
         from_result(|| T::stop(dev).map(|()| 0))
     }
 
@@ -372,6 +426,9 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
                     (&raw const (*addr.cast::<bindings::sockaddr>()).sa_data).cast(),
                 )
             };
+            if !is_valid_ether_addr(&mac) {
+                return Err(EADDRNOTAVAIL);
+            }
             T::set_mac_address(device, &mac)?;
             // SAFETY: Under RTNL; `mac` holds `ETH_ALEN` bytes.
             unsafe { bindings::eth_hw_addr_set(dev, mac.as_ptr()) };
@@ -387,7 +444,15 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
         // while polled.
         let (dev, napi) = unsafe { (Device::<T>::from_raw((*napi).dev), Napi::from_raw(napi)) };
         let budget = u32::try_from(budget).unwrap_or(0);
-        let done = T::poll(dev, napi, budget).min(budget);
+        // SAFETY: The core polls `napi` on this CPU for the duration of this
+        // call.
+        let poll = unsafe { Poll::new(napi, budget) };
+        let done = T::poll(dev, &poll).min(budget);
+        if done < budget {
+            // CAST: `done < budget`, which came from a `c_int`.
+            // SAFETY: We are the poll; a poll under budget may complete.
+            unsafe { bindings::napi_complete_done(napi.as_raw(), done as c_int) };
+        }
         // CAST: `done <= budget`, which came from a `c_int`.
         done as c_int
     }
@@ -403,6 +468,12 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
         napi.schedule();
         bindings::irqreturn::IRQ_HANDLED
     }
+}
+
+/// Whether `mac` may be a station's address: not multicast (nor
+/// broadcast), not all zeroes (`is_valid_ether_addr`).
+pub fn is_valid_ether_addr(mac: &[u8; ETH_ALEN]) -> bool {
+    mac[0] & 1 == 0 && mac.iter().any(|&b| b != 0)
 }
 
 /// Interrupt vectors that schedule a device's NAPI context, for
@@ -440,6 +511,9 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
             }
             None => KVec::new(),
         };
+        // Every allocation that can fail comes before the net_device's, so a
+        // failure leaks nothing.
+        let requested = KVec::with_capacity(irq_numbers.len(), GFP_KERNEL)?;
         let size = core::mem::size_of::<Private<T>>();
         // SAFETY: Plain allocation; one TX and one RX queue.
         let dev = unsafe { bindings::alloc_etherdev_mqs(size as c_int, 1, 1) };
@@ -468,7 +542,7 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
         // registered below before `Self` escapes.
         let mut this = Self {
             dev,
-            irqs: KVec::with_capacity(irq_numbers.len(), GFP_KERNEL)?,
+            irqs: requested,
             vectors: None,
             _data: PhantomData,
         };
@@ -494,8 +568,14 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
                     unsafe { this.abort() };
                     return Err(e);
                 }
-                // Capacity reserved above, so this cannot fail.
-                this.irqs.push(irq, GFP_ATOMIC)?;
+                // Room for every vector was reserved above.
+                if this.irqs.push_within_capacity(irq).is_err() {
+                    // SAFETY: `irq` was requested with this cookie just above.
+                    unsafe { bindings::free_irq(irq, napi.cast()) };
+                    // SAFETY: Not registered.
+                    unsafe { this.abort() };
+                    return Err(ENOMEM);
+                }
             }
         }
         // SAFETY: `raw` is valid; nothing reads the carrier before this.

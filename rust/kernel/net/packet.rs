@@ -181,7 +181,10 @@ impl dev::Device {
         // it to `dev_queue_xmit`, which consumes it whatever it returns.
         let ret = unsafe {
             bindings::skb_put_data(skb, frame.as_ptr().cast(), len);
+            // Taps (`dev_queue_xmit_nit`) and qdiscs read the headers: the
+            // MAC header at the start, the network header after it.
             bindings::skb_reset_mac_header(skb);
+            bindings::skb_set_network_header(skb, ETH_HLEN as c_int);
             bindings::skb_set_protocol(skb, ethertype.to_be());
             bindings::skb_set_dev(skb, self.as_raw());
             bindings::dev_queue_xmit(skb)

@@ -99,27 +99,6 @@ impl SkBuff {
         unsafe { core::slice::from_raw_parts((*self.as_raw()).data, self.headlen() as usize) }
     }
 
-    /// Extends the data by `len` bytes that a device wrote after it
-    /// (`skb_put`). Returns [`EINVAL`] if they do not fit in the tailroom.
-    pub fn put(&mut self, len: u32) -> Result {
-        if len > self.tailroom() {
-            return Err(EINVAL);
-        }
-        // SAFETY: The buffer is ours and `len` fits in the tailroom (checked
-        // above), so `skb_put` does not overflow.
-        unsafe { bindings::skb_put(self.as_raw(), len) };
-        Ok(())
-    }
-
-    /// Frees a transmitted buffer from a NAPI poll (`napi_consume_skb`),
-    /// letting the core recycle it in bulk. `budget` is the poll's budget;
-    /// zero means "not in NAPI context".
-    pub fn consume(self, budget: u32) {
-        let budget = i32::try_from(budget).unwrap_or(i32::MAX);
-        // SAFETY: We own the buffer and give up our reference.
-        unsafe { bindings::napi_consume_skb(self.into_raw(), budget) };
-    }
-
     /// Maps the linear part for the device to read (transmit). Fails with
     /// [`EINVAL`] for a buffer with fragments (see [`Self::linearize`]).
     pub fn map_to_device(self, dev: &Device<Bound>) -> Result<MappedSkBuff> {
@@ -131,12 +110,18 @@ impl SkBuff {
         MappedSkBuff::new(self, dev, len, DataDirection::ToDevice)
     }
 
-    /// Maps `len` bytes of tailroom for the device to write a received frame
-    /// into. Fails with [`EINVAL`] if the tailroom is smaller.
+    /// Maps `len` bytes of an empty buffer's tailroom for the device to
+    /// write a received frame into (see [`MappedSkBuff::unmap_received`]).
+    /// The area is zeroed first, so whatever the device leaves unwritten
+    /// reads as zeroes, never as stale memory. Fails with [`EINVAL`] for a
+    /// buffer that holds data or whose tailroom is smaller.
     pub fn map_from_device(self, dev: &Device<Bound>, len: u32) -> Result<MappedSkBuff> {
-        if len == 0 || len > self.tailroom() {
+        if len == 0 || !self.is_empty() || len > self.tailroom() {
             return Err(EINVAL);
         }
+        // SAFETY: The buffer is empty, so its tailroom starts at `data`, and
+        // `len` bytes of it are ours to write (checked above).
+        unsafe { core::ptr::write_bytes((*self.as_raw()).data, 0, len as usize) };
         MappedSkBuff::new(self, dev, len as usize, DataDirection::FromDevice)
     }
 }
@@ -222,6 +207,22 @@ impl MappedSkBuff {
                 0,
             )
         };
+    }
+
+    /// Ends a receive mapping in which the device wrote a frame of `len`
+    /// bytes, and returns the buffer holding it (`skb_put`). Fails with
+    /// [`EINVAL`] (and frees the buffer) for a transmit mapping or a length
+    /// beyond the mapped area.
+    pub fn unmap_received(self, len: u32) -> Result<SkBuff> {
+        if self.dir != DataDirection::FromDevice || len as usize > self.len {
+            return Err(EINVAL);
+        }
+        let skb = self.unmap();
+        // SAFETY: The buffer was empty when mapped, and the `len` bytes at
+        // its data are within the mapped tailroom, zeroed then and written
+        // by the device since: initialised, and within the tailroom.
+        unsafe { bindings::skb_put(skb.as_raw(), len) };
+        Ok(skb)
     }
 
     /// Ends the mapping (the device is done with the area) and returns the
