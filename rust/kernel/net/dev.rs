@@ -43,8 +43,30 @@ impl Device {
         Ok(unsafe { ARef::from_raw(raw.cast()) })
     }
 
+    /// # Safety
+    ///
+    /// `ptr` points to a valid `struct net_device` whose reference count is
+    /// non-zero for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::net_device) -> &'a Self {
+        // SAFETY: `Device` is a transparent wrapper; validity per the safety
+        // requirements.
+        unsafe { &*ptr.cast() }
+    }
+
     pub(crate) fn as_raw(&self) -> *mut bindings::net_device {
         self.0.get()
+    }
+
+    /// Whether the device is registered (not yet being unregistered).
+    ///
+    /// Under RTNL, or after registering a [`super::notifier::Registration`]
+    /// (which takes RTNL), a `false` here means the unregistration has
+    /// already been notified.
+    pub fn is_registered(&self) -> bool {
+        // SAFETY: By the type invariant the device is valid; `reg_state` is
+        // a `u8` written under RTNL and read locklessly by the core too.
+        let state = unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).reg_state) };
+        u32::from(state) == bindings::netdev_reg_state_NETREG_REGISTERED
     }
 
     /// The interface index.
@@ -54,12 +76,22 @@ impl Device {
         unsafe { (*self.as_raw()).ifindex }
     }
 
-    /// The interface name.
-    pub fn name(&self) -> &CStr {
-        // SAFETY: By the type invariant the device is valid; `name` is a
-        // NUL-terminated array that a rename rewrites in place, under RTNL,
-        // always NUL-terminated.
-        unsafe { CStr::from_char_ptr((*self.as_raw()).name.as_ptr()) }
+    /// The interface name, copied.
+    ///
+    /// A rename rewrites the name in place under RTNL while others read it,
+    /// so it is copied byte by byte with volatile reads into a buffer that
+    /// always ends in a NUL; racing a rename, the copy may mix the two
+    /// names, never read out of bounds.
+    pub fn name(&self) -> Name {
+        let mut name = Name([0; IFNAMSIZ]);
+        // SAFETY: By the type invariant the device is valid; `name` is an
+        // array of `IFNAMSIZ` bytes.
+        let src = unsafe { &raw const (*self.as_raw()).name }.cast::<u8>();
+        for (i, b) in name.0.iter_mut().take(IFNAMSIZ - 1).enumerate() {
+            // SAFETY: `i < IFNAMSIZ`, within the array.
+            *b = unsafe { core::ptr::read_volatile(src.add(i)) };
+        }
+        name
     }
 
     /// The hardware address, for an Ethernet device.
@@ -91,6 +123,25 @@ impl Device {
         // callers do.
         let flags = unsafe { core::ptr::read_volatile(&raw const (*self.as_raw()).flags) };
         flags & bindings::net_device_flags_IFF_UP != 0
+    }
+}
+
+/// Length of an interface name buffer, NUL included.
+const IFNAMSIZ: usize = bindings::IFNAMSIZ as usize;
+
+/// An interface name copied out of a device ([`Device::name`]).
+///
+/// # Invariants
+///
+/// The last byte is a NUL.
+#[derive(Clone, Copy)]
+pub struct Name([u8; IFNAMSIZ]);
+
+impl Name {
+    /// The name as a C string.
+    pub fn as_c_str(&self) -> &CStr {
+        // INVARIANT: There is a NUL at the end at the latest.
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
     }
 }
 
