@@ -563,16 +563,27 @@ impl Msg<'_> {
 ///
 /// `info` is the core's valid request information for the call, whose
 /// `attrs` has `maxattr + 1` entries, and whose family is an
-/// [`OpsFamily`].
+/// [`OpsFamily`]; `skb` is the request message, valid for the call.
 pub struct Request<'a> {
     info: &'a mut bindings::genl_info,
     maxattr: usize,
+    /// The request message, for its sender's credentials.
+    skb: *const bindings::sk_buff,
 }
 
 impl<'a> Request<'a> {
     /// The request's attribute of type `ty`, if present.
     pub fn attr(&self, ty: u16) -> Option<Attr<'a>> {
         attr_of(self.info, self.maxattr, ty)
+    }
+
+    /// Whether the sender has `CAP_NET_ADMIN` in the initial user
+    /// namespace (`netlink_capable`), for operations open to everyone that
+    /// serve privileged senders differently.
+    pub fn sender_is_admin(&self) -> bool {
+        // SAFETY: `skb` is the request message, valid for the call (type
+        // invariant).
+        unsafe { bindings::netlink_capable(self.skb, bindings::CAP_NET_ADMIN as c_int) }
     }
 
     /// Sets the message (and, with `attr`, the offending attribute) that
@@ -669,6 +680,14 @@ impl Dump<'_> {
         attr_of(self.info(), self.maxattr, ty)
     }
 
+    /// Whether the sender has `CAP_NET_ADMIN` in the initial user
+    /// namespace (`netlink_capable` on the dump request).
+    pub fn sender_is_admin(&self) -> bool {
+        // SAFETY: `cb.skb` is the dump request, kept by the core for the
+        // dump's life (type invariant of `cb`).
+        unsafe { bindings::netlink_capable(self.cb.skb, bindings::CAP_NET_ADMIN as c_int) }
+    }
+
     /// Adds an entry of command `cmd`; `Ok(false)` if the message is full,
     /// in which case the entry is not in it: stop and continue from the
     /// same position in the next call.
@@ -722,7 +741,7 @@ impl Dump<'_> {
 /// Called by the core for an operation of an `OpsFamily<T>` whose policy
 /// has `N` entries.
 unsafe extern "C" fn doit_callback<T: Handler, const N: usize>(
-    _skb: *mut bindings::sk_buff,
+    skb: *mut bindings::sk_buff,
     info: *mut bindings::genl_info,
 ) -> c_int {
     // SAFETY: The core passes valid request information for the call.
@@ -733,10 +752,12 @@ unsafe extern "C" fn doit_callback<T: Handler, const N: usize>(
     };
     // SAFETY: `genlhdr` is the request's validated header.
     let cmd = unsafe { (*info.genlhdr).cmd };
-    // INVARIANT: `attrs` was parsed with this operation's policy of `N`.
+    // INVARIANT: `attrs` was parsed with this operation's policy of `N`;
+    // `skb` is the request, valid for the call.
     let mut request = Request {
         info,
         maxattr: N - 1,
+        skb,
     };
     match handler.doit(cmd, &mut request) {
         Ok(()) => 0,
