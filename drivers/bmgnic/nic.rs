@@ -21,16 +21,16 @@ use kernel::{
     io::{io_read, io_write, Io},
     net::{
         ethtool::{self, Coalesce, ExtAck, RingParam},
-        napi::Napi,
+        napi::Poll,
         netdev::{self, Device, Stats64},
         skb::{MappedSkBuff, SkBuff},
     },
-    new_spinlock, pci,
+    new_spinlock, new_spinlock_bh, pci,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        barrier::{dma_mb, Full, Read},
-        Arc, SpinLock,
+        barrier::{dma_mb, Full, Read, Write},
+        Arc, SpinLock, SpinLockBh,
     },
 };
 
@@ -157,12 +157,17 @@ impl TxState {
     /// device reads it.
     fn publish(&self) {
         if self.shadow {
+            // The descriptors reach memory before the index that announces
+            // them: a polling device may read the index at any time.
+            dma_mb(Write);
             let _ = sb_write(&self.status_block, desc::SB_TX_TAIL, self.ring.index.tail());
         }
     }
 
     /// Rings the doorbell, unless the device says it is polling the
-    /// published index.
+    /// published index. With the index in the status block the doorbell is
+    /// only a kick: the device reads the index from memory, so a doorbell
+    /// that arrives late can never move it back.
     fn notify(&self, bar: Regs<'_>) {
         if self.shadow {
             // The device clears its polling flag, then reads the index; we
@@ -224,17 +229,18 @@ struct Settings {
 /// # Invariants
 ///
 /// `tx` and `rx` are `Some` exactly while the interface is up (between a
-/// successful open and stop); buffers posted in them are mapped. Lock
-/// order: `rx` before `tx` (the poll holds `rx` and takes `tx`; transmit,
-/// which the stack may call from the poll's receive path, takes only
-/// `tx`).
+/// successful open and stop); buffers posted in them are mapped. Both
+/// locks keep bottom halves off, as the poll and transmit take them in
+/// softirq context. Lock order: `rx` before `tx` (the poll holds `rx` and
+/// takes `tx`; transmit, which the stack may call from the poll's receive
+/// path, takes only `tx`).
 #[pin_data]
 pub(crate) struct Nic {
     bar: Bar0,
     #[pin]
-    tx: SpinLock<Option<TxState>>,
+    tx: SpinLockBh<Option<TxState>>,
     #[pin]
-    rx: SpinLock<Option<RxState>>,
+    rx: SpinLockBh<Option<RxState>>,
     #[pin]
     settings: SpinLock<Settings>,
     tx_dropped: Atomic<u64>,
@@ -247,8 +253,8 @@ impl Nic {
     pub(crate) fn new(bar: Bar0, mtu: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             bar,
-            tx <- new_spinlock!(None, "bmgnic_tx"),
-            rx <- new_spinlock!(None, "bmgnic_rx"),
+            tx <- new_spinlock_bh!(None, "bmgnic_tx"),
+            rx <- new_spinlock_bh!(None, "bmgnic_rx"),
             settings <- new_spinlock!(
                 Settings {
                     tx_size: TX_RING_DEFAULT,
@@ -291,17 +297,29 @@ fn post_rx(dev: &Device<Nic>, rx: &mut Ring, buf_len: u32) -> Result {
     Ok(())
 }
 
-/// Fills the RX ring's free slots; returns whether any was posted.
-fn refill_rx(dev: &Device<Nic>, rx: &mut RxState) -> bool {
-    let mut posted = false;
+/// What a refill of the RX ring did.
+struct Refill {
+    /// Buffers were posted: the tail must be written.
+    posted: bool,
+    /// An allocation failed, so slots are left empty: try again soon.
+    short: bool,
+}
+
+/// Fills the RX ring's free slots.
+fn refill_rx(dev: &Device<Nic>, rx: &mut RxState) -> Refill {
+    let mut done = Refill {
+        posted: false,
+        short: false,
+    };
     while rx.ring.index.free() > 0 {
         if post_rx(dev, &mut rx.ring, rx.buf_len).is_err() {
             dev.data().rx_alloc_failed.fetch_add(1, Relaxed);
+            done.short = true;
             break;
         }
-        posted = true;
+        done.posted = true;
     }
-    posted
+    done
 }
 
 /// Resets the device, programs it with the rings and enables it; the
@@ -350,6 +368,7 @@ fn start_device(
         );
         return Err(EIO);
     }
+    // A short ring is topped up by the poll.
     refill_rx(dev, rx);
     bar.try_write32(rx.ring.index.tail(), guest::queue_reg(0, guest::RX_TAIL))?;
     rx.status = status;
@@ -390,6 +409,22 @@ fn alloc_rings(dev: &Device<Nic>, settings: &Settings) -> Result<(TxState, RxSta
     Ok((tx, rx))
 }
 
+/// Resets the device and starts it again on the same rings, emptied:
+/// what was in flight is dropped (and counted).
+fn restart(dev: &Device<Nic>, bar: Regs<'_>, tx: &mut TxState, rx: &mut RxState) -> Result {
+    stop_device(bar);
+    let nic = dev.data();
+    nic.tx_dropped
+        .fetch_add(u64::from(tx.index.in_flight()), Relaxed);
+    tx.clear();
+    rx.ring.clear();
+    dev.reset_queue();
+    tx.index = RingIndex::new(tx.size()).ok_or(EINVAL)?;
+    rx.ring.index = RingIndex::new(rx.ring.size()).ok_or(EINVAL)?;
+    let settings = rx.settings;
+    start_device(dev, bar, tx, rx, &settings)
+}
+
 /// Recovers from a device error, from the poll: stop the queue, drop what
 /// was in flight, and start over with empty rings.
 fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
@@ -403,24 +438,11 @@ fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
     );
     dev.stop_queue();
     dev.carrier_off();
-    stop_device(bar);
-    let settings = rx.settings;
     let mut tx_guard = nic.tx.lock();
     let Some(tx) = &mut *tx_guard else {
         return;
     };
-    nic.tx_dropped
-        .fetch_add(u64::from(tx.index.in_flight()), Relaxed);
-    tx.clear();
-    rx.ring.clear();
-    let restarted = match (RingIndex::new(tx.size()), RingIndex::new(rx.ring.size())) {
-        (Some(t), Some(r)) => {
-            tx.index = t;
-            rx.ring.index = r;
-            start_device(dev, bar, tx, rx, &settings)
-        }
-        _ => Err(EINVAL),
-    };
+    let restarted = restart(dev, bar, tx, rx);
     drop(tx_guard);
     match restarted {
         Ok(()) => dev.wake_queue(),
@@ -433,33 +455,40 @@ fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
 }
 
 /// Completes transmitted frames up to the device's TX head.
-fn clean_tx(dev: &Device<Nic>, head: u32, budget: u32) {
+fn clean_tx(dev: &Device<Nic>, poll: &Poll<'_>, head: u32) {
     let mut guard = dev.data().tx.lock();
     let Some(tx) = &mut *guard else {
         return;
     };
+    let (mut packets, mut bytes) = (0u32, 0u32);
     for i in tx.index.complete(head) {
         let slot = tx.index.slot(i) as usize;
         if let Some(mapped) = tx.bufs[slot].take() {
-            mapped.unmap().consume(budget);
+            packets += 1;
+            // CAST: A frame is at most 64 KiB (`start_xmit`).
+            bytes = bytes.wrapping_add(mapped.len() as u32);
+            poll.consume(mapped.unmap());
         }
+    }
+    if packets > 0 {
+        dev.completed_queue(packets, bytes);
     }
     if dev.queue_stopped() && tx.index.free() >= TX_WAKE_THRESHOLD {
         dev.wake_queue();
     }
 }
 
-/// Passes up to `budget` received frames to the stack and reposts buffers;
-/// returns the frames handled.
+/// Passes up to the poll's budget of received frames to the stack and
+/// reposts buffers; returns the frames handled and whether the ring is
+/// short of buffers.
 fn clean_rx(
     dev: &Device<Nic>,
     bar: Regs<'_>,
-    napi: &Napi,
+    poll: &Poll<'_>,
     rx: &mut RxState,
     head: u32,
-    budget: u32,
-) -> Result<u32> {
-    let done = rx.ring.index.complete_at_most(head, budget);
+) -> Result<(u32, bool)> {
+    let done = rx.ring.index.complete_at_most(head, poll.budget());
     let count = done.len() as u32;
     // CAST: `buf_len` fits the descriptor's `u16` (see `post_rx`).
     let buf_len = rx.buf_len as u16;
@@ -469,19 +498,20 @@ fn clean_rx(
         let Some(mapped) = rx.ring.bufs[slot as usize].take() else {
             continue;
         };
-        let mut skb = mapped.unmap();
-        match ring::rx_completed(&d, buf_len) {
-            Some(len) if skb.put(u32::from(len)).is_ok() => napi.receive(skb),
-            _ => {
-                dev.data().rx_bad_descriptor.fetch_add(1, Relaxed);
-                drop(skb);
-            }
+        // A bad length, or a frame too short for an Ethernet header, is
+        // the device's fault: count it, drop the buffer.
+        let received = ring::rx_completed(&d, buf_len)
+            .and_then(|len| mapped.unmap_received(u32::from(len)).ok())
+            .is_some_and(|skb| poll.receive(skb));
+        if !received {
+            dev.data().rx_bad_descriptor.fetch_add(1, Relaxed);
         }
     }
-    if refill_rx(dev, rx) {
+    let refill = refill_rx(dev, rx);
+    if refill.posted {
         bar.try_write32(rx.ring.index.tail(), guest::queue_reg(0, guest::RX_TAIL))?;
     }
-    Ok(count)
+    Ok((count, refill.short))
 }
 
 #[vtable]
@@ -490,95 +520,109 @@ impl netdev::Operations for Nic {
         let nic = dev.data();
         let bar = nic.bar.access(dev.parent())?;
         let settings = *nic.settings.lock();
-        let (mut tx, mut rx) = alloc_rings(dev, &settings)?;
-        if let Err(e) = start_device(dev, bar, &mut tx, &mut rx, &settings) {
+        let (tx, rx) = alloc_rings(dev, &settings)?;
+        // NAPI is already on: the rings are in place before the device
+        // starts, so the first interrupt's poll finds them.
+        let mut rx_guard = nic.rx.lock();
+        let mut tx_guard = nic.tx.lock();
+        let started = start_device(
+            dev,
+            bar,
+            tx_guard.insert(tx),
+            rx_guard.insert(rx),
+            &settings,
+        );
+        if let Err(e) = started {
             stop_device(bar);
+            let rings = (rx_guard.take(), tx_guard.take());
+            drop((tx_guard, rx_guard));
+            drop(rings);
             return Err(e);
         }
-        *nic.rx.lock() = Some(rx);
-        *nic.tx.lock() = Some(tx);
-        dev.napi().enable();
+        drop((tx_guard, rx_guard));
         dev.start_queue();
         Ok(())
     }
 
     fn stop(dev: &Device<Self>) -> Result {
+        // NAPI is off (the registration disabled it): no poll runs.
         let nic = dev.data();
         dev.stop_queue();
-        dev.napi().disable();
         dev.carrier_off();
         if let Ok(bar) = nic.bar.access(dev.parent()) {
             stop_device(bar);
         }
-        // Dropping the rings unmaps and frees every buffer.
         let rx = nic.rx.lock().take();
         let tx = nic.tx.lock().take();
+        dev.reset_queue();
+        // Dropping the rings unmaps and frees every buffer.
         drop((rx, tx));
         Ok(())
     }
 
     fn start_xmit(dev: &Device<Self>, mut skb: SkBuff) -> core::result::Result<(), SkBuff> {
         let nic = dev.data();
-        let dropped = || {
-            nic.tx_dropped.fetch_add(1, Relaxed);
-            Ok(())
-        };
-        if skb.linearize().is_err() {
-            return dropped();
-        }
-        let Ok(len) = u16::try_from(skb.len()) else {
-            return dropped();
-        };
-        let Ok(mapped) = skb.map_to_device(dev.parent()) else {
-            return dropped();
-        };
         let Ok(bar) = nic.bar.access(dev.parent()) else {
-            return dropped();
+            nic.tx_dropped.fetch_add(1, Relaxed);
+            return Ok(());
         };
         let mut guard = nic.tx.lock();
         let Some(tx) = &mut *guard else {
-            return dropped();
+            nic.tx_dropped.fetch_add(1, Relaxed);
+            return Ok(());
+        };
+        let mapped = match u16::try_from(skb.len()) {
+            Ok(_) if skb.linearize().is_ok() => skb.map_to_device(dev.parent()).ok(),
+            _ => None,
         };
         let slot = tx.index.tail_slot();
-        if tx.index.free() == 0
-            || tx
-                .write(slot, &ring::tx_descriptor(mapped.dma_address(), len))
-                .is_err()
-        {
-            dev.stop_queue();
-            return dropped();
-        }
-        tx.bufs[slot as usize] = Some(mapped);
-        tx.index.push();
-        tx.publish();
-        if tx.index.free() <= TX_STOP_THRESHOLD {
-            dev.stop_queue();
-        }
-        if !dev.xmit_more() || dev.queue_stopped() {
-            // The descriptor writes above reach memory before the index
-            // (`writel` and the barrier in `notify` order them).
+        let queued = mapped.and_then(|mapped| {
+            // CAST: Checked to fit a `u16` above.
+            let len = mapped.len() as u16;
+            if tx.index.free() == 0
+                || tx
+                    .write(slot, &ring::tx_descriptor(mapped.dma_address(), len))
+                    .is_err()
+            {
+                return None;
+            }
+            tx.bufs[slot as usize] = Some(mapped);
+            tx.index.push();
+            Some(u32::from(len))
+        });
+        let ring_now = match queued {
+            Some(len) => {
+                tx.publish();
+                if tx.index.free() <= TX_STOP_THRESHOLD {
+                    dev.stop_queue();
+                }
+                dev.sent_queue(len) || dev.queue_stopped()
+            }
+            None => {
+                nic.tx_dropped.fetch_add(1, Relaxed);
+                // Frames queued before this one may be waiting for the
+                // doorbell this call would have rung.
+                !dev.xmit_more()
+            }
+        };
+        if ring_now {
             tx.notify(bar);
         }
         Ok(())
     }
 
-    fn poll(dev: &Device<Self>, napi: &Napi, budget: u32) -> u32 {
+    fn poll(dev: &Device<Self>, poll: &Poll<'_>) -> u32 {
         let nic = dev.data();
         let Ok(bar) = nic.bar.access(dev.parent()) else {
-            napi.complete_done(0);
             return 0;
         };
         let mut guard = nic.rx.lock();
         let Some(rx) = &mut *guard else {
-            drop(guard);
-            napi.complete_done(0);
             return 0;
         };
         let status = rx.status_word(desc::SB_STATUS).unwrap_or(rx.status);
         if status & guest::STATUS_ERROR != 0 {
             recover(dev, bar, rx);
-            drop(guard);
-            napi.complete_done(0);
             return 0;
         }
         if status != rx.status {
@@ -594,17 +638,19 @@ impl netdev::Operations for Nic {
         // Descriptors were written before the status block announcing them.
         dma_mb(Read);
         if let Ok(head) = tx_head {
-            clean_tx(dev, head, budget);
+            clean_tx(dev, poll, head);
         }
-        let done = match rx_head {
-            Ok(head) => clean_rx(dev, bar, napi, rx, head, budget).unwrap_or(0),
-            Err(_) => 0,
+        let (done, short) = match rx_head {
+            Ok(head) => clean_rx(dev, bar, poll, rx, head).unwrap_or((0, false)),
+            Err(_) => (0, false),
         };
         drop(guard);
-        if done < budget {
-            napi.complete_done(done);
+        // A ring left short of buffers is refilled by polling again.
+        if short {
+            poll.budget()
+        } else {
+            done
         }
-        done
     }
 
     fn get_stats64(dev: &Device<Self>, stats: &mut Stats64) {
@@ -646,28 +692,82 @@ impl netdev::Operations for Nic {
     }
 }
 
-/// Reads the device's 64-bit counters (slow path: two MMIO reads each).
+/// Reads the device's 64-bit counters (slow path: MMIO reads of both
+/// halves). The high half is read before and after the low one: if it
+/// moved, the low half wrapped in between and is read again, so a value
+/// never tears.
 fn read_counters(bar: Regs<'_>, out: &mut [u64; guest::STAT_COUNT]) {
     for (i, value) in out.iter_mut().enumerate() {
         let at = guest::STATS_BASE + 8 * i;
-        let lo = bar.try_read32(at).unwrap_or(0);
-        let hi = bar.try_read32(at + 4).unwrap_or(0);
+        let read = |off| bar.try_read32(off).unwrap_or(0);
+        let mut hi = read(at + 4);
+        let mut lo = read(at);
+        let hi_after = read(at + 4);
+        if hi_after != hi {
+            hi = hi_after;
+            lo = read(at);
+        }
         *value = u64::from(lo) | (u64::from(hi) << 32);
     }
 }
 
 impl Nic {
     /// Applies new settings, restarting the rings if the interface is up.
+    ///
+    /// The new rings are allocated first: if that fails, nothing changed.
+    /// They replace the old ones under the ring locks, with NAPI left on;
+    /// if the device refuses them, the old rings are started again.
     fn reconfigure(dev: &Device<Self>, update: impl FnOnce(&mut Settings)) -> Result {
-        let running = dev.is_running();
-        if running {
-            <Self as netdev::Operations>::stop(dev)?;
+        let nic = dev.data();
+        let mut settings = *nic.settings.lock();
+        update(&mut settings);
+        if !dev.is_running() {
+            *nic.settings.lock() = settings;
+            return Ok(());
         }
-        update(&mut dev.data().settings.lock());
-        if running {
-            <Self as netdev::Operations>::open(dev)?;
-        }
-        Ok(())
+        let bar = nic.bar.access(dev.parent())?;
+        let (mut tx, mut rx) = alloc_rings(dev, &settings)?;
+        dev.stop_queue();
+        dev.carrier_off();
+        let mut rx_guard = nic.rx.lock();
+        let mut tx_guard = nic.tx.lock();
+        let (Some(old_rx), Some(old_tx)) = (&mut *rx_guard, &mut *tx_guard) else {
+            return Err(ENETDOWN);
+        };
+        stop_device(bar);
+        let result = match start_device(dev, bar, &mut tx, &mut rx, &settings) {
+            Ok(()) => {
+                // In flight on the old ring: dropped with it.
+                nic.tx_dropped
+                    .fetch_add(u64::from(old_tx.index.in_flight()), Relaxed);
+                dev.reset_queue();
+                core::mem::swap(old_tx, &mut tx);
+                core::mem::swap(old_rx, &mut rx);
+                *nic.settings.lock() = settings;
+                Ok(())
+            }
+            Err(e) => {
+                dev_warn!(
+                    dev.parent(),
+                    "the device refused the new rings; keeping the old ones\n"
+                );
+                // `tx` and `rx` now hold the new rings, freed below.
+                if let Err(again) = restart(dev, bar, old_tx, old_rx) {
+                    dev_err!(
+                        dev.parent(),
+                        "restart failed ({:?}); bring the interface down and up\n",
+                        again
+                    );
+                }
+                Err(e)
+            }
+        };
+        drop((tx_guard, rx_guard));
+        dev.wake_queue();
+        // The rings not in use (the old ones, or the refused new ones):
+        // unmapped and freed outside the locks.
+        drop((tx, rx));
+        result
     }
 }
 
@@ -715,9 +815,7 @@ impl ethtool::Operations for Nic {
         Ok(())
     }
 
-    fn stat_names() -> &'static [&'static str] {
-        &STAT_NAMES
-    }
+    const STAT_NAMES: &'static [&'static str] = &STAT_NAMES;
 
     fn get_stats(dev: &Device<Self>, values: &mut [u64]) {
         let nic = dev.data();
