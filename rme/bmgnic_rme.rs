@@ -9,11 +9,22 @@
 //! `sideband` parameter, brings the NC-SI channel up and serves the
 //! `bmgnic` generic netlink family (`Documentation/netlink/specs/
 //! bmgnic.yaml`) to user space.
+//!
+//! The sideband device belongs to its own driver: when it is unregistered
+//! (unbound, `ip link del`) the module lets go of it at once and answers
+//! requests with `ENETDOWN` until a device of that name comes up again,
+//! when it brings the NC-SI channel up anew.
 
 use kernel::{
-    net::{dev, netlink::OpsRegistration, packet},
+    module_param::IfName,
+    net::{dev, netlink::OpsRegistration, notifier, packet},
+    new_mutex,
     prelude::*,
-    sync::{aref::ARef, Arc},
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
 };
 
 mod control;
@@ -43,13 +54,112 @@ module! {
     },
 }
 
-/// The module: the NIC's control behind the sideband, the receiver of its
-/// frames, and the netlink family.
+/// The module: the NIC's control behind the sideband, the watch on the
+/// sideband device, and the netlink family.
 struct BmgnicRme {
-    sideband: ARef<dev::Device>,
     rme: Arc<Rme>,
-    rx: Option<Pin<KBox<packet::Registration<Receiver<Rme>>>>>,
+    link: Arc<Link>,
+    watch: Option<Pin<KBox<notifier::Registration<Watch>>>>,
     family: Option<OpsRegistration<Rme>>,
+}
+
+/// The sideband device while attached: its frames' receiver.
+struct Attached {
+    ifindex: i32,
+    _rx: Pin<KBox<packet::Registration<Receiver<Rme>>>>,
+}
+
+/// The attachment to the sideband device named by the parameter.
+#[pin_data]
+struct Link {
+    name: IfName,
+    rme: Arc<Rme>,
+    #[pin]
+    attached: Mutex<Option<Attached>>,
+    /// Module exit: events no longer attach or detach.
+    closing: Atomic<bool>,
+}
+
+impl Link {
+    /// Receives NC-SI frames on `dev` and sends commands on it.
+    fn attach(&self, dev: &dev::Device) -> Result {
+        let dev: ARef<dev::Device> = dev.into();
+        let mut attached = self.attached.lock();
+        let rx = KBox::pin_init(
+            packet::Registration::new(
+                dev.clone(),
+                ncsi_oem::ETHERTYPE_NCSI,
+                Receiver {
+                    sink: self.rme.clone(),
+                },
+            ),
+            GFP_KERNEL,
+        )?;
+        self.rme.sideband.attach(dev.clone(), dev.mac());
+        *attached = Some(Attached {
+            ifindex: dev.ifindex(),
+            _rx: rx,
+        });
+        Ok(())
+    }
+
+    /// Drops every reference to the sideband device: the receiver, then
+    /// (after the command in flight) the command path's.
+    fn detach(&self) -> Option<i32> {
+        let gone = self.attached.lock().take()?;
+        drop(self.rme.sideband.detach());
+        Some(gone.ifindex)
+    }
+}
+
+/// Follows the sideband device through the netdev notifier chain.
+struct Watch {
+    link: Arc<Link>,
+}
+
+impl notifier::Handler for Watch {
+    fn event(&self, event: notifier::Event, dev: &dev::Device) {
+        let link = &self.link;
+        if link.closing.load(Relaxed) {
+            return;
+        }
+        match event {
+            notifier::Event::Unregister => {
+                let ours = link
+                    .attached
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|a| a.ifindex == dev.ifindex());
+                if ours && link.detach().is_some() {
+                    pr_warn!(
+                        "sideband {} unregistered: detached; NC-SI requests fail until it is back\n",
+                        link.name.as_c_str()
+                    );
+                }
+            }
+            notifier::Event::Up => {
+                let free = link.attached.lock().is_none();
+                if free && dev.name().as_c_str() == link.name.as_c_str() {
+                    match link.attach(dev) {
+                        Ok(()) => {
+                            pr_info!(
+                                "sideband {} is back (ifindex {}): reattached\n",
+                                link.name.as_c_str(),
+                                dev.ifindex()
+                            );
+                            Rme::sideband_back(&link.rme);
+                        }
+                        Err(e) => pr_err!(
+                            "sideband {} is back, but attaching failed: {:?}\n",
+                            link.name.as_c_str(),
+                            e
+                        ),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Why a sideband device cannot be used.
@@ -96,20 +206,34 @@ impl kernel::Module for BmgnicRme {
             sideband.ifindex()
         );
         let rme = Arc::pin_init(Rme::new(sideband.clone(), sideband.mac())?, GFP_KERNEL)?;
-        let rx = KBox::pin_init(
-            packet::Registration::new(
-                sideband.clone(),
-                ncsi_oem::ETHERTYPE_NCSI,
-                Receiver { sink: rme.clone() },
-            ),
+        let link_rme = rme.clone();
+        let link = Arc::pin_init(
+            pin_init!(Link {
+                name,
+                rme: link_rme,
+                attached <- new_mutex!(None, "bmgnic_rme_link"),
+                closing: Atomic::new(false),
+            }),
             GFP_KERNEL,
         )?;
+        link.attach(&sideband)?;
         let mut this = BmgnicRme {
-            sideband,
             rme,
-            rx: Some(rx),
+            link: link.clone(),
+            watch: None,
             family: None,
         };
+        // From here on the notifier lets go of the device when it is
+        // unregistered; one unregistered before it was registered (which
+        // takes RTNL, so the unregistration is complete) is let go here.
+        this.watch = Some(KBox::pin_init(
+            notifier::Registration::new(Watch { link }),
+            GFP_KERNEL,
+        )?);
+        if !sideband.is_registered() {
+            this.link.detach();
+        }
+        drop(sideband);
         if let Err(e) = this.rme.start() {
             pr_err!("NC-SI start-up on the sideband failed: {:?}\n", e);
             return Err(e);
@@ -121,14 +245,17 @@ impl kernel::Module for BmgnicRme {
 
 impl Drop for BmgnicRme {
     fn drop(&mut self) {
-        // User space first, then the frames, then the work they queued.
+        // User space first, then the device watch and the frames, then the
+        // work they queued.
         self.family.take();
-        self.rx.take();
+        self.link.closing.store(true, Relaxed);
+        self.watch.take();
+        let ifindex = self.link.detach().unwrap_or(0);
         self.rme.stop();
         let s = self.rme.sideband.stats();
         pr_info!(
             "detached from sideband ifindex {}: {} NC-SI commands, {} retries, {} timeouts, {} AENs dropped, {} frames ignored\n",
-            self.sideband.ifindex(),
+            ifindex,
             s.commands,
             s.retries,
             s.timeouts,

@@ -3,8 +3,15 @@
 //! The RME's control of one BMGNIC: its objects, the software flow table
 //! and the NIC's table as a cache of it, driven over the sideband.
 //!
-//! Every change goes to the NIC first and is recorded here only once the
-//! NIC accepted it, so a refused or timed-out command changes nothing.
+//! Every change of an object (identity, tenant, VTEP, meter, policy) goes
+//! to the NIC first and is recorded here only once the NIC accepted it.
+//! A refused command changed nothing. A timed-out one may or may not have
+//! been applied by the NIC (NC-SI cannot tell): the request fails, the
+//! software table keeps its old contents, and the NIC's table converges
+//! on it: a slot whose DEL or SET timed out is marked unsettled and
+//! deleted again (DEL is idempotent) before the next operation, and until
+//! then is neither installed nor free. What an entry counted between a
+//! lost DEL answer and the retry is lost to billing; nothing else is.
 //! The NIC's flow table is a cache of the software table: a table-miss AEN
 //! installs an exact-match entry for the missed packet's flow with the
 //! action, meter and VTEP of the best rule for it (an exact entry can never
@@ -35,6 +42,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex,
     },
+    time::{Instant, Monotonic},
     workqueue::{self, Work, WorkItem},
 };
 
@@ -61,6 +69,25 @@ pub(crate) struct State {
     /// NIC entries (the IDs the cache knows them by): their rule and key.
     entries: RBTree<u32, NicEntry>,
     next_entry: u32,
+    /// Slots whose DEL or SET timed out, to delete again.
+    unsettled: KVec<u32>,
+    /// Last NC-SI reads of the flow and port counters, and what the port
+    /// read returned: unprivileged readers get them at most once per
+    /// [`UNPRIVILEGED_READ_INTERVAL_MS`].
+    counters_read_at: Option<Instant<Monotonic>>,
+    port_read_at: Option<Instant<Monotonic>>,
+    port_counters: PortCountersRecord,
+}
+
+/// How often unprivileged DEV_GET and FLOW_GET requests cause NC-SI reads;
+/// in between they get what the last read returned. A loop of them cannot
+/// keep the sideband (and the state lock the AEN work needs) busy.
+pub(crate) const UNPRIVILEGED_READ_INTERVAL_MS: i64 = 1000;
+
+/// Whether a read last done at `at` is recent enough for an unprivileged
+/// reader.
+fn recent(at: Option<Instant<Monotonic>>) -> bool {
+    at.is_some_and(|t| t.elapsed().as_millis() < UNPRIVILEGED_READ_INTERVAL_MS)
 }
 
 /// An exact-match entry in the NIC, standing for one flow of a rule.
@@ -119,6 +146,9 @@ pub(crate) struct Rme {
     aen_work: Work<Rme>,
     /// Set at module exit: AENs are no longer processed.
     stopping: Atomic<bool>,
+    /// The sideband came back: the work brings the channel up again
+    /// before it handles AENs.
+    channel_down: Atomic<bool>,
 }
 
 impl_has_work! {
@@ -216,6 +246,7 @@ impl Rme {
             state <- new_mutex!(None, "bmgnic_rme_state"),
             aen_work <- new_work!("bmgnic_rme_aen"),
             stopping: Atomic::new(false),
+            channel_down: Atomic::new(false),
         }? Error))
     }
 
@@ -223,6 +254,14 @@ impl Rme {
     /// NIC's table size and current objects, and turns on the events the
     /// RME acts on.
     pub(crate) fn start(&self) -> Result {
+        let version = self.channel_up()?;
+        self.load(version)
+    }
+
+    /// Runs the DSP0222 start-up sequence (select, clear initial state,
+    /// version, capabilities, enable channel and AENs) on the sideband;
+    /// returns the NC-SI version.
+    fn channel_up(&self) -> Result<[u8; 4]> {
         let sb = &self.sideband;
         let mut version = [0u8; 4];
         for step in ncsi_client::STARTUP.iter() {
@@ -257,6 +296,11 @@ impl Rme {
                 },
             )?;
         }
+        Ok(version)
+    }
+
+    fn load(&self, version: [u8; 4]) -> Result {
+        let sb = &self.sideband;
         let table_info: TableInfoRecord = oem_get_one(sb, oem::OBJ_TABLE_INFO)?;
         let identity: IdentityRecord = oem_get_one(sb, oem::OBJ_IDENTITY)?;
         let tenant: TenantRecord = oem_get_one(sb, oem::OBJ_TENANT)?;
@@ -301,6 +345,12 @@ impl Rme {
             misses: 0,
             entries: RBTree::new(),
             next_entry: 1,
+            unsettled: KVec::new(),
+            counters_read_at: None,
+            port_read_at: None,
+            port_counters: PortCountersRecord {
+                counters: [0; oem::PORT_COUNTERS],
+            },
         });
         let mut text = [0u8; 16];
         let text = crate::netlink::format_version(&version, &mut text);
@@ -319,7 +369,57 @@ impl Rme {
     ) -> Result<R> {
         let mut guard = self.state.lock();
         let state = (*guard).as_mut().ok_or(ENODEV)?;
-        f(&self.sideband, state)
+        let result = state
+            .settle(&self.sideband)
+            .and_then(|()| f(&self.sideband, state));
+        if result.as_ref().is_err_and(|e| *e == ENOTCONN) {
+            // The NIC answered "initialization required": it was reset or
+            // replaced and holds none of the RME's configuration. Restore
+            // it now; this request fails, the next one finds the NIC set.
+            match self.restore(state) {
+                Ok(()) => pr_warn!("the NIC lost its state: configuration restored\n"),
+                Err(e) => pr_err!("the NIC lost its state; restoring it failed: {:?}\n", e),
+            }
+        }
+        result
+    }
+
+    /// Sets a NIC that lost its state up again from what the RME keeps:
+    /// channel start-up, identity, tenant, VTEPs, meters and policy. The
+    /// NIC's table starts empty: the software table's rules come back on
+    /// their flows' next misses. What the old NIC counted since the last
+    /// read is lost to billing.
+    fn restore(&self, state: &mut State) -> Result {
+        let sb = &self.sideband;
+        self.channel_up()?;
+        let table_info: TableInfoRecord = oem_get_one(sb, oem::OBJ_TABLE_INFO)?;
+        state.cache = NicCache::from_table_info(&table_info)?;
+        state.table_info = table_info;
+        state.entries = RBTree::new();
+        state.unsettled.clear();
+        if state.identity.mac != [0; 6] {
+            oem_set(sb, oem::OBJ_IDENTITY, &[state.identity])?;
+        }
+        if state.tenant.vni != 0 {
+            oem_set(sb, oem::OBJ_TENANT, &[state.tenant])?;
+        }
+        for v in state.vteps.iter().flatten() {
+            oem_set(sb, oem::OBJ_VTEP, &[*v])?;
+        }
+        for m in state.meters.iter().flatten() {
+            oem_set(sb, oem::OBJ_METER, &[*m])?;
+        }
+        oem_set(sb, oem::OBJ_POLICY, &[state.policy])
+    }
+
+    /// The sideband is back: bring the NC-SI channel up again from process
+    /// context (the work item). The NIC kept its RME bank meanwhile, so the
+    /// software table and the cache stay as they are.
+    pub(crate) fn sideband_back(this: &Arc<Self>) {
+        this.channel_down.store(true, Relaxed);
+        if !this.stopping.load(Relaxed) {
+            let _ = workqueue::system().enqueue(this.clone());
+        }
     }
 
     /// Stops AEN processing and waits for it (module exit).
@@ -360,9 +460,19 @@ impl WorkItem for Rme {
     type Pointer = Arc<Rme>;
 
     fn run(this: Arc<Rme>) {
-        if !this.stopping.load(Relaxed) {
-            this.process_aens();
+        if this.stopping.load(Relaxed) {
+            return;
         }
+        if this.channel_down.xchg(false, Relaxed) {
+            match this.channel_up() {
+                Ok(_) => pr_info!("sideband back: NC-SI channel up again\n"),
+                Err(e) => {
+                    pr_err!("sideband back, but NC-SI start-up failed: {:?}\n", e);
+                    // Tried again when the device comes up next time.
+                }
+            }
+        }
+        this.process_aens();
     }
 }
 
@@ -405,14 +515,50 @@ impl State {
     }
 
     /// Deletes the entry at `slot` in the NIC and folds its final counters
-    /// into its rule.
+    /// into its rule. If the DEL fails, the slot is left to [`Self::settle`].
     fn drain_slot(&mut self, sb: &Sideband, slot: u32) -> Result {
-        let answers = nic_del(sb, &[slot])?;
+        let answers = match nic_del(sb, &[slot]) {
+            Ok(answers) => answers,
+            Err(e) => {
+                self.unsettle(slot)?;
+                return Err(e);
+            }
+        };
         for c in answers.iter().filter(|c| c.slot == slot) {
             let folded = self.cache.fold(slot, c)?;
             self.account_entry(folded.rule, folded.packets, folded.bytes);
         }
         Ok(())
+    }
+
+    /// Marks `slot` for another DEL.
+    fn unsettle(&mut self, slot: u32) -> Result {
+        if !self.unsettled.contains(&slot) {
+            self.unsettled.push(slot, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes again the slots whose DEL or SET failed, so that the NIC
+    /// holds exactly what the cache says; stops at the first failure.
+    pub(crate) fn settle(&mut self, sb: &Sideband) -> Result {
+        while let Some(&slot) = self.unsettled.last() {
+            let answers = nic_del(sb, &[slot])?;
+            self.unsettled.pop();
+            for c in answers.iter().filter(|c| c.slot == slot) {
+                let folded = self.cache.fold(slot, c)?;
+                self.account_entry(folded.rule, folded.packets, folded.bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes the placement of `entry` after a failed SET or DEL: its slot
+    /// is deleted again before the next operation.
+    fn abandon_install(&mut self, entry: u32) {
+        if let Ok(Some(slot)) = self.cache.cancel_install(entry) {
+            let _ = self.unsettle(slot);
+        }
     }
 
     /// The NIC entries for which `pick` holds.
@@ -463,23 +609,22 @@ impl State {
             Plan::Install { slot } => {
                 record.slot = slot;
                 if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
-                    let _ = self.cache.evict_rule(entry);
-                    let _ = self.cache.fold(
-                        slot,
-                        &FlowCountersRecord {
-                            slot,
-                            ..Default::default()
-                        },
-                    );
+                    self.abandon_install(entry);
                     return Err(e);
                 }
             }
             Plan::Evict { slot, evicted } => {
                 self.evictions += 1;
-                self.drain_slot(sb, slot)?;
+                if let Err(e) = self.drain_slot(sb, slot) {
+                    self.abandon_install(entry);
+                    return Err(e);
+                }
                 self.entries.remove(&evicted);
                 record.slot = slot;
-                oem_set(sb, oem::OBJ_FLOW, &[record])?;
+                if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
+                    self.abandon_install(entry);
+                    return Err(e);
+                }
             }
         }
         self.next_entry = self.next_entry.wrapping_add(1).max(1);
@@ -496,7 +641,10 @@ impl State {
     }
 
     /// Adds `rule` under a new ID. NIC entries of flows it now wins leave
-    /// the NIC, so that their next packet installs them with it.
+    /// the NIC, so that their next packet installs them with it. If one
+    /// cannot be taken out, the rule is removed again and the request
+    /// fails: the entries already gone come back on their next miss, with
+    /// the rules as they were.
     pub(crate) fn add_flow(&mut self, sb: &Sideband, mut rule: Rule) -> Result<u32> {
         let id = self.next_id;
         rule.id = id;
@@ -509,7 +657,10 @@ impl State {
                     .get(e.rule)
                     .is_none_or(|(old, _)| flow_table::wins_over(&rule, old))
         })?;
-        self.uninstall_entries(sb, &taken)?;
+        if let Err(e) = self.uninstall_entries(sb, &taken) {
+            let _ = self.table.remove(id);
+            return Err(e);
+        }
         Ok(id)
     }
 
@@ -587,9 +738,28 @@ impl State {
         Ok(())
     }
 
-    /// Reads the NIC's port counters (billing).
-    pub(crate) fn port_counters(&self, sb: &Sideband) -> Result<PortCountersRecord> {
-        oem_get_one(sb, oem::OBJ_PORT_COUNTERS)
+    /// Reads the NIC's port counters (billing); for an unprivileged
+    /// reader, what a read less than a second ago returned.
+    pub(crate) fn port_counters(
+        &mut self,
+        sb: &Sideband,
+        admin: bool,
+    ) -> Result<PortCountersRecord> {
+        if admin || !recent(self.port_read_at) {
+            self.port_counters = oem_get_one(sb, oem::OBJ_PORT_COUNTERS)?;
+            self.port_read_at = Some(Instant::now());
+        }
+        Ok(self.port_counters)
+    }
+
+    /// Reads the NIC counters of every installed rule into the table; for
+    /// an unprivileged reader, only if the last read is a second old.
+    pub(crate) fn fresh_counters(&mut self, sb: &Sideband, admin: bool) -> Result {
+        if admin || !recent(self.counters_read_at) {
+            self.refresh_counters(sb)?;
+            self.counters_read_at = Some(Instant::now());
+        }
+        Ok(())
     }
 }
 

@@ -180,8 +180,11 @@ impl From<NcsiError> for Error {
                     | ncsi_oem::REASON_UNKNOWN_OBJECT
                     | ncsi_oem::REASON_BAD_OP,
                 ) => EOPNOTSUPP,
-                // Initialization required, channel or package not ready,
-                // or a reason this client does not know.
+                // The channel lost its state (the NIC was reset or
+                // replaced): the RME must set it up again.
+                (_, REASON_INIT_REQUIRED) => ENOTCONN,
+                // Channel or package not ready, or a reason this client
+                // does not know.
                 _ => EIO,
             },
         }
@@ -871,7 +874,8 @@ mod tests {
             reason: REASON_INIT_REQUIRED,
         };
         assert_eq!(resp.result(), Err(err));
-        assert_eq!(Error::from(err), EIO);
+        // The NIC lost its state: the RME sets it up again.
+        assert_eq!(Error::from(err), ENOTCONN);
         Ok(())
     }
 

@@ -419,6 +419,10 @@ fn nic_error(req: &mut Request<'_>, e: Error) -> Error {
         c"the NIC did not answer over NC-SI"
     } else if e == ENODEV {
         c"the NC-SI channel is not up"
+    } else if e == ENOTCONN {
+        c"the NIC had lost its state (reset or replaced); the RME restored it: retry"
+    } else if e == ENETDOWN {
+        c"no NC-SI sideband: its device was unregistered; waiting for it to come back"
     } else if e == EINVAL || e == EOPNOTSUPP {
         c"the NIC refused the command"
     } else if e == ENOENT {
@@ -637,9 +641,10 @@ impl Rme {
             req.set_error(c"id is required", None);
             return Err(EINVAL);
         };
+        let admin = req.sender_is_admin();
         let found = self
             .with_state(|sb, st| {
-                st.refresh_counters(sb)?;
+                st.fresh_counters(sb, admin)?;
                 let (rule, c) = st.table.get(id).map(|(r, c)| (*r, c)).ok_or(ENOENT)?;
                 Ok((rule, c, st.slot_of_rule(id)))
             })
@@ -650,10 +655,13 @@ impl Rme {
     fn dev_get(&self, req: &mut Request<'_>) -> Result {
         use attr::dev as a;
         let sb: &Sideband = &self.sideband;
-        let dev = sb.device().clone();
+        let Some(dev) = sb.device() else {
+            return Err(nic_error(req, ENETDOWN));
+        };
+        let admin = req.sender_is_admin();
         let snapshot = self
             .with_state(|sb, st| {
-                let counters = st.port_counters(sb)?;
+                let counters = st.port_counters(sb, admin)?;
                 Ok((
                     st.identity,
                     st.tenant,
@@ -671,7 +679,7 @@ impl Rme {
         let (id, tenant, policy, slots, used, sw, version, counters, _misses, evictions) = snapshot;
         req.reply(cmd::DEV_GET, |m| {
             m.put_u32(a::SIDEBAND_IFINDEX, dev.ifindex() as u32)?;
-            m.put_string(a::SIDEBAND_NAME, dev.name())?;
+            m.put_string(a::SIDEBAND_NAME, dev.name().as_c_str())?;
             let mut v = [0u8; 16];
             let s = format_version(&version, &mut v);
             m.put_bytes(a::NCSI_VERSION, s)?;
@@ -811,7 +819,7 @@ impl Handler for Rme {
         match command {
             cmd::FLOW_GET => self.with_state(|sb, st| {
                 if dump.position() == 0 {
-                    st.refresh_counters(sb)?;
+                    st.fresh_counters(sb, dump.sender_is_admin())?;
                 }
                 let mut next = u32::try_from(dump.position()).unwrap_or(u32::MAX).max(1);
                 while let Some((rule, c)) = st.table.next_from(next) {

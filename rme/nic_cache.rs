@@ -266,6 +266,26 @@ impl NicCache {
         Ok(Some(slot))
     }
 
+    /// Undoes the placement of `rule` whose flow SET (or the DEL before
+    /// it) failed or timed out: the rule is no longer installed, and the
+    /// slot waits for a DEL whose answer goes to [`NicCache::fold`], as the
+    /// NIC may have applied the SET anyway. Returns that slot, or `None` if
+    /// `rule` is not placed.
+    pub(crate) fn cancel_install(&mut self, rule: u32) -> Result<Option<u32>> {
+        let Some(slot) = self.slot_of(rule) else {
+            return Ok(None);
+        };
+        let s = self.slots.get_mut(slot as usize).ok_or(EINVAL)?;
+        self.by_rule.remove(&rule);
+        self.lru.remove(&s.stamp);
+        s.rule = None;
+        // A replaced slot's leaving entry is deleted first, and the SET
+        // was never sent; otherwise the SET's entry may be in the NIC.
+        s.leaving = s.leaving.or(Some(rule));
+        self.installed -= 1;
+        Ok(Some(slot))
+    }
+
     /// Folds the answer of the flow DEL of `slot` (its entry's final
     /// counters) and returns what the leaving rule counted since the last
     /// read. The slot's next entry starts from zero, as the NIC's SET
@@ -598,5 +618,38 @@ mod tests {
         assert_eq!(cache.install(40)?, Plan::Install { slot: 1 });
         assert_eq!(cache.installed(), 2);
         Ok(())
+    }
+
+    #[test]
+    fn a_failed_install_leaves_a_slot_that_a_later_del_frees() {
+        let mut c = NicCache::new(2).unwrap_or_else(|_| unreachable!());
+        assert_eq!(c.install(1), Ok(Plan::Install { slot: 0 }));
+        // The SET timed out: the NIC may hold the entry, so the slot waits
+        // for a DEL and is neither free nor installed meanwhile.
+        assert_eq!(c.cancel_install(1), Ok(Some(0)));
+        assert_eq!(c.installed(), 0);
+        assert_eq!(c.slot_of(1), None);
+        assert_eq!(c.install(2), Ok(Plan::Install { slot: 1 }));
+        assert_eq!(
+            c.install(3),
+            Ok(Plan::Evict {
+                slot: 1,
+                evicted: 2
+            })
+        );
+        // The eviction's DEL timed out too: cancel the new rule as well.
+        assert_eq!(c.cancel_install(3), Ok(Some(1)));
+        // Nothing is evictable until the DELs are retried.
+        assert_eq!(c.install(4), Err(EBUSY));
+        let gone = |slot| FlowCountersRecord {
+            slot,
+            ..Default::default()
+        };
+        // Retried DELs (the NIC had applied them, or not) free both slots.
+        assert_eq!(c.fold(0, &gone(0)).map(|f| f.rule), Ok(1));
+        assert_eq!(c.fold(1, &gone(1)).map(|f| f.rule), Ok(2));
+        assert_eq!(c.install(4), Ok(Plan::Install { slot: 1 }));
+        assert_eq!(c.install(5), Ok(Plan::Install { slot: 0 }));
+        assert_eq!(c.installed(), 2);
     }
 }

@@ -3,6 +3,10 @@
 //! The NC-SI transport of the RME: control packets on the sideband
 //! network device, one command in flight at a time, each matched to its
 //! response by IID, retried on timeout; AENs queued for process context.
+//!
+//! The sideband device is not ours: when it is unregistered the RME lets
+//! go of it ([`Sideband::detach`]) and commands fail with `ENETDOWN` until
+//! a device of that name comes back ([`Sideband::attach`]).
 
 use crate::ncsi_client::{self, Aen, Endpoint, Matcher, NcsiError, Packet, Response};
 use kernel::{
@@ -50,6 +54,9 @@ pub(crate) struct Stats {
 
 /// The command side: one command at a time.
 struct Session {
+    /// The sideband device, while attached.
+    dev: Option<ARef<dev::Device>>,
+    endpoint: Endpoint,
     matcher: Matcher,
     tx: KVec<u8>,
     /// The last response, copied out of the inbox for parsing.
@@ -60,8 +67,6 @@ struct Session {
 /// An NC-SI link to the BMGNIC over a sideband device.
 #[pin_data]
 pub(crate) struct Sideband {
-    dev: ARef<dev::Device>,
-    endpoint: Endpoint,
     #[pin]
     inbox: SpinLockIrq<Inbox>,
     #[pin]
@@ -89,26 +94,41 @@ impl Sideband {
             frames_ignored: 0,
         };
         let session = Session {
+            dev: Some(dev),
+            endpoint: Endpoint {
+                src: mac,
+                channel: ncsi_client::CHANNEL_0,
+            },
             matcher: Matcher::new(),
             tx: zeroed(FRAME_ROOM)?,
             response: zeroed(FRAME_ROOM)?,
             stats: Stats::default(),
         };
         Ok(pin_init!(Self {
-            dev,
-            endpoint: Endpoint {
-                src: mac,
-                channel: ncsi_client::CHANNEL_0,
-            },
             inbox <- new_spinlock_irq!(inbox, "bmgnic_rme_inbox"),
             arrived <- new_condvar!("bmgnic_rme_arrived"),
             session <- new_mutex!(session, "bmgnic_rme_session"),
         }? Error))
     }
 
-    /// The sideband device.
-    pub(crate) fn device(&self) -> &ARef<dev::Device> {
-        &self.dev
+    /// The sideband device, unless it was unregistered.
+    pub(crate) fn device(&self) -> Option<ARef<dev::Device>> {
+        self.session.lock().dev.clone()
+    }
+
+    /// Lets go of the sideband device (it is being unregistered), once the
+    /// command in flight, if any, is done; returns it.
+    pub(crate) fn detach(&self) -> Option<ARef<dev::Device>> {
+        let dev = self.session.lock().dev.take();
+        self.inbox.lock().expect = None;
+        dev
+    }
+
+    /// Sends commands on `dev`, from `mac`, from now on.
+    pub(crate) fn attach(&self, dev: ARef<dev::Device>, mac: [u8; 6]) {
+        let mut session = self.session.lock();
+        session.endpoint.src = mac;
+        session.dev = Some(dev);
     }
 
     /// Takes a frame from the sideband (softirq context): the awaited
@@ -182,8 +202,11 @@ impl Sideband {
     ) -> Result<R> {
         let mut guard = self.session.lock();
         let session = &mut *guard;
+        let Some(dev) = session.dev.clone() else {
+            return Err(ENETDOWN);
+        };
         let iid = session.matcher.begin(packet_type)?;
-        let len = match build(&mut session.tx, &self.endpoint, iid) {
+        let len = match build(&mut session.tx, &session.endpoint, iid) {
             Ok(len) => len,
             Err(e) => {
                 session.matcher.cancel(iid);
@@ -196,7 +219,7 @@ impl Sideband {
                 session.stats.retries += 1;
             }
             self.inbox.lock().expect = Some((iid, packet_type));
-            if let Err(e) = self.dev.send_frame(&session.tx[..len]) {
+            if let Err(e) = dev.send_frame(&session.tx[..len]) {
                 self.inbox.lock().expect = None;
                 session.matcher.cancel(iid);
                 return Err(e);
