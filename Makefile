@@ -6,7 +6,10 @@
 #                        project's cached kernel, or KDIR=/path/to/tree)
 #   make CLIPPY=1        the same, with clippy
 #   make check           set-up, model tests, module build, KUnit and rack
-#                        scenarios; ends with "N passed, N failed"
+#                        scenarios, then a debug-kernel pass; ends with
+#                        "N passed, N failed"
+#   make check-debug     every scenario on the debug kernel (KASAN,
+#                        lockdep, ...), unscaled
 #   make demo            boot the rack and show the NIC from every side
 #   make setup           install what the project needs (idempotent)
 #   make model           build the device model (qemu/)
@@ -27,7 +30,7 @@ else
 KDIR_CMD = $(KDIR)
 endif
 
-.PHONY: all modules setup model check demo clean
+.PHONY: all modules setup model check check-debug demo clean
 
 all: modules
 
@@ -44,9 +47,12 @@ model:
 check:
 	@python3 $(TOP)/tools/testing/check.py
 
+check-debug:
+	@python3 $(TOP)/tools/testing/check.py --debug
+
 demo:
 	@python3 $(TOP)/tools/testing/vm/demo.py
 
 clean:
-	@kdir=$$(ls -dt $(BMGNIC_CACHE)/kernel/*/build 2>/dev/null | head -n 1); \
+	@kdir=$$(ls -dt $(BMGNIC_CACHE)/kernel/rack-*/build 2>/dev/null | head -n 1); \
 	if [ -n "$(KDIR)$$kdir" ]; then $(MAKE) -C "$(or $(KDIR),$$kdir)" M=$(TOP) clean; fi

@@ -4,9 +4,14 @@
 # Builds the rack kernel (bzImage plus a tree ready for out-of-tree modules)
 # into the cache and prints the build directory.
 #
-# Cache layout: $BMGNIC_CACHE/kernel/<base>/{src,build}, where <base> hashes
-# the kernel source version, the config fragment, this script and the
-# toolchain. The rust/ overlay (new kernel-crate files, copied in place, and
+#   build-kernel.sh           the rack kernel (gcc)
+#   build-kernel.sh --debug   the debug rack kernel: kernel.config plus
+#                             kernel-debug.config (KASAN, lockdep, ...),
+#                             built with clang (LLVM=-19)
+#
+# Cache layout: $BMGNIC_CACHE/kernel/<flavour>-<base>/{src,build}, where
+# <base> hashes the kernel source version, the config fragments, this
+# script and the toolchain. The rust/ overlay (new kernel-crate files, copied in place, and
 # rust/patches/*.patch) is applied to src; its hash is stamped in
 # .overlay-key. A different overlay restores the files the old one touched,
 # applies the new one and rebuilds incrementally, so a stale tree is never
@@ -16,7 +21,18 @@ set -euo pipefail
 . "$BMGNIC_TOP/scripts/setup.sh"
 BMGNIC_STAGE=kernel
 
-fragment="$BMGNIC_TOP/tools/testing/vm/kernel.config"
+flavour=rack
+fragments=("$BMGNIC_TOP/tools/testing/vm/kernel.config")
+llvm=()
+case ${1:-} in
+"") ;;
+--debug)
+	flavour=debug
+	fragments+=("$BMGNIC_TOP/tools/testing/vm/kernel-debug.config")
+	llvm=(LLVM=-19)
+	;;
+*) die "usage: build-kernel.sh [--debug]" ;;
+esac
 pristine=$(setup_kernel_source)
 command -v bindgen >/dev/null || die "bindgen not found: run scripts/setup.sh rust"
 
@@ -33,11 +49,12 @@ fi
 
 base=$({
 	basename "$pristine"
-	files_hash "$fragment" "$0"
+	files_hash "${fragments[@]}" "$0"
 	rustc --version; bindgen --version; gcc --version | head -1
+	[ ${#llvm[@]} -eq 0 ] || clang-19 --version | head -1
 } | input_hash)
 overlay_key=$(files_hash "${overlay_files[@]}" "${overlay_patches[@]}")
-out="$BMGNIC_CACHE/kernel/$base"
+out="$BMGNIC_CACHE/kernel/$flavour-$base"
 src="$out/src"
 b="$out/build"
 
@@ -46,7 +63,7 @@ if [ -e "$out/.built" ] && [ "$(cat "$out/.overlay-key" 2>/dev/null)" = "$overla
 	exit 0
 fi
 
-kmake() { make -s -C "$src" O="$b" "$@"; }
+kmake() { make -s -C "$src" O="$b" "${llvm[@]}" "$@"; }
 
 if [ ! -e "$out/.configured" ]; then
 	log "configuring kernel $(basename "$pristine") (cache $base)"
@@ -61,11 +78,11 @@ if [ ! -e "$out/.configured" ]; then
 		{ cat "$out/rustavailable.log" >&2; die "the Rust toolchain is not usable for this kernel (see above)"; }
 	kmake tinyconfig >/dev/null
 	(cd "$b" && "$src/scripts/kconfig/merge_config.sh" -m -O "$b" .config \
-		"$src/kernel/configs/kvm_guest.config" "$fragment" >"$out/merge.log" 2>&1) ||
+		"$src/kernel/configs/kvm_guest.config" "${fragments[@]}" >"$out/merge.log" 2>&1) ||
 		die "merge_config failed (log: $out/merge.log)"
 	kmake olddefconfig >/dev/null
-	# Every option the fragment asks for must survive olddefconfig.
-	missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while IFS= read -r line; do
+	# Every option the fragments ask for must survive olddefconfig.
+	missing=$(cat "${fragments[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=' | while IFS= read -r line; do
 		grep -qxF "$line" "$b/.config" || printf ' %s' "$line"
 	done)
 	[ -z "$missing" ] || die "kernel config options not satisfied:$missing"
@@ -96,14 +113,14 @@ for f in "${overlay_patches[@]}"; do
 		die "overlay patch ${f#"$BMGNIC_TOP"/} does not apply to $(basename "$pristine")"
 done
 
-log "building kernel $(basename "$pristine") (overlay $overlay_key; a first build takes about 10 minutes on 2 cores)"
+log "building $flavour kernel $(basename "$pristine") (overlay $overlay_key; a first build takes about 10 minutes on 2 cores)"
 if ! kmake -j"$(nproc)" bzImage modules >"$out/build.log" 2>&1; then
 	grep -E -A3 'error(\[E[0-9]+\])?:|Error [0-9]' "$out/build.log" | head -40 >&2
 	die "kernel build failed (log: $out/build.log)"
 fi
 echo "$overlay_key" >"$out/.overlay-key"
 touch "$out/.built"
-# Keep this configuration and the most recent other one.
-ls -1dt "$BMGNIC_CACHE"/kernel/*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
+# Keep this configuration and the most recent other one of its flavour.
+ls -1dt "$BMGNIC_CACHE/kernel/$flavour"-*/ 2>/dev/null | tail -n +3 | xargs -r rm -rf
 log "kernel ready: $b"
 echo "$b"

@@ -15,6 +15,8 @@ APT_PACKAGES=(
 	# kernel build
 	build-essential bc bison flex cpio kmod libelf-dev libssl-dev rsync
 	libclang-19-dev libclang1-19 llvm-19
+	# the debug kernel: KASAN with Rust needs the C side built by clang
+	clang-19 lld-19
 	# QEMU build
 	dpkg-dev ninja-build pkg-config libglib2.0-dev libpixman-1-dev
 	libslirp-dev zlib1g-dev libfdt-dev libattr1-dev libcap-ng-dev

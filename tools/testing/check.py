@@ -5,9 +5,16 @@
 Stages: setup (packages, toolchain, kernel source, QEMU), model (fmt,
 clippy, cargo test), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack kernel), modules (clippy build, no
 warnings, rustfmt), kunit (each module's suite in the rack), selftests
-(rack scenarios, KTAP). Every case is counted; the last line is
+(rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
+KASAN, lockdep, ...; KUnit and the scenarios in DEBUG_SCENARIOS with their
+loops and durations scaled by DEBUG_SCALE). Every VM console is scanned
+for splats in every scenario. Every case is counted; the last line is
 "N passed, N failed" and the exit status is non-zero on any failure. A stage
 that fails says so by name; the stages that need it are counted as failed.
+
+    check.py           everything (make check)
+    check.py --debug   set-up, kernels and modules, then every scenario on
+                       the debug kernel, unscaled (make check-debug)
 """
 
 import glob
@@ -94,8 +101,41 @@ def count_ktap(stage, prefix, out, rc):
         stage_failed(stage, f"{prefix} has failing cases")
 
 
+# The debug pass of `make check`: the driver, RME and BAR0 scenarios, with
+# loop counts and durations at DEBUG_SCALE (bmgnic_env.scaled); their
+# assertions are the same.
+DEBUG_SCENARIOS = ("tenant_driver", "guest_bank_isolation", "rme_resilience")
+DEBUG_SCALE = "0.1"
+
+
+def debug_pass(scenarios, scale):
+    """KUnit and `scenarios` with the server and RME VMs on the debug kernel;
+    cases are counted with a "debug" prefix."""
+    rc, out = run("debug", [os.path.join(TOP, "scripts/build-debug-modules.sh")], 45 * 60)
+    ok = rc == 0
+    record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build", ok)
+    if not ok:
+        stage_failed("debug", "the debug kernel or the modules against it did not build")
+        return
+    env = {"BMGNIC_KERNEL": "debug", "BMGNIC_SCALE": scale,
+           "BMGNIC_DEBUG_MODULES": out.strip().splitlines()[-1]}
+    rc, out = run("debug", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
+                  20 * 60, env=env)
+    count_ktap("debug", "debug kunit", out, rc)
+    for name in scenarios:
+        t = os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic", name + ".py")
+        rc, out = run("debug", [sys.executable, t], 30 * 60, env=env)
+        count_ktap("debug", f"debug {name}", out, rc)
+
+
+def all_scenarios():
+    tests = sorted(glob.glob(os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic/*.py")))
+    return [os.path.basename(t)[:-3] for t in tests if os.access(t, os.X_OK)]
+
+
 def main():
     t0 = time.time()
+    debug_only = "--debug" in sys.argv[1:]
     ok_setup = run("setup", [os.path.join(TOP, "scripts/setup.sh"), "all"], 45 * 60)[0] == 0
     record("setup: packages, Rust toolchain, kernel source, QEMU with vfio-user", ok_setup)
     if not ok_setup:
@@ -103,7 +143,7 @@ def main():
 
     # Device model: ordinary Rust.
     model = os.path.join(TOP, "qemu")
-    if ok_setup:
+    if ok_setup and not debug_only:
         rc, _ = run("model", ["cargo", "fmt", "--check"], 300, cwd=model)
         record("model: cargo fmt --check", rc == 0)
         rc, _ = run("model", ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
@@ -175,7 +215,9 @@ def main():
         record("modules: build", False, "kernel stage failed")
 
     # In the rack.
-    if ok_modules:
+    if ok_modules and debug_only:
+        debug_pass(all_scenarios(), "1")
+    elif ok_modules:
         rc, out = run("kunit", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
                       15 * 60)
         count_ktap("kunit", "kunit", out, rc)
@@ -186,6 +228,7 @@ def main():
             name = os.path.basename(t)[:-3]
             rc, out = run("selftests", [sys.executable, t], 20 * 60)
             count_ktap("selftests", name, out, rc)
+        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE)
     else:
         record("kunit and selftests: run in the rack", False, "modules stage failed")
 

@@ -77,6 +77,10 @@ def main():
                 if not cases:
                     results.append((f"{module}.kunit_suite_ran", "FAIL"))
                 results.extend(cases)
+            splats = r.console_splats()
+            for role, line in splats[:20]:
+                print(f"# {role} console: {line}")
+            results.append(("consoles_are_clean", "FAIL" if splats else "PASS"))
             if any(status != "PASS" for _, status in results):
                 r.failed = True
     except rack.RackError as e:

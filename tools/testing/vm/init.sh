@@ -60,5 +60,7 @@ done
 # The host asked for it: power off.
 sync
 echo o >/proc/sysrq-trigger
-# PID 1 must not exit before the power-off completes.
-sleep 30
+# PID 1 must not exit before the power-off completes, and must not exec
+# anything meanwhile: the root file system's transport may already be
+# shut down, and a failed exec would end PID 1 ("Attempted to kill init").
+while :; do read -r _ <&3 2>/dev/null; done

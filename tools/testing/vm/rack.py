@@ -15,11 +15,20 @@ the freshly built modules are there), a writable shared directory at
 Everything a Rack starts is stopped when it closes. Its log directory
 (model logs, each VM's console, command transcripts) is removed after a
 clean run and kept, with its path printed, when anything failed.
+
+With BMGNIC_KERNEL=debug the server and RME VMs boot the debug rack kernel
+(KASAN, lockdep, ...; scripts/build-kernel.sh --debug) and load the modules
+built against it; peers keep the normal kernel. Every VM's console is
+scanned for kernel splats (console_splats()), whatever the kernel.
+BMGNIC_SCALE (default 1) scales the loop counts and durations of the
+scenarios that have them (scaled()), never their assertions.
 """
 
 import base64
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,9 +38,51 @@ import tempfile
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-# The built modules, loaded inside the VMs from the shared checkout.
-MODULES = (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
-           os.path.join(TOP, "rme/bmgnic_rme.ko"))
+# The roles that boot the debug kernel when BMGNIC_KERNEL=debug.
+DEBUG_ROLES = ("server", "rme")
+
+
+def debug_kernel():
+    """Whether the server and RME VMs boot the debug kernel."""
+    kind = os.environ.get("BMGNIC_KERNEL", "rack")
+    if kind not in ("rack", "debug"):
+        raise RackError(f"BMGNIC_KERNEL={kind}: want rack or debug")
+    return kind == "debug"
+
+
+def scaled(n, minimum=1):
+    """`n` loops or seconds, scaled by BMGNIC_SCALE (the debug pass runs
+    the slow scenarios shorter; their assertions stay)."""
+    scale = float(os.environ.get("BMGNIC_SCALE", "1"))
+    return max(minimum, int(math.ceil(n * scale)))
+
+
+# The modules as the VMs load them: from the shared checkout, or with the
+# debug kernel from the rack's shared directory (/tmp/rack in the VMs),
+# where each Rack copies the ones built against it.
+if debug_kernel():
+    MODULES = ("/tmp/rack/modules/bmgnic.ko", "/tmp/rack/modules/bmgnic_rme.ko")
+else:
+    MODULES = (os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"),
+               os.path.join(TOP, "rme/bmgnic_rme.ko"))
+
+# What no console may show: KASAN, lockdep, WARN, BUG, oopses, stalls,
+# hung tasks, DMA-API misuse, malformed skbs, leaked device references.
+SPLATS = re.compile("|".join([
+    r"BUG: ", r"WARNING: ", r"Oops", r"general protection fault", r"kernel BUG",
+    r"UBSAN: ", r"possible circular locking", r"inconsistent lock state",
+    r"possible recursive locking", r"suspicious RCU usage", r"lock held when returning",
+    r"sleeping function called from invalid context", r"scheduling while atomic",
+    r"protocol [0-9a-f]+ is buggy", r"waiting for \S+ to become free",
+    r"soft lockup", r"hard LOCKUP", r"blocked for more than \d+ seconds", r"rcu_sched self-detected stall",
+    r"rcu: INFO: rcu_\w+ detected stalls", r"DMA-API: .*(device driver|failed to)", r"list_add corruption",
+    r"list_del corruption", r"refcount_t: ", r"Kernel panic",
+]))
+
+
+def debug_modules_dir():
+    """The modules built against the debug kernel (built on first use)."""
+    return os.environ.get("BMGNIC_DEBUG_MODULES") or _script("build-debug-modules.sh")
 
 
 class RackError(Exception):
@@ -55,6 +106,11 @@ def _script(name, *args):
 def kernel_build_dir():
     """The rack kernel's build directory (built on first use)."""
     return os.environ.get("BMGNIC_KDIR") or _script("build-kernel.sh")
+
+
+def debug_kernel_build_dir():
+    """The debug rack kernel's build directory (built on first use)."""
+    return os.environ.get("BMGNIC_DEBUG_KDIR") or _script("build-kernel.sh", "--debug")
 
 
 def qemu_binary():
@@ -129,13 +185,32 @@ class Model:
             # For use without an RME: no anti-spoofing, and frames pass as
             # plain L2 (table misses allowed) until an RME sets an identity.
             args.append("--open")
-        self.proc = subprocess.Popen(args, stdout=open(self.log, "w"),
+        self.args = args
+        self._spawn("w")
+
+    def _spawn(self, mode):
+        self.proc = subprocess.Popen(self.args, stdout=open(self.log, mode),
                                      stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None or time.time() > deadline:
-                raise RackError(f"model {name} did not start (log: {self.log})")
+                raise RackError(f"model {self.name} did not start (log: {self.log})")
             time.sleep(0.05)
+
+    def restart(self):
+        """Kills the model and starts a new one on the same sockets: a NIC
+        reset or replaced, with none of its state. (QEMU's vfio-user link
+        to the old process does not come back.)"""
+        self.proc.kill()
+        self.proc.wait()
+        for path in (self.socket, self.fabric_local, self.ncsi_local):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        with open(self.log, "a") as f:
+            f.write("--- model restarted ---\n")
+        self._spawn("a")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -161,7 +236,7 @@ class VM:
         args = [rack.qemu, "-name", role, "-nodefaults", "-no-user-config",
                 "-display", "none", "-vga", "none", "-m", str(memory),
                 "-smp", str(cpus), *accel_args(),
-                "-kernel", rack.bzimage,
+                "-kernel", rack.kernel_for(role),
                 "-append", " ".join([
                     "console=ttyS0", "earlyprintk=serial,ttyS0", "panic=-1",
                     "root=/dev/root", "rootfstype=9p",
@@ -284,6 +359,10 @@ class Rack:
     def __init__(self, name):
         self.name = name
         self.bzimage = os.path.join(kernel_build_dir(), "arch/x86/boot/bzImage")
+        self.debug_bzimage = None
+        if debug_kernel():
+            self.debug_bzimage = os.path.join(debug_kernel_build_dir(), "arch/x86/boot/bzImage")
+            modules = debug_modules_dir()
         self.qemu = qemu_binary()
         self.model = model_binary()
         base = os.environ.get("BMGNIC_LOGDIR") or os.path.join(tempfile.gettempdir(), "bmgnic-logs")
@@ -293,6 +372,10 @@ class Rack:
         self.sockdir = tempfile.mkdtemp(prefix="bmgnic-")
         self.shared = os.path.join(self.logdir, "shared")
         os.makedirs(self.shared)
+        if self.debug_bzimage:
+            os.makedirs(os.path.join(self.shared, "modules"))
+            for ko in ("drivers/bmgnic/bmgnic.ko", "rme/bmgnic_rme.ko"):
+                shutil.copy(os.path.join(modules, ko), os.path.join(self.shared, "modules"))
         self.models = []
         self.vms = []
         self.failed = False
@@ -305,6 +388,31 @@ class Rack:
             self.failed = True
         self.close()
         return False
+
+    def kernel_for(self, role):
+        """The bzImage `role` boots."""
+        if self.debug_bzimage and role in DEBUG_ROLES:
+            return self.debug_bzimage
+        return self.bzimage
+
+    def console_lines(self, pattern):
+        """Lines of every VM's console that match `pattern`, as (role,
+        line)."""
+        found = []
+        for vm in self.vms:
+            try:
+                with open(vm.console, errors="replace") as f:
+                    for line in f:
+                        if pattern.search(line):
+                            found.append((vm.role, line.rstrip()))
+            except OSError:
+                continue
+        return found
+
+    def console_splats(self):
+        """Lines of every VM's console that show a kernel splat, as
+        (role, line)."""
+        return self.console_lines(SPLATS)
 
     def ynl(self):
         """The kernel's own ynl CLI for the bmgnic family, as a command line

@@ -7,6 +7,7 @@ on the import path.
 """
 
 import os
+import re
 import sys
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
@@ -18,20 +19,46 @@ KDIR = rack.kernel_build_dir()
 KSRC = os.path.realpath(os.path.join(KDIR, "source"))
 sys.path.insert(0, os.path.join(KSRC, "tools/testing/selftests/net"))
 BMGNIC_KO, RME_KO = rack.MODULES
-for ko in (BMGNIC_KO, RME_KO):
-    if not os.path.exists(ko):
-        raise SystemExit(f"{ko} is not built: run 'make' first")
+if not rack.debug_kernel():
+    for ko in (BMGNIC_KO, RME_KO):
+        if not os.path.exists(ko):
+            raise SystemExit(f"{ko} is not built: run 'make' first")
+scaled = rack.scaled
+
+# Device resets a scenario provokes on purpose; any other is a failure.
+_expected_resets = 0
+RESET_LINE = re.compile(r"bmgnic .*device error \d+ \(info \S+\): resetting")
+
+
+def expect_resets(n=1):
+    """Declares `n` device resets the running scenario provokes."""
+    global _expected_resets
+    _expected_resets += n
 
 
 def run_in_rack(name, start, cases):
     """Boots a rack with `start(rack)`, which returns the arguments of the
-    test cases, and runs `cases` on it with the kernel's ksft_run (KTAP).
+    test cases, and runs `cases` on it with the kernel's ksft_run (KTAP),
+    then a last case that fails on any kernel splat in any VM's console.
     A rack that fails to come up is reported in one line, its logs kept."""
-    from lib.py import ksft, ksft_exit, ksft_run
+    from lib.py import ksft, ksft_exit, ksft_run, KsftFailEx
     try:
         with rack.Rack(name) as r:
             args = start(r)
-            ksft_run(cases, args=args)
+
+            def consoles_are_clean(*_):
+                splats = r.console_splats()
+                for role, line in splats[:20]:
+                    print(f"# {role} console: {line}")
+                if splats:
+                    raise KsftFailEx(f"{len(splats)} splat lines in the VM consoles")
+                resets = r.console_lines(RESET_LINE)
+                for role, line in resets[:10]:
+                    print(f"# {role} console: {line}")
+                if len(resets) > _expected_resets:
+                    raise KsftFailEx(f"{len(resets)} device resets, {_expected_resets} expected")
+
+            ksft_run(list(cases) + [consoles_are_clean], args=args)
             if not ksft.KSFT_RESULT_ALL:
                 r.failed = True
     except rack.RackError as e:
