@@ -362,13 +362,19 @@ impl Rme {
         Ok(())
     }
 
-    /// Runs `f` on the state; `ENODEV` before [`Self::start`] succeeded.
+    /// Runs `f` on the state; `ENODEV` before [`Self::start`] succeeded,
+    /// `ENETDOWN` while the sideband device is gone.
     pub(crate) fn with_state<R>(
         &self,
         f: impl FnOnce(&Sideband, &mut State) -> Result<R>,
     ) -> Result<R> {
         let mut guard = self.state.lock();
         let state = (*guard).as_mut().ok_or(ENODEV)?;
+        // Without a sideband nothing can reach the NIC: refuse rather than
+        // let the software table drift from what the NIC enforces.
+        if self.sideband.device().is_none() {
+            return Err(ENETDOWN);
+        }
         let result = state
             .settle(&self.sideband)
             .and_then(|()| f(&self.sideband, state));

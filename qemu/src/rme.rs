@@ -273,6 +273,8 @@ impl RmeBank {
             (oem::OBJ_TENANT, oem::OP_GET) => answer_one(out, &self.tenant),
             (oem::OBJ_TENANT, oem::OP_SET) => {
                 let [t] = decode_exact::<TenantRecord, 1>(h, records)?;
+                // Tenancy changes are rare and worth an operator's log line.
+                log::info!("RME set tenant vni {}", t.vni);
                 self.tenant = t;
                 Ok(0)
             }
