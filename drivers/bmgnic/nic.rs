@@ -25,12 +25,12 @@ use kernel::{
         netdev::{self, Device, Stats64},
         skb::{MappedSkBuff, SkBuff},
     },
-    new_spinlock, new_spinlock_bh, pci,
+    new_mutex, new_spinlock_bh, pci,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
         barrier::{dma_mb, Full, Read, Write},
-        Arc, SpinLock, SpinLockBh,
+        Arc, Mutex, SpinLockBh,
     },
 };
 
@@ -241,8 +241,9 @@ pub(crate) struct Nic {
     tx: SpinLockBh<Option<TxState>>,
     #[pin]
     rx: SpinLockBh<Option<RxState>>,
+    /// Process context only (RTNL held), never under `rx` or `tx`.
     #[pin]
-    settings: SpinLock<Settings>,
+    settings: Mutex<Settings>,
     tx_dropped: Atomic<u64>,
     rx_alloc_failed: Atomic<u64>,
     rx_bad_descriptor: Atomic<u64>,
@@ -255,7 +256,7 @@ impl Nic {
             bar,
             tx <- new_spinlock_bh!(None, "bmgnic_tx"),
             rx <- new_spinlock_bh!(None, "bmgnic_rx"),
-            settings <- new_spinlock!(
+            settings <- new_mutex!(
                 Settings {
                     tx_size: TX_RING_DEFAULT,
                     rx_size: RX_RING_DEFAULT,
@@ -743,7 +744,6 @@ impl Nic {
                 dev.reset_queue();
                 core::mem::swap(old_tx, &mut tx);
                 core::mem::swap(old_rx, &mut rx);
-                *nic.settings.lock() = settings;
                 Ok(())
             }
             Err(e) => {
@@ -763,6 +763,9 @@ impl Nic {
             }
         };
         drop((tx_guard, rx_guard));
+        if result.is_ok() {
+            *nic.settings.lock() = settings;
+        }
         dev.wake_queue();
         // The rings not in use (the old ones, or the refused new ones):
         // unmapped and freed outside the locks.
