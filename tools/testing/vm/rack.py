@@ -119,7 +119,10 @@ def qemu_binary():
 
 
 def model_binary():
-    """The device model, built with cargo into the cache."""
+    """The device model, built with cargo into the cache (BMGNIC_MODEL:
+    another bmgnic-model binary, e.g. an older one to compare with)."""
+    if os.environ.get("BMGNIC_MODEL"):
+        return os.environ["BMGNIC_MODEL"]
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(_cache(), "cargo-target")
     env = dict(os.environ, CARGO_TARGET_DIR=target)
     out = subprocess.run(["cargo", "build", "--quiet", "--release", "--locked"],
