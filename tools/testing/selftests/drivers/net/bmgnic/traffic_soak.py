@@ -64,7 +64,7 @@ def check_clean(s, dev, phase):
 
 
 def test_tcp_both_ways(s, peer, dev):
-    secs = scaled(40, minimum=5)
+    secs = scaled(20, minimum=5)
     for args in ("", "-R"):
         res = iperf3(s, args, secs)
         ksft_ge(moved(res), 1_000_000, f"TCP {args or 'upload'} moved less than 1 MB: "
@@ -86,7 +86,7 @@ def test_rings_and_mtu_between_phases(s, peer, dev):
 
 
 def test_udp_and_small_packet_flood(s, peer, dev):
-    secs = scaled(40, minimum=5)
+    secs = scaled(20, minimum=5)
     res = iperf3(s, "-u -b 50M -l 1400", secs)
     ksft_ge(moved(res), 1_000_000, "UDP at 50 Mbit/s moved less than 1 MB")
     # 64-byte datagrams, as fast as the guest can send them, both ways.
@@ -98,7 +98,7 @@ def test_udp_and_small_packet_flood(s, peer, dev):
 
 def test_parallel_streams_and_counters(s, peer, dev):
     before = ethtool_stats(s, dev)
-    res = iperf3(s, "-P 4", scaled(40, minimum=5))
+    res = iperf3(s, "-P 4", scaled(20, minimum=5))
     ksft_ge(moved(res), 1_000_000, "4 parallel TCP streams moved less than 1 MB")
     st = check_clean(s, dev, "4 parallel streams")
     ksft_ge(st["tx_packets"] - before["tx_packets"], 1000, "the device counted no TX")
