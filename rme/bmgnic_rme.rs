@@ -254,13 +254,14 @@ impl Drop for BmgnicRme {
         self.rme.stop();
         let s = self.rme.sideband.stats();
         pr_info!(
-            "detached from sideband ifindex {}: {} NC-SI commands, {} retries, {} timeouts, {} AENs dropped, {} frames ignored\n",
+            "detached from sideband ifindex {}: {} NC-SI commands, {} retries, {} timeouts, {} AENs dropped, {} frames ignored, {} from foreign sources\n",
             ifindex,
             s.commands,
             s.retries,
             s.timeouts,
             s.aens_dropped,
-            s.frames_ignored
+            s.frames_ignored,
+            s.frames_foreign
         );
     }
 }

@@ -263,6 +263,7 @@ impl Rme {
     /// returns the NC-SI version.
     fn channel_up(&self) -> Result<[u8; 4]> {
         let sb = &self.sideband;
+        sb.forget_peer();
         let mut version = [0u8; 4];
         for step in ncsi_client::STARTUP.iter() {
             sb.command(

@@ -7,6 +7,12 @@
 //! The sideband device is not ours: when it is unregistered the RME lets
 //! go of it ([`Sideband::detach`]) and commands fail with `ENETDOWN` until
 //! a device of that name comes back ([`Sideband::attach`]).
+//!
+//! NC-SI has no authentication; the RME trusts the NIC's address on first
+//! use: the source of the first response after it starts the channel up
+//! ([`Sideband::forget_peer`]). From then on, responses and AENs from any
+//! other address (another host on the sideband, a forged frame) are
+//! ignored and counted.
 
 use crate::ncsi_client::{self, Aen, Endpoint, Matcher, NcsiError, Packet, Response};
 use kernel::{
@@ -40,6 +46,10 @@ struct Inbox {
     aens: KVec<Aen>,
     aens_dropped: u64,
     frames_ignored: u64,
+    /// The NIC's sideband address, learnt from its first response.
+    peer: Option<[u8; 6]>,
+    /// Frames from another source than `peer`.
+    frames_foreign: u64,
 }
 
 /// Counters of the transport.
@@ -50,6 +60,7 @@ pub(crate) struct Stats {
     pub(crate) timeouts: u64,
     pub(crate) aens_dropped: u64,
     pub(crate) frames_ignored: u64,
+    pub(crate) frames_foreign: u64,
 }
 
 /// The command side: one command at a time.
@@ -92,6 +103,8 @@ impl Sideband {
             aens: KVec::with_capacity(AEN_QUEUE, GFP_KERNEL)?,
             aens_dropped: 0,
             frames_ignored: 0,
+            peer: None,
+            frames_foreign: 0,
         };
         let session = Session {
             dev: Some(dev),
@@ -124,6 +137,12 @@ impl Sideband {
         dev
     }
 
+    /// Forgets the NIC's address: the next response teaches it again. For
+    /// a channel start-up (a new NIC may answer).
+    pub(crate) fn forget_peer(&self) {
+        self.inbox.lock().peer = None;
+    }
+
     /// Sends commands on `dev`, from `mac`, from now on.
     pub(crate) fn attach(&self, dev: ARef<dev::Device>, mac: [u8; 6]) {
         let mut session = self.session.lock();
@@ -141,8 +160,21 @@ impl Sideband {
             inbox.frames_ignored += 1;
             return false;
         };
+        let Some(src) = inbox.rx[..len]
+            .get(6..12)
+            .and_then(|b| <[u8; 6]>::try_from(b).ok())
+        else {
+            inbox.frames_ignored += 1;
+            return false;
+        };
+        if inbox.peer.is_some_and(|peer| peer != src) {
+            inbox.frames_foreign += 1;
+            return false;
+        }
         match ncsi_client::parse(&inbox.rx[..len]) {
             Ok(Packet::Response(r)) if inbox.expect == Some((r.iid, r.command)) => {
+                // Trust on first use: the NIC's address from now on.
+                inbox.peer = Some(src);
                 // The frame becomes the response; the old response buffer
                 // takes the next frame.
                 core::mem::swap(&mut inbox.rx, &mut inbox.response);
@@ -152,7 +184,10 @@ impl Sideband {
                 self.arrived.notify_all();
                 false
             }
-            Ok(Packet::Aen(aen @ (Aen::TableMiss(_) | Aen::Violation(_)))) => {
+            // AENs come once the channel is up, from the learnt address.
+            Ok(Packet::Aen(aen @ (Aen::TableMiss(_) | Aen::Violation(_))))
+                if inbox.peer.is_some() =>
+            {
                 if inbox.aens.push_within_capacity(aen).is_err() {
                     inbox.aens_dropped += 1;
                     return false;
@@ -187,6 +222,7 @@ impl Sideband {
         let inbox = self.inbox.lock();
         s.aens_dropped = inbox.aens_dropped;
         s.frames_ignored = inbox.frames_ignored;
+        s.frames_foreign = inbox.frames_foreign;
         s
     }
 

@@ -17,12 +17,18 @@ it, down to 3; and the 1 000 timed flow adds down to 100).
 - An unprivileged user reads the RME in a loop (dev-get, flow-get) while
   the privileged user adds 1 000 flows: that takes at most twice as long
   as on an idle RME.
+- Forged NC-SI frames on the sideband (a genuine AEN replayed from another
+  source MAC) are ignored; the genuine one replayed from the NIC's address
+  still reaches the RME.
 - The NIC is replaced by a fresh one (the model killed and started again):
   the RME notices, restores the NIC's configuration, and traffic flows.
 """
 
+import os
 import re
 import signal
+import socket
+import struct
 import time
 
 import bmgnic_env
@@ -198,6 +204,53 @@ def test_unprivileged_reads_do_not_slow_the_rme(r, model, s, rme, peer, ynl):
     ksft_ge(2 * idle, busy, "unprivileged readers slowed the privileged path more than 2x")
 
 
+def pcap_frames(path):
+    """The frames of a pcap file (tcpdump -w, this host's byte order)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    frames, at = [], 24
+    while at + 16 <= len(data):
+        _, _, incl, _ = struct.unpack_from("=IIII", data, at)
+        frames.append(data[at + 16:at + 16 + incl])
+        at += 16 + incl
+    return frames
+
+
+def test_forged_frames_on_the_sideband_are_ignored(r, model, s, rme, peer, ynl):
+    # A genuine table-miss AEN, captured on the RME's sideband.
+    ynl("flow-add", {"priority": 20, "action": "encap", "vtep": 1,
+                     "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": 7300}})
+    rme.run("(timeout 60 tcpdump -U -n -i eth0 -w /tmp/rack/ncsi.pcap ether proto 0x88f8 "
+            ">/dev/null 2>&1 &); sleep 2")
+    udp_to(s, [7300])
+    time.sleep(2)
+    rme.run("pkill tcpdump; sleep 1; true")
+    # NC-SI packet type 0xff: an AEN.
+    aens = [f for f in pcap_frames(os.path.join(r.shared, "ncsi.pcap")) if len(f) > 18 and f[18] == 0xff]
+    ksft_ge(len(aens), 1, "no AEN captured on the sideband")
+    genuine = aens[0]
+    forged = genuine[:6] + bytes.fromhex("02badbadbad0") + genuine[12:]
+    # No real misses meanwhile: the tenant's interface is down.
+    dev = rack.server_netdev(s)
+    s.run(f"ip link set {dev} down")
+    rme.run(f"({ynl.cli} --output-json --subscribe events --duration 12 "
+            "> /tmp/rack/forged.txt 2>&1 &); sleep 4")
+    # Straight onto the RME VM's wire, as another host on the sideband.
+    tap = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    for _ in range(3):
+        tap.sendto(forged, model.ncsi_remote)
+    time.sleep(2)
+    tap.sendto(genuine, model.ncsi_remote)
+    tap.close()
+    time.sleep(9)
+    with open(os.path.join(r.shared, "forged.txt")) as f:
+        events = f.read()
+    s.run(f"ip link set {dev} up")
+    misses = events.count("table-miss")
+    ksft_pr(f"3 forged AENs and 1 genuine replayed: {misses} table-miss events")
+    ksft_eq(misses, 1, "forged AENs reached the RME, or the genuine one did not")
+
+
 def test_fresh_nic_is_restored(r, model, s, rme, peer, ynl):
     # A NIC that comes back empty (here: a new model process, as after a
     # NIC reset or a replacement) answers "initialization required".
@@ -223,6 +276,7 @@ def main():
         test_sideband_unbind_lets_go_and_rebind_comes_back,
         test_timeout_flood_then_recovery,
         test_unprivileged_reads_do_not_slow_the_rme,
+        test_forged_frames_on_the_sideband_are_ignored,
         test_fresh_nic_is_restored,
     ])
 
