@@ -195,19 +195,19 @@ static FLOW_ADD: [P; 7] = [
 static FLOW_ID: [P; 2] = [P::NONE, P::u32()];
 static METER_SET: [P; 4] = [P::NONE, P::u16_max(255), P::u64(), P::u32()];
 
-static OPS: [Op; 12] = [
-    Op::doit::<Rme, 1>(cmd::DEV_GET, &NO_ATTRS, false),
-    Op::doit::<Rme, 11>(cmd::IDENTITY_SET, &IDENTITY_SET, true),
-    Op::doit::<Rme, 11>(cmd::TENANT_SET, &TENANT_SET, true),
-    Op::doit::<Rme, 4>(cmd::VTEP_SET, &VTEP_SET, true),
-    Op::dumpit::<Rme, 1>(cmd::VTEP_GET, &NO_ATTRS, false),
-    Op::doit::<Rme, 7>(cmd::FLOW_ADD, &FLOW_ADD, true),
-    Op::doit::<Rme, 2>(cmd::FLOW_DEL, &FLOW_ID, true),
-    Op::doit::<Rme, 2>(cmd::FLOW_GET, &FLOW_ID, false),
-    Op::dumpit::<Rme, 1>(cmd::FLOW_GET, &NO_ATTRS, false),
-    Op::doit::<Rme, 4>(cmd::METER_SET, &METER_SET, true),
-    Op::dumpit::<Rme, 1>(cmd::METER_GET, &NO_ATTRS, false),
-    Op::doit::<Rme, 11>(cmd::POLICY_SET, &POLICY_SET, true),
+static OPS: [Op<Rme>; 12] = [
+    Op::doit::<1>(cmd::DEV_GET, &NO_ATTRS, false),
+    Op::doit::<11>(cmd::IDENTITY_SET, &IDENTITY_SET, true),
+    Op::doit::<11>(cmd::TENANT_SET, &TENANT_SET, true),
+    Op::doit::<4>(cmd::VTEP_SET, &VTEP_SET, true),
+    Op::dumpit::<1>(cmd::VTEP_GET, &NO_ATTRS, false),
+    Op::doit::<7>(cmd::FLOW_ADD, &FLOW_ADD, true),
+    Op::doit::<2>(cmd::FLOW_DEL, &FLOW_ID, true),
+    Op::doit::<2>(cmd::FLOW_GET, &FLOW_ID, false),
+    Op::dumpit::<1>(cmd::FLOW_GET, &NO_ATTRS, false),
+    Op::doit::<4>(cmd::METER_SET, &METER_SET, true),
+    Op::dumpit::<1>(cmd::METER_GET, &NO_ATTRS, false),
+    Op::doit::<11>(cmd::POLICY_SET, &POLICY_SET, true),
 ];
 
 static MCGRPS: [MulticastGroup; 1] = [MulticastGroup::const_new(c"events")];

@@ -3,7 +3,7 @@
 //! Generic netlink operations: attribute policies, requests, replies,
 //! dumps and notifications of a family that serves commands.
 //!
-//! A family is a `static` [`OpsFamily<T>`] listing its [`Operation`]s, each
+//! A family is a `static` [`OpsFamily<T>`] listing its [`Operation<T>`]s, each
 //! with the [`AttrPolicy`] array the core validates requests against
 //! (strictly: unknown attributes, bad lengths and ranges are refused with an
 //! extack message before the handler runs). [`OpsFamily::register`] gives
@@ -164,14 +164,18 @@ pub trait Handler: Send + Sync + 'static {
     fn dumpit(&self, cmd: u8, dump: &mut Dump<'_>) -> Result;
 }
 
-/// One operation of a family (`struct genl_split_ops`).
+/// One operation of a family served by `T` (`struct genl_split_ops`).
+///
+/// Its callbacks find the family's data as a `T`: the type parameter keeps
+/// an operation of one family out of another's [`OpsFamily`], whose data
+/// it would misread.
 #[repr(transparent)]
-pub struct Operation(bindings::genl_split_ops);
+pub struct Operation<T>(bindings::genl_split_ops, PhantomData<fn(&T)>);
 
 // SAFETY: Immutable data with pointers to `'static` policies and functions.
-unsafe impl Sync for Operation {}
+unsafe impl<T> Sync for Operation<T> {}
 
-impl Operation {
+impl<T: Handler> Operation<T> {
     const fn new<const N: usize>(
         cmd: u8,
         policy: &'static [AttrPolicy; N],
@@ -184,20 +188,23 @@ impl Operation {
         if admin {
             flags |= bindings::GENL_ADMIN_PERM;
         }
-        Self(bindings::genl_split_ops {
-            __bindgen_anon_1: callbacks,
-            policy: policy.as_ptr().cast(),
-            maxattr: (N - 1) as u32,
-            cmd,
-            internal_flags: 0,
-            flags: flags as u8,
-            // Strict validation.
-            validate: 0,
-        })
+        Self(
+            bindings::genl_split_ops {
+                __bindgen_anon_1: callbacks,
+                policy: policy.as_ptr().cast(),
+                maxattr: (N - 1) as u32,
+                cmd,
+                internal_flags: 0,
+                flags: flags as u8,
+                // Strict validation.
+                validate: 0,
+            },
+            PhantomData,
+        )
     }
 
     /// The `do` of command `cmd`; `admin` requires `CAP_NET_ADMIN`.
-    pub const fn doit<T: Handler, const N: usize>(
+    pub const fn doit<const N: usize>(
         cmd: u8,
         policy: &'static [AttrPolicy; N],
         admin: bool,
@@ -218,7 +225,7 @@ impl Operation {
     }
 
     /// The `dump` of command `cmd`.
-    pub const fn dumpit<T: Handler, const N: usize>(
+    pub const fn dumpit<const N: usize>(
         cmd: u8,
         policy: &'static [AttrPolicy; N],
         admin: bool,
@@ -259,7 +266,7 @@ impl<T: Handler> OpsFamily<T> {
         name: &[u8],
         version: u32,
         mcgrps: &'static [MulticastGroup],
-        ops: &'static [Operation],
+        ops: &'static [Operation<T>],
     ) -> Self {
         // INVARIANT: Not registered, `data` null.
         Self {
