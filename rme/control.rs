@@ -531,6 +531,11 @@ impl State {
                 return Err(e);
             }
         };
+        self.fold_del(slot, &answers)
+    }
+
+    /// Folds the answer of a flow DEL of `slot` into its rule's counters.
+    fn fold_del(&mut self, slot: u32, answers: &[FlowCountersRecord]) -> Result {
         for c in answers.iter().filter(|c| c.slot == slot) {
             let folded = self.cache.fold(slot, c)?;
             self.account_entry(folded.rule, folded.packets, folded.bytes);
@@ -552,10 +557,7 @@ impl State {
         while let Some(&slot) = self.unsettled.last() {
             let answers = nic_del(sb, &[slot])?;
             self.unsettled.pop();
-            for c in answers.iter().filter(|c| c.slot == slot) {
-                let folded = self.cache.fold(slot, c)?;
-                self.account_entry(folded.rule, folded.packets, folded.bytes);
-            }
+            self.fold_del(slot, &answers)?;
         }
         Ok(())
     }

@@ -866,18 +866,8 @@ mod tests {
     fn tx_shadow_index_replaces_the_doorbell_while_polling() {
         let mut dev = running_device();
         assert_ne!(r(&mut dev, guest::FEATURES) & guest::FEATURE_TX_SHADOW, 0);
-        // Re-enable with the producer index in the status block.
-        w(&mut dev, guest::CONTROL, guest::CONTROL_RESET);
-        w(&mut dev, queue_reg(0, guest::TX_BASE_LO), TX_RING as u32);
-        w(&mut dev, queue_reg(0, guest::TX_SIZE), RING);
-        w(&mut dev, queue_reg(0, guest::RX_BASE_LO), RX_RING as u32);
-        w(&mut dev, queue_reg(0, guest::RX_SIZE), RING);
-        w(&mut dev, guest::STATUS_BLOCK_LO, STATUS as u32);
-        w(
-            &mut dev,
-            guest::CONTROL,
-            guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW,
-        );
+        // Re-enabled with the producer index in the status block.
+        let mut dev = shadow_device();
         let f = frame(80);
         dev.mem.write(TX_BUFS, &f).unwrap();
         post_tx(&mut dev, 0, TX_BUFS, 80, desc::TX_FLAG_EOP);

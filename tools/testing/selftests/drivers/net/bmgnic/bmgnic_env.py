@@ -9,6 +9,7 @@ on the import path.
 import os
 import re
 import sys
+import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 6))
 sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
@@ -28,6 +29,17 @@ scaled = rack.scaled
 # Device resets a scenario provokes on purpose; any other is a failure.
 _expected_resets = 0
 RESET_LINE = re.compile(r"bmgnic .*device error \d+ \(info \S+\): resetting")
+
+
+def wait_for(cond, timeout=10, interval=0.2):
+    """Polls `cond` until it holds or `timeout` seconds pass; returns
+    whether it held."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def expect_resets(n=1):

@@ -32,7 +32,7 @@ import struct
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, scaled
+from bmgnic_env import rack, scaled, wait_for
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_ne, ksft_pr, ksft_true
 
 VNI = rack.VNI
@@ -82,15 +82,6 @@ def pings(vm, count=3, wait=2):
     return int(m.group(1)) if m else 0
 
 
-def wait_for(cond, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def dmesg_has(vm, text):
     return text in vm.run("dmesg", check=False)[1]
 
@@ -123,7 +114,7 @@ def test_sideband_unbind_lets_go_and_rebind_comes_back(r, model, s, rme, peer, y
     ksft_ne(rc, 0, "flow-add succeeded without a sideband")
     ksft_in("no NC-SI sideband", out)
     rme.run(f"echo {vdev} > /sys/bus/virtio/drivers/virtio_net/bind; sleep 1; ip link set eth0 up")
-    ksft_true(wait_for(lambda: dmesg_has(rme, "NC-SI channel up again")),
+    ksft_true(wait_for(lambda: dmesg_has(rme, "NC-SI channel up again"), timeout=30, interval=0.5),
               "the module did not bring the channel up on the new device")
     dev = ynl("dev-get")[1]
     ksft_eq(dev["sideband-name"], "eth0")
@@ -193,7 +184,7 @@ def test_unprivileged_reads_do_not_slow_the_rme(r, model, s, rme, peer, ynl):
     # measured is the RME's locking, not the scheduler sharing the CPU.
     rme.run("(setpriv --reuid=65534 --regid=65534 --clear-groups nice -n 19 "
             "python3 /tmp/read_loop.py > /tmp/reads.txt 2>&1 &)")
-    ksft_true(wait_for(lambda: "reads" in rme.run("cat /tmp/reads.txt")[1], timeout=120),
+    ksft_true(wait_for(lambda: "reads" in rme.run("cat /tmp/reads.txt")[1], timeout=120, interval=0.5),
               "the unprivileged loop did not start reading")
     busy = timed_flow_adds(rme, spec, count)
     rme.run("pkill -f read_loop.py; true")

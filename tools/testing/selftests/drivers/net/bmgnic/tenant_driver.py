@@ -15,7 +15,7 @@ import re
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, BMGNIC_KO
+from bmgnic_env import rack, wait_for, BMGNIC_KO
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_ne, ksft_pr, ksft_true
 
 SERVER_IP, PEER_IP = "10.10.1.1", "10.10.1.2"
@@ -243,15 +243,6 @@ def test_mtu_follows_the_device_cap(model, s, peer):
     ksft_ne(rc, 0, "MTU above the RME's new cap accepted")
     _, log = s.run("dmesg | grep bmgnic | tail -3")
     ksft_in("MTU 4000 refused: the device allows at most 1500", log)
-
-
-def wait_for(cond, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def main():
