@@ -42,6 +42,19 @@ def wait_for(cond, timeout=10, interval=0.2):
     return False
 
 
+def mark_kernel_log(vm, label):
+    """Writes a marker line into `vm`'s kernel log; `kernel_log_since`
+    returns what the kernel logged after it."""
+    vm.run(f"echo 'bmgnic-selftest: {label}' > /dev/kmsg")
+
+
+def kernel_log_since(vm, label):
+    """The kernel log of `vm` after the last `mark_kernel_log(vm, label)`:
+    a case judges only what it caused, not early boot or earlier cases."""
+    _, log = vm.run("dmesg", check=False)
+    return log.rpartition(f"bmgnic-selftest: {label}")[2]
+
+
 def expect_resets(n=1):
     """Declares `n` device resets the running scenario provokes."""
     global _expected_resets
