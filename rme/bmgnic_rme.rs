@@ -29,11 +29,18 @@ use kernel::{
 
 mod control;
 mod flow_table;
+#[path = "../wire/src/genl.rs"]
+mod genl;
+// The shared wire formats (see wire/src/lib.rs), under the module names
+// their `crate::` paths expect.
+#[path = "../wire/src/ncsi.rs"]
+mod ncsi;
 mod ncsi_client;
+#[path = "../wire/src/ncsi_oem.rs"]
 mod ncsi_oem;
 mod netlink;
 mod nic_cache;
-#[path = "../drivers/bmgnic/regs.rs"]
+#[path = "../wire/src/regs.rs"]
 mod regs;
 mod sideband;
 
@@ -88,7 +95,7 @@ impl Link {
         let rx = KBox::pin_init(
             packet::Registration::new(
                 dev.clone(),
-                ncsi_oem::ETHERTYPE_NCSI,
+                ncsi::ETHERTYPE,
                 Receiver {
                     sink: self.rme.clone(),
                 },

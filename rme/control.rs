@@ -22,7 +22,8 @@
 
 use crate::{
     flow_table::{self, Counters, FlowTable, Rule},
-    ncsi_client::{self, cmd, Aen, Endpoint, Response},
+    ncsi::cmd,
+    ncsi_client::{self, Aen, Endpoint, Response},
     ncsi_oem::{
         self as oem, FlowCountersRecord, FlowKey, IdentityRecord, MeterRecord, MissEvent,
         PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord,

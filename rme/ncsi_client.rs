@@ -7,22 +7,14 @@
 //! (IIDs) and pairing responses with the commands they answer. The BMGNIC
 //! OEM layouts come from [`crate::ncsi_oem`], shared with the device model.
 //!
-//! Every control packet is an Ethernet frame:
-//!
-//! ```text
-//! Ethernet  destination (6)  source (6)  ethertype 0x88f8 (2)
-//! header    MC ID | revision 0x01 | reserved | IID | type | channel ID |
-//!           reserved:4 payload length:12 (2) | reserved (8)
-//! payload   `payload length` bytes, zero-padded to a multiple of 4
-//! checksum  two's complement of the 32-bit sum of the header and payload
-//!           read as big-endian 16-bit words; 0 means "not computed"
-//! padding   zeros up to the 60-byte Ethernet minimum
-//! ```
+//! The control packet layout, checksum and codes are the shared ones of
+//! [`crate::ncsi`]; this module adds what only a management controller
+//! does with them.
 //!
 //! Errors are [`NcsiError`]s; converted to kernel error codes they are:
 //!
 //! - `EINVAL`: the caller asked for something invalid (a payload beyond
-//!   [`ncsi_oem::MAX_PAYLOAD`], a buffer too small), or the NIC refused a
+//!   [`ncsi::MAX_PAYLOAD`], a buffer too small), or the NIC refused a
 //!   parameter, a length, a record, a count or an index.
 //! - `EOPNOTSUPP`: the NIC does not implement the command, OEM object or
 //!   operation.
@@ -37,90 +29,25 @@
 //!   clock, the sideband transport raises it and [`Matcher::cancel`]s the
 //!   IID so that a late answer is rejected as stale).
 
+use crate::ncsi::{
+    self, be16, be32, cmd, FrameError, Header, AEN_ENABLE_LINK_STATUS, AEN_LINK_STATUS_CHANGE,
+    AEN_PACKET_TYPE, CODES_LEN, REASON_INIT_REQUIRED, REASON_PARAMETER_INVALID,
+    REASON_PAYLOAD_LENGTH, REASON_UNKNOWN_COMMAND, RESPONSE_BIT, RESPONSE_COMPLETED,
+    RESPONSE_UNAVAILABLE, RESPONSE_UNSUPPORTED,
+};
 use crate::ncsi_oem::{self, MissEvent, OemHeader, Record, ViolationEvent};
 use kernel::prelude::*;
-
-/// Length of an Ethernet address.
-pub(crate) const ETH_ALEN: usize = 6;
-/// Length of the Ethernet header.
-const ETH_HLEN: usize = 14;
-/// Shortest Ethernet frame without its FCS; shorter frames are padded.
-pub(crate) const ETH_ZLEN: usize = 60;
-/// Length of the NC-SI control packet header.
-const HEADER_LEN: usize = 16;
-/// Length of the checksum after the padded payload.
-const CHECKSUM_LEN: usize = 4;
-/// Control packet header revision of DSP0222 1.x.
-const HEADER_REVISION: u8 = 0x01;
-/// Payload length bits of header bytes 6-7; the top 4 bits are reserved.
-const PAYLOAD_LENGTH_MASK: u16 = 0x0fff;
-/// Response and reason codes at the start of a response payload.
-const CODES_LEN: usize = 4;
-/// Longest control packet frame: a payload of [`ncsi_oem::MAX_PAYLOAD`].
-pub(crate) const MAX_FRAME_LEN: usize =
-    ETH_HLEN + HEADER_LEN + ncsi_oem::MAX_PAYLOAD + CHECKSUM_LEN;
 
 /// Management controller ID of the RME (DSP0222: 0 unless assigned).
 pub(crate) const MC_ID: u8 = 0x00;
 /// Channel ID of package 0, channel 0, the BMGNIC's only channel (package
 /// ID in bits 7:5, internal channel ID in bits 4:0).
 pub(crate) const CHANNEL_0: u8 = 0x00;
-/// Bit of a control packet type that marks a response.
-pub(crate) const RESPONSE_BIT: u8 = 0x80;
-/// Control packet type of AENs.
-pub(crate) const AEN_PACKET_TYPE: u8 = 0xff;
-
-/// DSP0222 command types the RME sends.
-pub(crate) mod cmd {
-    /// Clear Initial State.
-    pub(crate) const CLEAR_INITIAL_STATE: u8 = 0x00;
-    /// Enable Channel.
-    pub(crate) const ENABLE_CHANNEL: u8 = 0x03;
-    /// AEN Enable.
-    pub(crate) const AEN_ENABLE: u8 = 0x08;
-    /// Get Link Status.
-    pub(crate) const GET_LINK_STATUS: u8 = 0x0a;
-    /// Get Version ID.
-    pub(crate) const GET_VERSION_ID: u8 = 0x15;
-    /// Get Capabilities.
-    pub(crate) const GET_CAPABILITIES: u8 = 0x16;
-    /// OEM: the BMGNIC OEM command set.
-    pub(crate) const OEM: u8 = crate::ncsi_oem::CMD_OEM;
-}
-
-/// Response code: Command Completed.
-pub(crate) const RESPONSE_COMPLETED: u16 = 0x0000;
-/// Response code: Command Failed.
-pub(crate) const RESPONSE_FAILED: u16 = 0x0001;
-/// Response code: Command Unavailable (transient).
-pub(crate) const RESPONSE_UNAVAILABLE: u16 = 0x0002;
-/// Response code: Command Unsupported.
-pub(crate) const RESPONSE_UNSUPPORTED: u16 = 0x0003;
-
-/// Reason code: no error.
-pub(crate) const REASON_NONE: u16 = 0x0000;
-/// Reason code: Interface Initialization Required.
-pub(crate) const REASON_INIT_REQUIRED: u16 = 0x0001;
-/// Reason code: Parameter Is Invalid, Unsupported, or Out-of-Range.
-pub(crate) const REASON_PARAMETER_INVALID: u16 = 0x0002;
-/// Reason code: Channel Not Ready.
-pub(crate) const REASON_CHANNEL_NOT_READY: u16 = 0x0003;
-/// Reason code: Package Not Ready.
-pub(crate) const REASON_PACKAGE_NOT_READY: u16 = 0x0004;
-/// Reason code: Invalid payload length.
-pub(crate) const REASON_PAYLOAD_LENGTH: u16 = 0x0005;
-/// Reason code: Unknown / Unsupported Command Type.
-pub(crate) const REASON_UNKNOWN_COMMAND: u16 = 0x7fff;
-
-/// AEN type: Link Status Change.
-pub(crate) const AEN_LINK_STATUS_CHANGE: u8 = 0x00;
-/// AEN Enable control bit: Link Status Change AENs.
-pub(crate) const AEN_ENABLE_LINK_STATUS: u32 = 1 << 0;
 
 /// Why a frame could not be built or parsed, or a command did not succeed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NcsiError {
-    /// The command does not fit [`ncsi_oem::MAX_PAYLOAD`] or the buffer.
+    /// The command does not fit [`ncsi::MAX_PAYLOAD`] or the buffer.
     TooLong,
     /// Shorter than its headers, payload length and checksum.
     Truncated,
@@ -191,48 +118,28 @@ impl From<NcsiError> for Error {
     }
 }
 
-/// Big-endian u16 at `at`, if `b` is long enough.
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(*b.get(at..)?.first_chunk::<2>()?))
-}
-
-/// Big-endian u32 at `at`, if `b` is long enough.
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(*b.get(at..)?.first_chunk::<4>()?))
-}
-
-/// Rounds a payload length up to the 32-bit boundary of the checksum.
-const fn padded(len: usize) -> usize {
-    len.div_ceil(4) * 4
-}
-
-/// DSP0222 checksum of `data` (header and payload): the two's complement
-/// of the 32-bit sum of its big-endian 16-bit words. An odd trailing byte
-/// is the high byte of a word whose low byte is the zero pad.
-pub(crate) fn checksum(data: &[u8]) -> u32 {
-    let mut words = data.chunks_exact(2);
-    let mut sum = 0u32;
-    for word in &mut words {
-        if let [hi, lo] = *word {
-            sum = sum.wrapping_add(u32::from(u16::from_be_bytes([hi, lo])));
+impl From<FrameError> for NcsiError {
+    fn from(e: FrameError) -> NcsiError {
+        match e {
+            FrameError::Truncated => NcsiError::Truncated,
+            FrameError::NotNcsi => NcsiError::NotNcsi,
+            FrameError::BadRevision => NcsiError::BadRevision,
+            FrameError::Checksum => NcsiError::Checksum,
+            FrameError::TooLong => NcsiError::TooLong,
         }
     }
-    if let [hi] = *words.remainder() {
-        sum = sum.wrapping_add(u32::from(hi) << 8);
-    }
-    sum.wrapping_neg()
 }
 
 /// Where commands come from and go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Endpoint {
     /// Source MAC: the sideband device's address.
-    pub(crate) src: [u8; ETH_ALEN],
+    pub(crate) src: [u8; ncsi::ETH_ALEN],
     /// Channel ID of the commands, normally [`CHANNEL_0`].
     pub(crate) channel: u8,
 }
 
-/// Frames a control packet into the start of `buf` and returns the frame
+/// Frames a command into the start of `buf` and returns the frame
 /// length. `fill` writes the payload into the (zeroed) slice it is given.
 fn frame(
     buf: &mut [u8],
@@ -242,30 +149,17 @@ fn frame(
     payload_len: usize,
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<usize, NcsiError> {
-    if payload_len > ncsi_oem::MAX_PAYLOAD {
-        return Err(NcsiError::TooLong);
-    }
-    let end = ETH_HLEN + HEADER_LEN + padded(payload_len);
-    let len = (end + CHECKSUM_LEN).max(ETH_ZLEN);
-    let out = buf.get_mut(..len).ok_or(NcsiError::TooLong)?;
-    out.fill(0);
-    // `len` is at least `ETH_ZLEN`, so the headers are in range.
-    out[0..6].fill(0xff);
-    out[6..12].copy_from_slice(&ep.src);
-    out[12..14].copy_from_slice(&ncsi_oem::ETHERTYPE_NCSI.to_be_bytes());
-    out[14..20].copy_from_slice(&[MC_ID, HEADER_REVISION, 0, iid, packet_type, ep.channel]);
-    // At most MAX_PAYLOAD (checked above): fits the 12-bit field.
-    let field = payload_len as u16 & PAYLOAD_LENGTH_MASK;
-    out[20..22].copy_from_slice(&field.to_be_bytes());
-    let start = ETH_HLEN + HEADER_LEN;
-    fill(&mut out[start..start + payload_len]);
-    let sum = checksum(&out[ETH_HLEN..end]);
-    out[end..end + CHECKSUM_LEN].copy_from_slice(&sum.to_be_bytes());
-    Ok(len)
+    let header = Header {
+        mc_id: MC_ID,
+        iid,
+        packet_type,
+        channel: ep.channel,
+    };
+    Ok(ncsi::write_frame(buf, &ep.src, &header, payload_len, fill)?)
 }
 
 /// Builds a command frame of `packet_type` with `payload` into `buf` and
-/// returns its length (at least [`ETH_ZLEN`], at most [`MAX_FRAME_LEN`]).
+/// returns its length (at least [`ncsi::ETH_ZLEN`], at most [`ncsi::MAX_FRAME_LEN`]).
 pub(crate) fn build_command(
     buf: &mut [u8],
     ep: &Endpoint,
@@ -328,12 +222,12 @@ pub(crate) const STARTUP: [Step; 5] = [
 /// Largest number of records of `record_len` bytes one OEM command
 /// carries when its answer holds `answer_len` bytes per record (0: the
 /// answer holds no records, as for SET): both the command and the answer
-/// must fit [`ncsi_oem::MAX_PAYLOAD`], and the count fits a byte.
+/// must fit [`ncsi::MAX_PAYLOAD`], and the count fits a byte.
 pub(crate) const fn batch_limit(record_len: usize, answer_len: usize) -> usize {
     if record_len == 0 {
         return 0;
     }
-    let by_command = (ncsi_oem::MAX_PAYLOAD - ncsi_oem::COMMAND_PREFIX) / record_len;
+    let by_command = (ncsi::MAX_PAYLOAD - ncsi_oem::COMMAND_PREFIX) / record_len;
     let by_answer = if answer_len == 0 {
         255
     } else {
@@ -455,27 +349,13 @@ pub(crate) enum Packet<'a> {
 /// response or an AEN. Commands (type without [`RESPONSE_BIT`]) are
 /// [`NcsiError::Unexpected`].
 pub(crate) fn parse(frame: &[u8]) -> Result<Packet<'_>, NcsiError> {
-    let ethertype = be16(frame, 12).ok_or(NcsiError::Truncated)?;
-    if ethertype != ncsi_oem::ETHERTYPE_NCSI {
-        return Err(NcsiError::NotNcsi);
-    }
-    let packet = frame.get(ETH_HLEN..).ok_or(NcsiError::Truncated)?;
-    let Some(&[_mc_id, revision, _, iid, packet_type, channel, len_hi, len_lo, ..]) =
-        packet.first_chunk::<HEADER_LEN>()
-    else {
-        return Err(NcsiError::Truncated);
-    };
-    if revision != HEADER_REVISION {
-        return Err(NcsiError::BadRevision);
-    }
-    let len = usize::from(u16::from_be_bytes([len_hi, len_lo]) & PAYLOAD_LENGTH_MASK);
-    let covered = packet.get(..HEADER_LEN + len).ok_or(NcsiError::Truncated)?;
-    let sum = be32(packet, HEADER_LEN + padded(len)).ok_or(NcsiError::Truncated)?;
-    // A zero checksum means the sender did not compute one (DSP0222).
-    if sum != 0 && checksum(covered) != sum {
-        return Err(NcsiError::Checksum);
-    }
-    let payload = covered.get(HEADER_LEN..).unwrap_or_default();
+    let (header, payload) = ncsi::parse_frame(frame)?;
+    let Header {
+        iid,
+        packet_type,
+        channel,
+        ..
+    } = header;
     if packet_type == AEN_PACKET_TYPE {
         return parse_aen(payload).map(Packet::Aen);
     }
@@ -718,6 +598,10 @@ impl Matcher {
 #[kunit_tests(bmgnic_rme_ncsi)]
 mod tests {
     use super::*;
+    use crate::ncsi::{
+        checksum, padded, CHECKSUM_LEN, ETH_HLEN, ETH_ZLEN, HEADER_LEN, MAX_FRAME_LEN,
+        REASON_CHANNEL_NOT_READY, REASON_NONE, REASON_PACKAGE_NOT_READY, RESPONSE_FAILED,
+    };
     use crate::ncsi_oem::{
         FlowCountersRecord, FlowKey, FlowRecord, SlotRecord, ACTION_ALLOW, NO_METER, OBJ_FLOW,
         OP_DEL, OP_SET,
@@ -1001,11 +885,11 @@ mod tests {
         // would not. DEL answers 32-byte counters for 4-byte slots: 45
         // answers fit with the 12-byte response prefix.
         assert_eq!(batch_limit(FlowRecord::LEN, 0), 11);
-        assert!(ncsi_oem::COMMAND_PREFIX + 11 * FlowRecord::LEN <= ncsi_oem::MAX_PAYLOAD);
-        assert!(ncsi_oem::COMMAND_PREFIX + 12 * FlowRecord::LEN > ncsi_oem::MAX_PAYLOAD);
+        assert!(ncsi_oem::COMMAND_PREFIX + 11 * FlowRecord::LEN <= ncsi::MAX_PAYLOAD);
+        assert!(ncsi_oem::COMMAND_PREFIX + 12 * FlowRecord::LEN > ncsi::MAX_PAYLOAD);
         assert_eq!(batch_limit(SlotRecord::LEN, FlowCountersRecord::LEN), 45);
-        assert!(ncsi_oem::RESPONSE_PREFIX + 45 * FlowCountersRecord::LEN <= ncsi_oem::MAX_PAYLOAD);
-        assert!(ncsi_oem::RESPONSE_PREFIX + 46 * FlowCountersRecord::LEN > ncsi_oem::MAX_PAYLOAD);
+        assert!(ncsi_oem::RESPONSE_PREFIX + 45 * FlowCountersRecord::LEN <= ncsi::MAX_PAYLOAD);
+        assert!(ncsi_oem::RESPONSE_PREFIX + 46 * FlowCountersRecord::LEN > ncsi::MAX_PAYLOAD);
         assert_eq!(batch_limit(SlotRecord::LEN, 0), 255);
 
         let mut flows = KVec::with_capacity(30, GFP_KERNEL)?;

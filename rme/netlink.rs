@@ -4,13 +4,13 @@
 //! `Documentation/netlink/specs/bmgnic.yaml`: numbers, policies and the
 //! handler that serves it with the RME's control.
 //!
-//! The numbers follow the spec's order (ynl's rules: commands and
-//! attributes from 1, enums from 0); `tools/testing/netlink_spec.sh`
-//! checks them against the uAPI header ynl generates from the spec.
+//! The numbers are the wire crate's ([`crate::genl`]), shared with the
+//! RME daemon.
 
 use crate::{
     control::{Event, Rme, State},
     flow_table::{self, Rule},
+    genl::{attr, cmd, event_kind, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS},
     ncsi_oem::{self as oem, FlowCheck, FlowKey, MeterRecord, TenantRecord, VtepRecord},
     sideband::Sideband,
 };
@@ -21,122 +21,6 @@ use kernel::{
     },
     prelude::*,
 };
-
-/// Family name and version.
-pub(crate) const FAMILY_NAME: &[u8] = b"bmgnic\0";
-pub(crate) const FAMILY_VERSION: u32 = 1;
-
-/// Commands.
-pub(crate) mod cmd {
-    pub(crate) const DEV_GET: u8 = 1;
-    pub(crate) const IDENTITY_SET: u8 = 2;
-    pub(crate) const TENANT_SET: u8 = 3;
-    pub(crate) const VTEP_SET: u8 = 4;
-    pub(crate) const VTEP_GET: u8 = 5;
-    pub(crate) const FLOW_ADD: u8 = 6;
-    pub(crate) const FLOW_DEL: u8 = 7;
-    pub(crate) const FLOW_GET: u8 = 8;
-    pub(crate) const METER_SET: u8 = 9;
-    pub(crate) const METER_GET: u8 = 10;
-    pub(crate) const POLICY_SET: u8 = 11;
-    pub(crate) const EVENT_NTF: u8 = 12;
-}
-
-/// Attributes, per attribute set.
-pub(crate) mod attr {
-    pub(crate) mod identity {
-        pub(crate) const MAC: u16 = 1;
-        pub(crate) const MTU_CAP: u16 = 2;
-        pub(crate) const IPV4: u16 = 3;
-        pub(crate) const IPV6: u16 = 4;
-    }
-    pub(crate) mod tenant {
-        pub(crate) const VNI: u16 = 1;
-        pub(crate) const LOCAL_MAC: u16 = 2;
-        pub(crate) const LOCAL_IP: u16 = 3;
-    }
-    pub(crate) mod vtep {
-        pub(crate) const INDEX: u16 = 1;
-        pub(crate) const MAC: u16 = 2;
-        pub(crate) const IP: u16 = 3;
-    }
-    pub(crate) mod matches {
-        pub(crate) const IN_PORT: u16 = 1;
-        pub(crate) const ETHERTYPE: u16 = 2;
-        pub(crate) const VLAN_TCI: u16 = 3;
-        pub(crate) const IP_PROTO: u16 = 4;
-        pub(crate) const ETH_SRC: u16 = 5;
-        pub(crate) const ETH_SRC_MASK: u16 = 6;
-        pub(crate) const ETH_DST: u16 = 7;
-        pub(crate) const ETH_DST_MASK: u16 = 8;
-        pub(crate) const IP_SRC: u16 = 9;
-        pub(crate) const IP_SRC_PREFIX: u16 = 10;
-        pub(crate) const IP_DST: u16 = 11;
-        pub(crate) const IP_DST_PREFIX: u16 = 12;
-        pub(crate) const L4_SRC: u16 = 13;
-        pub(crate) const L4_DST: u16 = 14;
-    }
-    pub(crate) mod flow {
-        pub(crate) const ID: u16 = 1;
-        pub(crate) const PRIORITY: u16 = 2;
-        pub(crate) const ACTION: u16 = 3;
-        pub(crate) const METER: u16 = 4;
-        pub(crate) const VTEP: u16 = 5;
-        pub(crate) const MATCH: u16 = 6;
-        pub(crate) const PACKETS: u16 = 7;
-        pub(crate) const BYTES: u16 = 8;
-        pub(crate) const NIC_SLOT: u16 = 9;
-    }
-    pub(crate) mod meter {
-        pub(crate) const INDEX: u16 = 1;
-        pub(crate) const RATE: u16 = 2;
-        pub(crate) const BURST: u16 = 3;
-    }
-    pub(crate) mod policy {
-        pub(crate) const QUARANTINED: u16 = 1;
-        pub(crate) const MISS_POLICY: u16 = 2;
-        pub(crate) const MISS_EVENTS_PER_SEC: u16 = 3;
-    }
-    pub(crate) mod counters {
-        pub(crate) const TX_PACKETS: u16 = 1;
-        pub(crate) const TX_BYTES: u16 = 2;
-        pub(crate) const RX_PACKETS: u16 = 3;
-        pub(crate) const RX_BYTES: u16 = 4;
-        pub(crate) const DROPS: u16 = 5;
-        pub(crate) const TABLE_MISSES: u16 = 6;
-        pub(crate) const EVICTIONS: u16 = 7;
-        pub(crate) const GUEST_RO_WRITES: u16 = 8;
-    }
-    pub(crate) mod drop {
-        pub(crate) const REASON: u16 = 1;
-        pub(crate) const PACKETS: u16 = 2;
-    }
-    pub(crate) mod dev {
-        pub(crate) const SIDEBAND_IFINDEX: u16 = 1;
-        pub(crate) const SIDEBAND_NAME: u16 = 2;
-        pub(crate) const NCSI_VERSION: u16 = 3;
-        pub(crate) const NIC_FLOW_SLOTS: u16 = 4;
-        pub(crate) const NIC_FLOWS_USED: u16 = 5;
-        pub(crate) const SW_FLOWS: u16 = 6;
-        pub(crate) const IDENTITY: u16 = 7;
-        pub(crate) const TENANT: u16 = 8;
-        pub(crate) const POLICY: u16 = 9;
-        pub(crate) const COUNTERS: u16 = 10;
-    }
-    pub(crate) mod event {
-        pub(crate) const KIND: u16 = 1;
-        pub(crate) const COUNT: u16 = 2;
-        pub(crate) const MATCH: u16 = 3;
-        pub(crate) const REGISTER: u16 = 4;
-    }
-}
-
-/// `event-kind` values.
-pub(crate) mod event_kind {
-    pub(crate) const TABLE_MISS: u8 = 0;
-    pub(crate) const VIOLATION: u8 = 1;
-    pub(crate) const NIC_TIMEOUT: u8 = 2;
-}
 
 static MTU_RANGE: AttrRange = AttrRange::new(68, 9000);
 static VNI_RANGE: AttrRange = AttrRange::new(0, 0xff_ffff);
@@ -210,7 +94,7 @@ static OPS: [Op<Rme>; 12] = [
     Op::doit::<11>(cmd::POLICY_SET, &POLICY_SET, true),
 ];
 
-static MCGRPS: [MulticastGroup; 1] = [MulticastGroup::const_new(c"events")];
+static MCGRPS: [MulticastGroup; 1] = [MulticastGroup::const_new(MCGRP_EVENTS)];
 
 /// The family.
 pub(crate) static FAMILY: OpsFamily<Rme> = OpsFamily::const_new(
@@ -414,7 +298,7 @@ fn flow_check_message(e: FlowCheck) -> &'static CStr {
 fn nic_error(req: &mut Request<'_>, e: Error) -> Error {
     let msg = if e == ETIMEDOUT {
         notify(&Event::NicTimeout {
-            command: crate::ncsi_client::cmd::OEM,
+            command: crate::ncsi::cmd::OEM,
         });
         c"the NIC did not answer over NC-SI"
     } else if e == ENODEV {

@@ -32,7 +32,7 @@ pub(crate) const TRIES: u32 = 3;
 /// reports misses again).
 const AEN_QUEUE: usize = 128;
 /// Room for the longest control packet frame.
-const FRAME_ROOM: usize = ncsi_client::MAX_FRAME_LEN + 64;
+const FRAME_ROOM: usize = crate::ncsi::MAX_FRAME_LEN + 64;
 
 /// What the receive path shares with the command path.
 struct Inbox {

@@ -18,6 +18,7 @@ use kernel::{
 };
 
 mod nic;
+#[path = "../../wire/src/regs.rs"]
 mod regs;
 mod ring;
 

@@ -53,10 +53,6 @@ const MODERATION_MAX_US: u32 = 10_000;
 const TX_STOP_THRESHOLD: u32 = 1;
 const TX_WAKE_THRESHOLD: u32 = 32;
 
-/// Bytes an RX buffer holds beyond the MTU: Ethernet header, one VLAN tag
-/// and the FCS, as the device counts (`mtu + 18`).
-const RX_OVERHEAD: u32 = 18;
-
 /// Statistics the driver keeps itself, after the device's in `ethtool -S`.
 const DRIVER_STAT_NAMES: [&str; 4] = [
     "driver_tx_dropped",
@@ -80,7 +76,7 @@ const STAT_NAMES: [&str; guest::STAT_COUNT + DRIVER_STAT_NAMES.len()] = {
 
 /// Size of an RX buffer for `mtu`, as `RX_BUF_SIZE` takes it.
 pub(crate) fn rx_buf_len(mtu: u32) -> u32 {
-    (mtu + RX_OVERHEAD).next_multiple_of(64).max(256)
+    (mtu + guest::FRAME_OVERHEAD).next_multiple_of(64).max(256)
 }
 
 /// A descriptor ring in coherent memory, two little-endian `u64` words per

@@ -18,10 +18,6 @@ use crate::regs::desc;
 use crate::regs::guest::{self, Stat, STAT_COUNT};
 use crate::rme::RmeBank;
 
-/// Largest frame the device moves: the largest MTU plus Ethernet header
-/// and one VLAN tag.
-pub const MAX_FRAME: usize = guest::MTU_MAX as usize + 18;
-
 /// Smallest RX buffer a driver may post.
 const RX_BUF_MIN: u32 = 256;
 
@@ -134,7 +130,7 @@ impl Bmgnic {
             mem: GuestMemory::new(),
             rme,
             events: Vec::new(),
-            scratch: Vec::with_capacity(MAX_FRAME),
+            scratch: Vec::with_capacity(guest::MAX_FRAME_LEN),
             held: std::collections::VecDeque::new(),
             tx_polling: false,
             bus_master: true,
@@ -634,7 +630,7 @@ impl Bmgnic {
                 break;
             }
             let len = usize::from(len);
-            if frame.len() + len > MAX_FRAME {
+            if frame.len() + len > guest::MAX_FRAME_LEN {
                 oversize = true;
             } else {
                 let at = frame.len();
@@ -648,7 +644,7 @@ impl Bmgnic {
             self.tx.head = self.tx.head.wrapping_add(1);
             consumed += 1;
             if flags & desc::TX_FLAG_EOP != 0 {
-                if oversize || frame.len() > self.mtu as usize + 18 {
+                if oversize || frame.len() > self.mtu as usize + guest::FRAME_OVERHEAD as usize {
                     self.count(Stat::TxDropTooLong, 1);
                 } else {
                     self.transmit(&frame, now_ns, out);
@@ -724,7 +720,7 @@ impl Bmgnic {
         if !self.running() || self.rx.head == self.rx.tail {
             return self.count(Stat::RxDropNoBuffer, 1);
         }
-        if inner.len() > self.mtu as usize + 18 {
+        if inner.len() > self.mtu as usize + guest::FRAME_OVERHEAD as usize {
             return self.count(Stat::RxDropTooLong, 1);
         }
         let slot = desc::slot(self.rx.head, self.rx.size);

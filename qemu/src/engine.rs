@@ -478,8 +478,9 @@ mod tests {
 
     #[test]
     fn ncsi_port_answers_after_its_peer_socket_was_recreated() {
-        use crate::ncsi::{command_frame, parse_received, CMD_CLEAR_INITIAL_STATE};
+        use crate::ncsi::{command_frame, parse_received};
         use crate::port::PortSpec;
+        use bmgnic_wire::ncsi::cmd;
         use std::os::unix::net::UnixDatagram;
 
         let dir = std::env::temp_dir().join(format!("bmgnic-engine-{}", std::process::id()));
@@ -497,7 +498,7 @@ mod tests {
             [2, 0, 0, 0, 0, 1],
         );
         engine.start().unwrap();
-        let command = command_frame([2, 0, 0, 0, 0, 2], 1, CMD_CLEAR_INITIAL_STATE, 0, &[]);
+        let command = command_frame([2, 0, 0, 0, 0, 2], 1, cmd::CLEAR_INITIAL_STATE, 0, &[]);
         let ask = |sock: &UnixDatagram| {
             sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             sock.send_to(&command, &model).unwrap();

@@ -3,11 +3,8 @@
 //! The emulated BMGNIC: a PCIe NIC whose guest bank is BAR0 and whose RME
 //! bank is reachable only over NC-SI, served to QEMU over vfio-user.
 
-#[path = "../../drivers/bmgnic/regs.rs"]
-pub mod regs;
-
-#[path = "../../rme/ncsi_oem.rs"]
-pub mod ncsi_oem;
+// The wire formats, shared with the tenant driver and the RME module.
+pub use bmgnic_wire::{ncsi_oem, regs};
 
 pub mod device;
 pub mod engine;

@@ -5,24 +5,12 @@
 //! The RME reaches the NIC only through this port. The standard commands
 //! bring the channel up the way a BMC stack expects (Linux's `net/ncsi` is
 //! the reference client), and the BMGNIC OEM command
-//! ([`ncsi_oem::CMD_OEM`]) carries the RME bank, which the device serves
+//! ([`cmd::OEM`]) carries the RME bank, which the device serves
 //! through [`NcsiBackend::oem`].
 //!
-//! The NIC is one package (ID 0) with one channel (ID 0). Every control
-//! packet has this layout, all fields big-endian:
-//!
-//! ```text
-//! Ethernet  destination (6)  source (6)  ethertype 0x88f8 (2)
-//! header    MC ID | revision 0x01 | reserved | IID | type | channel ID |
-//!           reserved:4 payload length:12 (2) | reserved (8)
-//! payload   `payload length` bytes, zero-padded to a multiple of 4
-//! checksum  two's complement of the 32-bit sum of the header and payload
-//!           read as 16-bit words; 0 means "no checksum"
-//! padding   zeros up to the 60-byte Ethernet minimum
-//! ```
-//!
-//! The channel ID holds the package ID in bits 7:5 and the internal channel
-//! ID in bits 4:0; internal channel 0x1f addresses the package itself.
+//! The NIC is one package (ID 0) with one channel (ID 0). The control
+//! packet layout, checksum and codes are the shared ones of
+//! [`bmgnic_wire::ncsi`], which the RME's client builds too.
 //!
 //! Where DSP0222 leaves a choice, this responder follows what Linux's
 //! `net/ncsi/ncsi-rsp.c` accepts:
@@ -41,105 +29,20 @@
 
 use crate::ncsi_oem::{self, OemHeader};
 use crate::regs;
+use bmgnic_wire::ncsi::{
+    cmd, frame_len, parse_frame, parse_packet, write_frame, FrameError, Header,
+    AEN_ENABLE_LINK_STATUS, AEN_LINK_STATUS_CHANGE, AEN_PACKET_TYPE, CODES_LEN, ETHERTYPE,
+    ETH_ALEN, ETH_HLEN, MAX_PAYLOAD, PACKAGE_CHANNEL, REASON_INIT_REQUIRED,
+    REASON_MAC_ADDRESS_ZERO, REASON_NONE, REASON_PARAMETER_INVALID, REASON_PAYLOAD_LENGTH,
+    REASON_UNKNOWN_COMMAND, REASON_VLAN_TAG_INVALID, RESPONSE_BIT, RESPONSE_COMPLETED,
+    RESPONSE_FAILED, RESPONSE_UNSUPPORTED,
+};
 use log::{debug, warn};
-
-/// Response code: Command Completed.
-pub const RESPONSE_COMPLETED: u16 = 0x0000;
-/// Response code: Command Failed.
-pub const RESPONSE_FAILED: u16 = 0x0001;
-/// Response code: Command Unsupported.
-pub const RESPONSE_UNSUPPORTED: u16 = 0x0003;
-
-/// Reason code: no error.
-pub const REASON_NONE: u16 = 0x0000;
-/// Reason code: Interface Initialization Required (the channel is in the
-/// Initial State: send Clear Initial State first).
-pub const REASON_INIT_REQUIRED: u16 = 0x0001;
-/// Reason code: Parameter Is Invalid, Unsupported, or Out-of-Range.
-pub const REASON_PARAMETER_INVALID: u16 = 0x0002;
-/// Reason code: Invalid payload length.
-pub const REASON_PAYLOAD_LENGTH: u16 = 0x0005;
-/// Reason code of Set VLAN Filter: the VLAN tag is invalid (VLAN ID 0).
-pub const REASON_VLAN_TAG_INVALID: u16 = 0x0b07;
-/// Reason code of Set MAC Address: the MAC address is zero.
-pub const REASON_MAC_ADDRESS_ZERO: u16 = 0x0e08;
-/// Reason code: unknown or unsupported command type.
-pub const REASON_UNKNOWN_COMMAND: u16 = 0x7fff;
-
-/// Command type: Clear Initial State.
-pub const CMD_CLEAR_INITIAL_STATE: u8 = 0x00;
-/// Command type: Select Package (package command).
-pub const CMD_SELECT_PACKAGE: u8 = 0x01;
-/// Command type: Deselect Package (package command).
-pub const CMD_DESELECT_PACKAGE: u8 = 0x02;
-/// Command type: Enable Channel.
-pub const CMD_ENABLE_CHANNEL: u8 = 0x03;
-/// Command type: Disable Channel.
-pub const CMD_DISABLE_CHANNEL: u8 = 0x04;
-/// Command type: Reset Channel.
-pub const CMD_RESET_CHANNEL: u8 = 0x05;
-/// Command type: Enable Channel Network TX.
-pub const CMD_ENABLE_CHANNEL_TX: u8 = 0x06;
-/// Command type: Disable Channel Network TX.
-pub const CMD_DISABLE_CHANNEL_TX: u8 = 0x07;
-/// Command type: AEN Enable.
-pub const CMD_AEN_ENABLE: u8 = 0x08;
-/// Command type: Set Link.
-pub const CMD_SET_LINK: u8 = 0x09;
-/// Command type: Get Link Status.
-pub const CMD_GET_LINK_STATUS: u8 = 0x0a;
-/// Command type: Set VLAN Filter.
-pub const CMD_SET_VLAN_FILTER: u8 = 0x0b;
-/// Command type: Enable VLAN.
-pub const CMD_ENABLE_VLAN: u8 = 0x0c;
-/// Command type: Disable VLAN.
-pub const CMD_DISABLE_VLAN: u8 = 0x0d;
-/// Command type: Set MAC Address.
-pub const CMD_SET_MAC_ADDRESS: u8 = 0x0e;
-/// Command type: Enable Broadcast Filter.
-pub const CMD_ENABLE_BROADCAST_FILTER: u8 = 0x10;
-/// Command type: Disable Broadcast Filter.
-pub const CMD_DISABLE_BROADCAST_FILTER: u8 = 0x11;
-/// Command type: Enable Global Multicast Filter.
-pub const CMD_ENABLE_MULTICAST_FILTER: u8 = 0x12;
-/// Command type: Disable Global Multicast Filter.
-pub const CMD_DISABLE_MULTICAST_FILTER: u8 = 0x13;
-/// Command type: Set NC-SI Flow Control (package or channel command).
-pub const CMD_SET_FLOW_CONTROL: u8 = 0x14;
-/// Command type: Get Version ID.
-pub const CMD_GET_VERSION_ID: u8 = 0x15;
-/// Command type: Get Capabilities.
-pub const CMD_GET_CAPABILITIES: u8 = 0x16;
-/// Command type: Get Parameters.
-pub const CMD_GET_PARAMETERS: u8 = 0x17;
-/// Command type: Get Controller Packet Statistics.
-pub const CMD_GET_PACKET_STATISTICS: u8 = 0x18;
-/// Command type: Get NC-SI Statistics.
-pub const CMD_GET_NCSI_STATISTICS: u8 = 0x19;
-/// Command type: Get NC-SI Pass-through Statistics.
-pub const CMD_GET_PASSTHROUGH_STATISTICS: u8 = 0x1a;
-/// Command type: Get Package Status (package command).
-pub const CMD_GET_PACKAGE_STATUS: u8 = 0x1b;
-
-/// Bit of a control packet type that marks a response.
-pub const RESPONSE_BIT: u8 = 0x80;
-/// Control packet type of AENs.
-pub const AEN_PACKET_TYPE: u8 = 0xff;
-/// AEN type: Link Status Change.
-pub const AEN_LINK_STATUS_CHANGE: u8 = 0x00;
-
-/// AEN Enable control bit: Link Status Change AENs (DSP0222 bit 0).
-pub const AEN_ENABLE_LINK_STATUS: u32 = 1 << 0;
-/// AEN Enable control bit: BMGNIC OEM AENs ([`ncsi_oem::AEN_OEM`]),
-/// advertised in Get Capabilities.
-pub const AEN_ENABLE_OEM: u32 = ncsi_oem::AEN_ENABLE_OEM;
 
 /// Package ID of the NIC.
 pub const PACKAGE_ID: u8 = 0;
 /// Internal channel ID of its only channel.
 pub const CHANNEL_ID: u8 = 0;
-/// Internal channel ID that addresses the package rather than a channel.
-pub const PACKAGE_CHANNEL: u8 = 0x1f;
 
 /// NC-SI version reported by Get Version ID: 1.1.0, packed BCD with 0xf
 /// fill as DSP0222 encodes it. Reporting 1.2 would make Linux ask for Get
@@ -168,7 +71,7 @@ const BROADCAST_FILTER_CAPS: u32 = 0x0f;
 /// router advertisement, DHCPv6 relay and server multicast.
 const MULTICAST_FILTER_CAPS: u32 = 0x07;
 /// AEN control support: the bits AEN Enable accepts.
-const AEN_CAPS: u32 = AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM;
+const AEN_CAPS: u32 = AEN_ENABLE_LINK_STATUS | ncsi_oem::AEN_ENABLE_OEM;
 /// VLAN modes supported: VLAN only, VLAN and non-VLAN, any VLAN and
 /// non-VLAN (bits 0-2 for Enable VLAN modes 1-3).
 const VLAN_MODE_CAPS: u8 = 0x07;
@@ -177,54 +80,31 @@ const VLAN_MODE_CAPS: u8 = 0x07;
 /// 4:1). The fabric port is virtual; this is the speed the model claims.
 const LINK_STATUS_UP: u32 = 0x01 | (0x08 << 1);
 
-const ETH_ALEN: usize = 6;
-const ETH_HLEN: usize = 14;
-/// Shortest Ethernet frame without its FCS.
-const ETH_ZLEN: usize = 60;
-const BROADCAST: [u8; ETH_ALEN] = [0xff; ETH_ALEN];
-/// Length of the NC-SI control packet header.
-const HEADER_LEN: usize = 16;
-/// Length of the checksum after the padded payload.
-const CHECKSUM_LEN: usize = 4;
-/// Control packet header revision of DSP0222 1.x.
-const HEADER_REVISION: u8 = 0x01;
-/// Payload length bits of header bytes 6-7; the top 4 bits are reserved.
-const PAYLOAD_LENGTH_MASK: u16 = 0x0fff;
-/// Response and reason codes at the start of a response payload.
-const CODES_LEN: usize = 4;
-
-/// DSP0222 checksum of `data` (header and payload): the two's complement of
-/// the 32-bit sum of its big-endian 16-bit words. An odd trailing byte is
-/// the high byte of a word whose low byte is the zero pad.
-pub fn checksum(data: &[u8]) -> u32 {
-    let sum = data.chunks(2).fold(0u32, |sum, word| {
-        let word = match *word {
-            [hi, lo] => u16::from_be_bytes([hi, lo]),
-            [hi] => u16::from_be_bytes([hi, 0]),
-            _ => 0,
-        };
-        sum.wrapping_add(u32::from(word))
-    });
-    sum.wrapping_neg()
-}
-
 /// Builds an NC-SI command frame as a management controller sends it:
 /// broadcast from `src`, `kind` for `channel` (package in 7:5, channel in
 /// 4:0) with instance ID `iid`, the payload padded to 32 bits and the
 /// checksum appended. For clients of the sideband (tests, `bmgnic-rmectl`).
 pub fn command_frame(src: [u8; 6], iid: u8, kind: u8, channel: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(ETH_HLEN + HEADER_LEN + padded(payload.len()) + 4);
-    f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ncsi_oem::ETHERTYPE_NCSI.to_be_bytes());
-    f.extend_from_slice(&[0, HEADER_REVISION, 0, iid, kind, channel]);
-    f.extend_from_slice(&(payload.len() as u16 & 0x0fff).to_be_bytes());
-    f.extend_from_slice(&[0; 8]);
-    f.extend_from_slice(payload);
-    f.resize(ETH_HLEN + HEADER_LEN + padded(payload.len()), 0);
-    let sum = checksum(&f[ETH_HLEN..]);
-    f.extend_from_slice(&sum.to_be_bytes());
-    f
+    let header = Header {
+        mc_id: 0,
+        iid,
+        packet_type: kind,
+        channel,
+    };
+    framed(&src, &header, payload)
+}
+
+/// `payload` framed behind `header`, from `src`; a payload beyond
+/// [`MAX_PAYLOAD`] is cut there (every caller bounds its payloads).
+fn framed(src: &[u8; ETH_ALEN], header: &Header, payload: &[u8]) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
+    let mut frame = vec![0; frame_len(payload.len())];
+    let len = write_frame(&mut frame, src, header, payload.len(), |p| {
+        p.copy_from_slice(payload)
+    })
+    .unwrap_or(0);
+    frame.truncate(len);
+    frame
 }
 
 /// The payload of a BMGNIC OEM command: manufacturer ID, OEM header and
@@ -262,22 +142,12 @@ pub struct Received<'a> {
 /// Splits a frame a sideband client received into IID, type and payload;
 /// `None` if it is not a well-formed NC-SI packet. For sideband clients.
 pub fn parse_received(frame: &[u8]) -> Option<Received<'_>> {
-    let (eth, packet) = frame.split_first_chunk::<ETH_HLEN>()?;
-    if u16::from_be_bytes([eth[12], eth[13]]) != ncsi_oem::ETHERTYPE_NCSI {
-        return None;
-    }
-    let header = packet.get(..HEADER_LEN)?;
-    let len = usize::from(be16(header, 6) & 0x0fff);
+    let (header, payload) = parse_frame(frame).ok()?;
     Some(Received {
-        iid: header[3],
-        kind: header[4],
-        payload: packet.get(HEADER_LEN..HEADER_LEN + len)?,
+        iid: header.iid,
+        kind: header.packet_type,
+        payload,
     })
-}
-
-/// Rounds a payload length up to the 32-bit boundary of the checksum.
-fn padded(len: usize) -> usize {
-    len.div_ceil(4) * 4
 }
 
 /// Byte `at` of a payload whose length was checked; 0 if out of range, so
@@ -429,34 +299,34 @@ enum Scope {
 impl Command {
     fn from_type(packet_type: u8) -> Option<Self> {
         Some(match packet_type {
-            CMD_CLEAR_INITIAL_STATE => Self::ClearInitialState,
-            CMD_SELECT_PACKAGE => Self::SelectPackage,
-            CMD_DESELECT_PACKAGE => Self::DeselectPackage,
-            CMD_ENABLE_CHANNEL => Self::EnableChannel,
-            CMD_DISABLE_CHANNEL => Self::DisableChannel,
-            CMD_RESET_CHANNEL => Self::ResetChannel,
-            CMD_ENABLE_CHANNEL_TX => Self::EnableChannelTx,
-            CMD_DISABLE_CHANNEL_TX => Self::DisableChannelTx,
-            CMD_AEN_ENABLE => Self::AenEnable,
-            CMD_SET_LINK => Self::SetLink,
-            CMD_GET_LINK_STATUS => Self::GetLinkStatus,
-            CMD_SET_VLAN_FILTER => Self::SetVlanFilter,
-            CMD_ENABLE_VLAN => Self::EnableVlan,
-            CMD_DISABLE_VLAN => Self::DisableVlan,
-            CMD_SET_MAC_ADDRESS => Self::SetMacAddress,
-            CMD_ENABLE_BROADCAST_FILTER => Self::EnableBroadcastFilter,
-            CMD_DISABLE_BROADCAST_FILTER => Self::DisableBroadcastFilter,
-            CMD_ENABLE_MULTICAST_FILTER => Self::EnableMulticastFilter,
-            CMD_DISABLE_MULTICAST_FILTER => Self::DisableMulticastFilter,
-            CMD_SET_FLOW_CONTROL => Self::SetFlowControl,
-            CMD_GET_VERSION_ID => Self::GetVersionId,
-            CMD_GET_CAPABILITIES => Self::GetCapabilities,
-            CMD_GET_PARAMETERS => Self::GetParameters,
-            CMD_GET_PACKET_STATISTICS => Self::GetPacketStatistics,
-            CMD_GET_NCSI_STATISTICS => Self::GetNcsiStatistics,
-            CMD_GET_PASSTHROUGH_STATISTICS => Self::GetPassthroughStatistics,
-            CMD_GET_PACKAGE_STATUS => Self::GetPackageStatus,
-            ncsi_oem::CMD_OEM => Self::Oem,
+            cmd::CLEAR_INITIAL_STATE => Self::ClearInitialState,
+            cmd::SELECT_PACKAGE => Self::SelectPackage,
+            cmd::DESELECT_PACKAGE => Self::DeselectPackage,
+            cmd::ENABLE_CHANNEL => Self::EnableChannel,
+            cmd::DISABLE_CHANNEL => Self::DisableChannel,
+            cmd::RESET_CHANNEL => Self::ResetChannel,
+            cmd::ENABLE_CHANNEL_TX => Self::EnableChannelTx,
+            cmd::DISABLE_CHANNEL_TX => Self::DisableChannelTx,
+            cmd::AEN_ENABLE => Self::AenEnable,
+            cmd::SET_LINK => Self::SetLink,
+            cmd::GET_LINK_STATUS => Self::GetLinkStatus,
+            cmd::SET_VLAN_FILTER => Self::SetVlanFilter,
+            cmd::ENABLE_VLAN => Self::EnableVlan,
+            cmd::DISABLE_VLAN => Self::DisableVlan,
+            cmd::SET_MAC_ADDRESS => Self::SetMacAddress,
+            cmd::ENABLE_BROADCAST_FILTER => Self::EnableBroadcastFilter,
+            cmd::DISABLE_BROADCAST_FILTER => Self::DisableBroadcastFilter,
+            cmd::ENABLE_MULTICAST_FILTER => Self::EnableMulticastFilter,
+            cmd::DISABLE_MULTICAST_FILTER => Self::DisableMulticastFilter,
+            cmd::SET_FLOW_CONTROL => Self::SetFlowControl,
+            cmd::GET_VERSION_ID => Self::GetVersionId,
+            cmd::GET_CAPABILITIES => Self::GetCapabilities,
+            cmd::GET_PARAMETERS => Self::GetParameters,
+            cmd::GET_PACKET_STATISTICS => Self::GetPacketStatistics,
+            cmd::GET_NCSI_STATISTICS => Self::GetNcsiStatistics,
+            cmd::GET_PASSTHROUGH_STATISTICS => Self::GetPassthroughStatistics,
+            cmd::GET_PACKAGE_STATUS => Self::GetPackageStatus,
+            cmd::OEM => Self::Oem,
             _ => return None,
         })
     }
@@ -610,34 +480,18 @@ struct Request<'a> {
 impl<'a> Request<'a> {
     /// Parses the control packet after the Ethernet header.
     fn parse(packet: &'a [u8]) -> Result<Self, Discard> {
-        let (header, rest) = packet
-            .split_first_chunk::<HEADER_LEN>()
-            .ok_or(Discard::Malformed)?;
-        let &[mc_id, revision, _, iid, packet_type, channel, len_hi, len_lo, ..] = header;
-        if revision != HEADER_REVISION {
-            return Err(Discard::Malformed);
-        }
-        if packet_type & RESPONSE_BIT != 0 {
+        let (header, payload) = parse_packet(packet).map_err(|e| match e {
+            FrameError::Checksum => Discard::Checksum,
+            _ => Discard::Malformed,
+        })?;
+        if header.packet_type & RESPONSE_BIT != 0 {
             return Err(Discard::NotCommand);
         }
-        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]) & PAYLOAD_LENGTH_MASK);
-        let payload = rest.get(..len).ok_or(Discard::Malformed)?;
-        let sum = rest
-            .get(padded(len)..padded(len) + CHECKSUM_LEN)
-            .ok_or(Discard::Malformed)?;
-        let sum = be32(sum, 0);
-        // A zero checksum means the sender did not compute one (DSP0222).
-        if sum != 0 {
-            let covered = packet.get(..HEADER_LEN + len).ok_or(Discard::Malformed)?;
-            if checksum(covered) != sum {
-                return Err(Discard::Checksum);
-            }
-        }
         Ok(Self {
-            mc_id,
-            iid,
-            packet_type,
-            channel,
+            mc_id: header.mc_id,
+            iid: header.iid,
+            packet_type: header.packet_type,
+            channel: header.channel,
             payload,
         })
     }
@@ -691,7 +545,7 @@ impl NcsiResponder {
             self.stats.not_ncsi += 1;
             return None;
         };
-        if u16::from_be_bytes([eth[12], eth[13]]) != ncsi_oem::ETHERTYPE_NCSI {
+        if u16::from_be_bytes([eth[12], eth[13]]) != ETHERTYPE {
             self.stats.not_ncsi += 1;
             return None;
         }
@@ -724,7 +578,7 @@ impl NcsiResponder {
         self.selected = true;
 
         let reply = self.execute(&request, internal == PACKAGE_CHANNEL, backend);
-        if request.packet_type == CMD_DESELECT_PACKAGE && reply.code == RESPONSE_COMPLETED {
+        if request.packet_type == cmd::DESELECT_PACKAGE && reply.code == RESPONSE_COMPLETED {
             // The response is the last thing a package sends before it
             // leaves the interface.
             self.selected = false;
@@ -762,19 +616,19 @@ impl NcsiResponder {
     }
 
     /// Builds a BMGNIC OEM AEN ([`ncsi_oem::AEN_OEM`]) for `event` with
-    /// `body`, if the MC enabled OEM AENs ([`AEN_ENABLE_OEM`]) and may
+    /// `body`, if the MC enabled OEM AENs ([`ncsi_oem::AEN_ENABLE_OEM`]) and may
     /// receive AENs (see [`NcsiResponder::link_aen`]).
     ///
     /// The payload is the AEN header (3 reserved bytes and the AEN type),
     /// then [`ncsi_oem::MANUFACTURER_ID`], `event`, 3 reserved bytes and
     /// `body`. Returns `None` as well if that exceeds
-    /// [`ncsi_oem::MAX_PAYLOAD`].
+    /// [`MAX_PAYLOAD`].
     pub fn oem_aen(&mut self, event: u8, body: &[u8]) -> Option<Vec<u8>> {
-        if !self.aen_allowed(AEN_ENABLE_OEM) {
+        if !self.aen_allowed(ncsi_oem::AEN_ENABLE_OEM) {
             return None;
         }
         let len = CODES_LEN + ncsi_oem::AEN_PREFIX + body.len();
-        if len > ncsi_oem::MAX_PAYLOAD {
+        if len > MAX_PAYLOAD {
             return None;
         }
         let mut payload = Vec::with_capacity(len);
@@ -797,29 +651,17 @@ impl NcsiResponder {
         self.frame(self.channel.aen_mc_id, 0, AEN_PACKET_TYPE, channel, payload)
     }
 
-    /// Frames a control packet: Ethernet header, NC-SI header, payload
-    /// padded to 32 bits, checksum, Ethernet padding.
+    /// Frames a control packet from the sideband port's MAC.
     fn frame(&self, mc_id: u8, iid: u8, packet_type: u8, channel: u8, payload: &[u8]) -> Vec<u8> {
-        // Every payload built here is bounded by MAX_PAYLOAD, far below the
-        // 12-bit length field.
-        debug_assert!(payload.len() <= ncsi_oem::MAX_PAYLOAD);
-        let len = payload.len() as u16 & PAYLOAD_LENGTH_MASK;
-        let end = ETH_HLEN + HEADER_LEN + padded(payload.len());
-        let mut frame = Vec::with_capacity(ETH_ZLEN.max(end + CHECKSUM_LEN));
-        frame.extend_from_slice(&BROADCAST);
-        frame.extend_from_slice(&self.mac);
-        frame.extend_from_slice(&ncsi_oem::ETHERTYPE_NCSI.to_be_bytes());
-        frame.extend_from_slice(&[mc_id, HEADER_REVISION, 0, iid, packet_type, channel]);
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(&[0; 8]);
-        frame.extend_from_slice(payload);
-        frame.resize(end, 0);
-        let sum = checksum(frame.get(ETH_HLEN..).unwrap_or_default());
-        frame.extend_from_slice(&sum.to_be_bytes());
-        if frame.len() < ETH_ZLEN {
-            frame.resize(ETH_ZLEN, 0);
-        }
-        frame
+        // Every payload built here is bounded by MAX_PAYLOAD.
+        debug_assert!(payload.len() <= MAX_PAYLOAD);
+        let header = Header {
+            mc_id,
+            iid,
+            packet_type,
+            channel,
+        };
+        framed(&self.mac, &header, payload)
     }
 
     /// Validates a command addressed to us and carries it out.
@@ -1045,7 +887,7 @@ impl NcsiResponder {
 
         let mut out = Vec::new();
         match backend.oem(&header, records, &mut out) {
-            Ok(answered) if ncsi_oem::RESPONSE_PREFIX + out.len() <= ncsi_oem::MAX_PAYLOAD => {
+            Ok(answered) if ncsi_oem::RESPONSE_PREFIX + out.len() <= MAX_PAYLOAD => {
                 echo[ncsi_oem::COMMAND_PREFIX - 1] = answered;
                 let mut data = Vec::with_capacity(echo.len() + out.len());
                 data.extend_from_slice(&echo);
@@ -1207,6 +1049,7 @@ fn packet_statistics(s: PacketStats) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::ncsi_oem::{OBJ_TABLE_INFO, OP_GET, REASON_BAD_COUNT, REASON_BAD_INDEX};
+    use bmgnic_wire::ncsi::{checksum, BROADCAST};
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
     const HOST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -1324,7 +1167,7 @@ mod tests {
         assert_eq!(h[2], 0);
         assert_eq!(h[8..16], [0; 8]);
         let len = usize::from(u16::from_be_bytes([h[6], h[7]]));
-        assert!(len <= ncsi_oem::MAX_PAYLOAD);
+        assert!(len <= MAX_PAYLOAD);
         if h[4] != AEN_PACKET_TYPE {
             if let Some(want) = linux_rsp_len(h[4]) {
                 assert_eq!(len, want, "payload length of type {:#x}", h[4]);
@@ -1385,17 +1228,17 @@ mod tests {
     fn ready() -> (NcsiResponder, Mock) {
         let mut r = NcsiResponder::new(MAC);
         let mut b = Mock::new();
-        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
+        ok(&mut r, &mut b, cmd::CLEAR_INITIAL_STATE, CH0, &[]);
         (r, b)
     }
 
     /// The responder ready for AENs: channel enabled, `control` enabled.
     fn aen_ready(control: u32) -> (NcsiResponder, Mock) {
         let (mut r, mut b) = ready();
-        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
+        ok(&mut r, &mut b, cmd::ENABLE_CHANNEL, CH0, &[]);
         let mut ae = vec![0, 0, 0, 0x5a];
         ae.extend_from_slice(&control.to_be_bytes());
-        ok(&mut r, &mut b, CMD_AEN_ENABLE, CH0, &ae);
+        ok(&mut r, &mut b, cmd::AEN_ENABLE, CH0, &ae);
         (r, b)
     }
 
@@ -1442,7 +1285,7 @@ mod tests {
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
-        assert_eq!(linux_cmd(1, CMD_CLEAR_INITIAL_STATE, CH0, &[]), command);
+        assert_eq!(linux_cmd(1, cmd::CLEAR_INITIAL_STATE, CH0, &[]), command);
         let mut r = NcsiResponder::new(MAC);
         let rsp = r.handle(&command, &mut Mock::new());
         assert_eq!(rsp.as_deref(), Some(&expected[..]));
@@ -1455,7 +1298,7 @@ mod tests {
     fn get_version_id_as_linux_reads_it() {
         let (mut r, mut b) = ready();
         let frame = r
-            .handle(&linux_cmd(3, CMD_GET_VERSION_ID, CH0, &[]), &mut b)
+            .handle(&linux_cmd(3, cmd::GET_VERSION_ID, CH0, &[]), &mut b)
             .unwrap();
         parse_rsp(&frame);
         // Offsets of struct ncsi_rsp_gvi_pkt from the NC-SI header.
@@ -1484,26 +1327,29 @@ mod tests {
     #[test]
     fn get_capabilities_and_link_status() {
         let (mut r, mut b) = ready();
-        let gc = ok(&mut r, &mut b, CMD_GET_CAPABILITIES, CH0, &[]);
+        let gc = ok(&mut r, &mut b, cmd::GET_CAPABILITIES, CH0, &[]);
         let p = &gc.payload;
         assert_eq!(be32(p, 4), 0x1c);
         assert_eq!(be32(p, 8), 0x0f);
-        assert_eq!(be32(p, 20), AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM);
+        assert_eq!(
+            be32(p, 20),
+            AEN_ENABLE_LINK_STATUS | ncsi_oem::AEN_ENABLE_OEM
+        );
         // VLAN, mixed, multicast, unicast filters, reserved, VLAN modes,
         // channel count.
         assert_eq!(p[24..32], [8, 0, 0, 2, 0, 0, 7, 1]);
 
-        let gls = ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        let gls = ok(&mut r, &mut b, cmd::GET_LINK_STATUS, CH0, &[]);
         assert_eq!(be32(&gls.payload, 4), 0x11);
         b.link = false;
-        let gls = ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        let gls = ok(&mut r, &mut b, cmd::GET_LINK_STATUS, CH0, &[]);
         assert_eq!(be32(&gls.payload, 4), 0);
     }
 
     #[test]
     fn bad_checksum_is_dropped_and_counted() {
         let (mut r, mut b) = ready();
-        let mut frame = linux_cmd(2, CMD_GET_LINK_STATUS, CH0, &[]);
+        let mut frame = linux_cmd(2, cmd::GET_LINK_STATUS, CH0, &[]);
         frame[33] ^= 1;
         assert!(r.handle(&frame, &mut b).is_none());
         let s = r.stats();
@@ -1515,7 +1361,7 @@ mod tests {
         assert_eq!((rsp.code, rsp.reason), (0, 0));
 
         // Get NC-SI Statistics reports the error.
-        let gns = ok(&mut r, &mut b, CMD_GET_NCSI_STATISTICS, CH0, &[]);
+        let gns = ok(&mut r, &mut b, cmd::GET_NCSI_STATISTICS, CH0, &[]);
         let counters: Vec<u32> = (4..32).step_by(4).map(|i| be32(&gns.payload, i)).collect();
         // Commands, dropped, type errors, checksum errors, packets
         // received, packets sent, AENs sent.
@@ -1537,15 +1383,15 @@ mod tests {
     #[test]
     fn payload_length_mismatch() {
         let (mut r, mut b) = ready();
-        let rsp = send(&mut r, &mut b, 4, CMD_GET_VERSION_ID, CH0, &[0; 4]);
+        let rsp = send(&mut r, &mut b, 4, cmd::GET_VERSION_ID, CH0, &[0; 4]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
         // Full length, so that Linux passes it on to netlink users.
         assert_eq!(rsp.payload.len(), 40);
-        let rsp = send(&mut r, &mut b, 5, CMD_AEN_ENABLE, CH0, &[0; 4]);
+        let rsp = send(&mut r, &mut b, 5, cmd::AEN_ENABLE, CH0, &[0; 4]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
-        let rsp = send(&mut r, &mut b, 6, CMD_SELECT_PACKAGE, PKG0, &[]);
+        let rsp = send(&mut r, &mut b, 6, cmd::SELECT_PACKAGE, PKG0, &[]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
-        let rsp = send(&mut r, &mut b, 7, ncsi_oem::CMD_OEM, CH0, &[0, 0]);
+        let rsp = send(&mut r, &mut b, 7, cmd::OEM, CH0, &[0, 0]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
     }
 
@@ -1554,10 +1400,10 @@ mod tests {
         let mut r = NcsiResponder::new(MAC);
         let mut b = Mock::new();
         for (packet_type, payload) in [
-            (CMD_GET_VERSION_ID, &[][..]),
-            (CMD_ENABLE_CHANNEL, &[]),
-            (CMD_GET_LINK_STATUS, &[]),
-            (CMD_AEN_ENABLE, &[0, 0, 0, 0, 0, 0, 0, 1]),
+            (cmd::GET_VERSION_ID, &[][..]),
+            (cmd::ENABLE_CHANNEL, &[]),
+            (cmd::GET_LINK_STATUS, &[]),
+            (cmd::AEN_ENABLE, &[0, 0, 0, 0, 0, 0, 0, 1]),
         ] {
             let rsp = send(&mut r, &mut b, 1, packet_type, CH0, payload);
             assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
@@ -1567,19 +1413,19 @@ mod tests {
             [1, OP_GET, OBJ_TABLE_INFO, 1],
             &[],
         );
-        let rsp = send(&mut r, &mut b, 2, ncsi_oem::CMD_OEM, CH0, &oem);
+        let rsp = send(&mut r, &mut b, 2, cmd::OEM, CH0, &oem);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
         assert!(b.calls.is_empty());
 
         // Package commands do not depend on the channel's state.
-        ok(&mut r, &mut b, CMD_SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]);
-        ok(&mut r, &mut b, CMD_GET_PACKAGE_STATUS, PKG0, &[]);
-        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
-        ok(&mut r, &mut b, CMD_GET_VERSION_ID, CH0, &[]);
+        ok(&mut r, &mut b, cmd::SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]);
+        ok(&mut r, &mut b, cmd::GET_PACKAGE_STATUS, PKG0, &[]);
+        ok(&mut r, &mut b, cmd::CLEAR_INITIAL_STATE, CH0, &[]);
+        ok(&mut r, &mut b, cmd::GET_VERSION_ID, CH0, &[]);
 
         // Reset Channel returns the channel to the Initial State.
-        ok(&mut r, &mut b, CMD_RESET_CHANNEL, CH0, &[0; 4]);
-        let rsp = send(&mut r, &mut b, 3, CMD_GET_LINK_STATUS, CH0, &[]);
+        ok(&mut r, &mut b, cmd::RESET_CHANNEL, CH0, &[0; 4]);
+        let rsp = send(&mut r, &mut b, 3, cmd::GET_LINK_STATUS, CH0, &[]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0001));
     }
 
@@ -1588,19 +1434,19 @@ mod tests {
         let (mut r, mut b) = ready();
         // Another package, or a channel this package lacks: silence.
         for channel in [0x20, 0x3f, 0xe0, 0x01, 0x1e] {
-            let frame = linux_cmd(1, CMD_GET_VERSION_ID, channel, &[]);
+            let frame = linux_cmd(1, cmd::GET_VERSION_ID, channel, &[]);
             assert!(r.handle(&frame, &mut b).is_none());
         }
         assert_eq!(r.stats().foreign, 5);
         // A channel command sent to the package, and the reverse.
-        let rsp = send(&mut r, &mut b, 2, CMD_GET_VERSION_ID, PKG0, &[]);
+        let rsp = send(&mut r, &mut b, 2, cmd::GET_VERSION_ID, PKG0, &[]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
-        let rsp = send(&mut r, &mut b, 3, CMD_SELECT_PACKAGE, CH0, &[0; 4]);
+        let rsp = send(&mut r, &mut b, 3, cmd::SELECT_PACKAGE, CH0, &[0; 4]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
         // Set NC-SI Flow Control goes either way.
-        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
-        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, CH0, &[0, 0, 0, 1]);
-        let rsp = send(&mut r, &mut b, 4, CMD_SET_FLOW_CONTROL, CH0, &[0, 0, 0, 4]);
+        ok(&mut r, &mut b, cmd::SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
+        ok(&mut r, &mut b, cmd::SET_FLOW_CONTROL, CH0, &[0, 0, 0, 1]);
+        let rsp = send(&mut r, &mut b, 4, cmd::SET_FLOW_CONTROL, CH0, &[0, 0, 0, 4]);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
     }
 
@@ -1612,7 +1458,7 @@ mod tests {
                 .handle(&linux_cmd(1, packet_type, CH0, &[0; 4]), &mut b)
                 .is_none());
         }
-        let mut bad_revision = linux_cmd(1, CMD_GET_VERSION_ID, CH0, &[]);
+        let mut bad_revision = linux_cmd(1, cmd::GET_VERSION_ID, CH0, &[]);
         bad_revision[15] = 2;
         assert!(r.handle(&bad_revision, &mut b).is_none());
         let s = r.stats();
@@ -1623,7 +1469,7 @@ mod tests {
     fn short_and_foreign_frames() {
         let mut r = NcsiResponder::new(MAC);
         let mut b = Mock::new();
-        let good = linux_cmd(1, CMD_AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]);
+        let good = linux_cmd(1, cmd::AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]);
         // Every truncation of a valid command up to its checksum.
         for len in 0..14 + 16 + 8 + 4 {
             assert!(r.handle(&good[..len], &mut b).is_none(), "len {len}");
@@ -1653,7 +1499,7 @@ mod tests {
             [1, OP_GET, OBJ_TABLE_INFO, 1],
             &[0, 0, 0, 9, 0x42],
         );
-        let rsp = ok(&mut r, &mut b, ncsi_oem::CMD_OEM, CH0, &cmd);
+        let rsp = ok(&mut r, &mut b, cmd::OEM, CH0, &cmd);
         let mut want = vec![0, 0, 0, 0, 0, 0, 0x7e, 0xd9, 1, OP_GET, OBJ_TABLE_INFO, 1];
         want.extend_from_slice(&records);
         assert_eq!(rsp.payload, want);
@@ -1681,26 +1527,26 @@ mod tests {
         let echo = &cmd[..8];
 
         b.answer = Err(REASON_BAD_INDEX);
-        let rsp = send(&mut r, &mut b, 1, ncsi_oem::CMD_OEM, CH0, &cmd);
+        let rsp = send(&mut r, &mut b, 1, cmd::OEM, CH0, &cmd);
         assert_eq!((rsp.code, rsp.reason), (0x0001, REASON_BAD_INDEX));
         assert_eq!(rsp.payload[4..], *echo);
 
         // More than one response holds.
-        b.answer = Ok((255, vec![0; ncsi_oem::MAX_PAYLOAD]));
-        let rsp = send(&mut r, &mut b, 2, ncsi_oem::CMD_OEM, CH0, &cmd);
+        b.answer = Ok((255, vec![0; MAX_PAYLOAD]));
+        let rsp = send(&mut r, &mut b, 2, cmd::OEM, CH0, &cmd);
         assert_eq!((rsp.code, rsp.reason), (0x0001, REASON_BAD_COUNT));
         assert_eq!(rsp.payload[4..], *echo);
 
         // Exactly MAX_PAYLOAD is fine.
-        let room = ncsi_oem::MAX_PAYLOAD - ncsi_oem::RESPONSE_PREFIX;
+        let room = MAX_PAYLOAD - ncsi_oem::RESPONSE_PREFIX;
         b.answer = Ok((3, vec![0x11; room]));
-        let rsp = send(&mut r, &mut b, 3, ncsi_oem::CMD_OEM, CH0, &cmd);
-        assert_eq!((rsp.code, rsp.payload.len()), (0, ncsi_oem::MAX_PAYLOAD));
+        let rsp = send(&mut r, &mut b, 3, cmd::OEM, CH0, &cmd);
+        assert_eq!((rsp.code, rsp.payload.len()), (0, MAX_PAYLOAD));
 
         // Wrong OEM version: the backend is not asked.
         let calls = b.calls.len();
         let old = oem_payload(ncsi_oem::MANUFACTURER_ID, [2, OP_GET, 9, 0], &[]);
-        let rsp = send(&mut r, &mut b, 4, ncsi_oem::CMD_OEM, CH0, &old);
+        let rsp = send(&mut r, &mut b, 4, cmd::OEM, CH0, &old);
         assert_eq!(
             (rsp.code, rsp.reason),
             (0x0001, ncsi_oem::REASON_BAD_VERSION)
@@ -1709,7 +1555,7 @@ mod tests {
 
         // Header missing.
         let short = ncsi_oem::MANUFACTURER_ID.to_be_bytes();
-        let rsp = send(&mut r, &mut b, 5, ncsi_oem::CMD_OEM, CH0, &short);
+        let rsp = send(&mut r, &mut b, 5, cmd::OEM, CH0, &short);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0005));
         assert_eq!(b.calls.len(), calls);
     }
@@ -1738,7 +1584,7 @@ mod tests {
 
         let mut r = NcsiResponder::new(MAC);
         let mut b = Bank(crate::rme::RmeBank::new(64));
-        ok(&mut r, &mut b, CMD_CLEAR_INITIAL_STATE, CH0, &[]);
+        ok(&mut r, &mut b, cmd::CLEAR_INITIAL_STATE, CH0, &[]);
         // One flow answer more than a response holds: 46 x 32 bytes.
         let flows = 46u32;
         let mask = FlowKey {
@@ -1777,7 +1623,7 @@ mod tests {
                 [1, OP_DEL, object, count as u8],
                 &slots(count),
             );
-            let rsp = send(&mut r, &mut b, iid, ncsi_oem::CMD_OEM, CH0, &cmd);
+            let rsp = send(&mut r, &mut b, iid, cmd::OEM, CH0, &cmd);
             assert_eq!(
                 (rsp.code, rsp.reason),
                 (0x0001, REASON_BAD_COUNT),
@@ -1799,7 +1645,7 @@ mod tests {
             [1, OP_DEL, OBJ_FLOW, 45],
             &slots(45),
         );
-        let rsp = ok(&mut r, &mut b, ncsi_oem::CMD_OEM, CH0, &cmd);
+        let rsp = ok(&mut r, &mut b, cmd::OEM, CH0, &cmd);
         assert_eq!(
             rsp.payload.len(),
             ncsi_oem::RESPONSE_PREFIX + 45 * crate::ncsi_oem::FlowCountersRecord::LEN
@@ -1812,7 +1658,7 @@ mod tests {
         let (mut r, mut b) = ready();
         // Mellanox's Get MAC Address, as Linux may send it.
         let cmd = oem_payload(0x8119, [0, 0, 0x1b, 0], &[]);
-        let rsp = send(&mut r, &mut b, 1, ncsi_oem::CMD_OEM, CH0, &cmd);
+        let rsp = send(&mut r, &mut b, 1, cmd::OEM, CH0, &cmd);
         assert_eq!((rsp.code, rsp.reason), (0x0001, 0x0002));
         assert_eq!(rsp.payload, [0, 1, 0, 2, 0, 0, 0x81, 0x19]);
         assert!(b.calls.is_empty());
@@ -1851,7 +1697,7 @@ mod tests {
 
     #[test]
     fn oem_aen_layout() {
-        let (mut r, _) = aen_ready(AEN_ENABLE_OEM);
+        let (mut r, _) = aen_ready(ncsi_oem::AEN_ENABLE_OEM);
         let body: Vec<u8> = (0..60).collect();
         let frame = r.oem_aen(ncsi_oem::EVENT_TABLE_MISS, &body).unwrap();
         let aen = parse_rsp(&frame);
@@ -1865,7 +1711,7 @@ mod tests {
         assert_eq!(aen.payload.len(), 4 + ncsi_oem::AEN_PREFIX + body.len());
         assert!(r.link_aen(true).is_none());
         // Too big for one packet.
-        let huge = vec![0; ncsi_oem::MAX_PAYLOAD];
+        let huge = vec![0; MAX_PAYLOAD];
         assert!(r.oem_aen(ncsi_oem::EVENT_VIOLATION, &huge).is_none());
         assert_eq!(r.stats().aens, 1);
     }
@@ -1874,23 +1720,23 @@ mod tests {
     fn aens_need_enabled_channel_and_selected_package() {
         let mut r = NcsiResponder::new(MAC);
         assert!(r.link_aen(true).is_none());
-        let (mut r, mut b) = aen_ready(AEN_ENABLE_LINK_STATUS | AEN_ENABLE_OEM);
+        let (mut r, mut b) = aen_ready(AEN_ENABLE_LINK_STATUS | ncsi_oem::AEN_ENABLE_OEM);
         assert!(r.link_aen(true).is_some());
-        ok(&mut r, &mut b, CMD_DISABLE_CHANNEL, CH0, &[0, 0, 0, 1]);
+        ok(&mut r, &mut b, cmd::DISABLE_CHANNEL, CH0, &[0, 0, 0, 1]);
         assert!(r.link_aen(true).is_none());
         assert!(r.oem_aen(1, &[]).is_none());
-        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
-        ok(&mut r, &mut b, CMD_DESELECT_PACKAGE, PKG0, &[]);
+        ok(&mut r, &mut b, cmd::ENABLE_CHANNEL, CH0, &[]);
+        ok(&mut r, &mut b, cmd::DESELECT_PACKAGE, PKG0, &[]);
         assert!(r.link_aen(true).is_none());
         // Any command selects the package again.
-        ok(&mut r, &mut b, CMD_GET_LINK_STATUS, CH0, &[]);
+        ok(&mut r, &mut b, cmd::GET_LINK_STATUS, CH0, &[]);
         assert!(r.link_aen(true).is_some());
         // Unsupported AEN bits are refused and change nothing.
         let rsp = send(
             &mut r,
             &mut b,
             1,
-            CMD_AEN_ENABLE,
+            cmd::AEN_ENABLE,
             CH0,
             &[0, 0, 0, 0, 0, 0, 0, 2],
         );
@@ -1904,47 +1750,47 @@ mod tests {
         ok(
             &mut r,
             &mut b,
-            CMD_SET_VLAN_FILTER,
+            cmd::SET_VLAN_FILTER,
             CH0,
             &[0, 0, 0x20, 0x64, 0, 0, 2, 1],
         );
-        ok(&mut r, &mut b, CMD_ENABLE_VLAN, CH0, &[0, 0, 0, 2]);
+        ok(&mut r, &mut b, cmd::ENABLE_VLAN, CH0, &[0, 0, 0, 2]);
         let mut sma = HOST_MAC.to_vec();
         sma.extend_from_slice(&[1, 1]);
-        ok(&mut r, &mut b, CMD_SET_MAC_ADDRESS, CH0, &sma);
+        ok(&mut r, &mut b, cmd::SET_MAC_ADDRESS, CH0, &sma);
         ok(
             &mut r,
             &mut b,
-            CMD_ENABLE_BROADCAST_FILTER,
+            cmd::ENABLE_BROADCAST_FILTER,
             CH0,
             &[0, 0, 0, 0x0f],
         );
         ok(
             &mut r,
             &mut b,
-            CMD_ENABLE_MULTICAST_FILTER,
+            cmd::ENABLE_MULTICAST_FILTER,
             CH0,
             &[0, 0, 0, 0x01],
         );
-        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL_TX, CH0, &[]);
-        ok(&mut r, &mut b, CMD_ENABLE_CHANNEL, CH0, &[]);
+        ok(&mut r, &mut b, cmd::ENABLE_CHANNEL_TX, CH0, &[]);
+        ok(&mut r, &mut b, cmd::ENABLE_CHANNEL, CH0, &[]);
         ok(
             &mut r,
             &mut b,
-            CMD_SET_LINK,
+            cmd::SET_LINK,
             CH0,
             &[0, 0, 0x10, 0x01, 0, 0, 0, 0],
         );
-        ok(&mut r, &mut b, CMD_SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
+        ok(&mut r, &mut b, cmd::SET_FLOW_CONTROL, PKG0, &[0, 0, 0, 3]);
         ok(
             &mut r,
             &mut b,
-            CMD_AEN_ENABLE,
+            cmd::AEN_ENABLE,
             CH0,
             &[0, 0, 0, 0, 0, 1, 0, 1],
         );
 
-        let gp = ok(&mut r, &mut b, CMD_GET_PARAMETERS, CH0, &[]);
+        let gp = ok(&mut r, &mut b, cmd::GET_PARAMETERS, CH0, &[]);
         let p = &gp.payload;
         assert_eq!(p.len(), 32 + 2 * 6 + 8 * 2);
         // Offsets of struct ncsi_rsp_gp_pkt, less the 16-byte header.
@@ -1960,18 +1806,18 @@ mod tests {
         assert_eq!(be16(p, 44 + 2), 0x2064);
 
         // Disabling clears the flags.
-        ok(&mut r, &mut b, CMD_DISABLE_VLAN, CH0, &[]);
-        ok(&mut r, &mut b, CMD_DISABLE_BROADCAST_FILTER, CH0, &[]);
-        ok(&mut r, &mut b, CMD_DISABLE_MULTICAST_FILTER, CH0, &[]);
-        ok(&mut r, &mut b, CMD_DISABLE_CHANNEL_TX, CH0, &[]);
+        ok(&mut r, &mut b, cmd::DISABLE_VLAN, CH0, &[]);
+        ok(&mut r, &mut b, cmd::DISABLE_BROADCAST_FILTER, CH0, &[]);
+        ok(&mut r, &mut b, cmd::DISABLE_MULTICAST_FILTER, CH0, &[]);
+        ok(&mut r, &mut b, cmd::DISABLE_CHANNEL_TX, CH0, &[]);
         ok(
             &mut r,
             &mut b,
-            CMD_SET_VLAN_FILTER,
+            cmd::SET_VLAN_FILTER,
             CH0,
             &[0, 0, 0x20, 0x64, 0, 0, 2, 0],
         );
-        let gp = ok(&mut r, &mut b, CMD_GET_PARAMETERS, CH0, &[]);
+        let gp = ok(&mut r, &mut b, cmd::GET_PARAMETERS, CH0, &[]);
         assert_eq!(be16(&gp.payload, 10), 0);
         assert_eq!(be32(&gp.payload, 20), 0b0010);
         assert_eq!(gp.payload[24], 0);
@@ -1981,14 +1827,14 @@ mod tests {
     fn filter_commands_validate_parameters() {
         let (mut r, mut b) = ready();
         let cases: [(u8, &[u8], u16); 8] = [
-            (CMD_SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 0, 1], 0x0002),
-            (CMD_SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 9, 1], 0x0002),
-            (CMD_SET_VLAN_FILTER, &[0, 0, 0xe0, 0, 0, 0, 1, 1], 0x0b07),
-            (CMD_SET_MAC_ADDRESS, &[0, 0, 0, 0, 0, 0, 1, 1], 0x0e08),
-            (CMD_SET_MAC_ADDRESS, &[1, 0, 0x5e, 0, 0, 1, 1, 1], 0x0002),
-            (CMD_SET_MAC_ADDRESS, &[2, 0, 0, 0, 0, 1, 3, 1], 0x0002),
-            (CMD_ENABLE_VLAN, &[0, 0, 0, 4], 0x0002),
-            (CMD_ENABLE_BROADCAST_FILTER, &[0, 0, 0, 0x10], 0x0002),
+            (cmd::SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 0, 1], 0x0002),
+            (cmd::SET_VLAN_FILTER, &[0, 0, 0, 5, 0, 0, 9, 1], 0x0002),
+            (cmd::SET_VLAN_FILTER, &[0, 0, 0xe0, 0, 0, 0, 1, 1], 0x0b07),
+            (cmd::SET_MAC_ADDRESS, &[0, 0, 0, 0, 0, 0, 1, 1], 0x0e08),
+            (cmd::SET_MAC_ADDRESS, &[1, 0, 0x5e, 0, 0, 1, 1, 1], 0x0002),
+            (cmd::SET_MAC_ADDRESS, &[2, 0, 0, 0, 0, 1, 3, 1], 0x0002),
+            (cmd::ENABLE_VLAN, &[0, 0, 0, 4], 0x0002),
+            (cmd::ENABLE_BROADCAST_FILTER, &[0, 0, 0, 0x10], 0x0002),
         ];
         for (packet_type, payload, reason) in cases {
             let rsp = send(&mut r, &mut b, 1, packet_type, CH0, payload);
@@ -2029,8 +1875,8 @@ mod tests {
             let frame = linux_cmd(1, packet_type, CH0, &[]);
             parse_rsp(&r.handle(&frame, &mut b).unwrap())
         };
-        assert_eq!(ask(CMD_CLEAR_INITIAL_STATE).code, 0);
-        let gcps = ask(CMD_GET_PACKET_STATISTICS);
+        assert_eq!(ask(cmd::CLEAR_INITIAL_STATE).code, 0);
+        let gcps = ask(cmd::GET_PACKET_STATISTICS);
         let p = &gcps.payload;
         let be64 = |at: usize| u64::from_be_bytes(p[at..at + 8].try_into().unwrap());
         assert_eq!(be64(4), 0);
@@ -2038,9 +1884,9 @@ mod tests {
         assert_eq!(counters, [1 << 40, 2, 3, 4, 5, 6, 7, 8]);
         // rx_valid_bytes at offset 188 of the payload.
         assert_eq!(be64(188), 1 << 40);
-        let gnpts = ask(CMD_GET_PASSTHROUGH_STATISTICS);
+        let gnpts = ask(cmd::GET_PASSTHROUGH_STATISTICS);
         assert!(gnpts.payload[4..].iter().all(|&x| x == 0));
-        let gns = ask(CMD_GET_NCSI_STATISTICS);
+        let gns = ask(cmd::GET_NCSI_STATISTICS);
         // Four commands so far, three responses sent before this one.
         assert_eq!(be32(&gns.payload, 4), 4);
         assert_eq!(be32(&gns.payload, 24), 3);
@@ -2068,35 +1914,35 @@ mod tests {
 
         // ncsi_probe_channel(): deselect all packages; only 0 exists.
         for package in 0..8u8 {
-            let rsp = xmit(&mut r, CMD_DESELECT_PACKAGE, package << 5 | 0x1f, &[]);
+            let rsp = xmit(&mut r, cmd::DESELECT_PACKAGE, package << 5 | 0x1f, &[]);
             assert_eq!(rsp.is_some(), package == 0);
         }
         for package in 0..8u8 {
             let pkg = package << 5 | 0x1f;
-            let Some(_) = xmit(&mut r, CMD_SELECT_PACKAGE, pkg, &[0, 0, 0, 1]) else {
+            let Some(_) = xmit(&mut r, cmd::SELECT_PACKAGE, pkg, &[0, 0, 0, 1]) else {
                 assert_ne!(package, 0);
                 continue;
             };
             let ch = package << 5;
-            xmit(&mut r, CMD_CLEAR_INITIAL_STATE, ch, &[]).unwrap();
-            let gvi = xmit(&mut r, CMD_GET_VERSION_ID, ch, &[]).unwrap();
+            xmit(&mut r, cmd::CLEAR_INITIAL_STATE, ch, &[]).unwrap();
+            let gvi = xmit(&mut r, cmd::GET_VERSION_ID, ch, &[]).unwrap();
             // Version 1.1: Linux takes the OEM Get MAC path, not GMCMA.
             assert_eq!(gvi.payload[4..6], [0xf1, 0xf1]);
-            let gc = xmit(&mut r, CMD_GET_CAPABILITIES, ch, &[]).unwrap();
+            let gc = xmit(&mut r, cmd::GET_CAPABILITIES, ch, &[]).unwrap();
             assert_eq!(gc.payload[31], 1, "channel count");
-            xmit(&mut r, CMD_GET_LINK_STATUS, ch, &[]).unwrap();
-            xmit(&mut r, CMD_DESELECT_PACKAGE, pkg, &[]).unwrap();
+            xmit(&mut r, cmd::GET_LINK_STATUS, ch, &[]).unwrap();
+            xmit(&mut r, cmd::DESELECT_PACKAGE, pkg, &[]).unwrap();
         }
 
         // ncsi_configure_channel() on package 0, channel 0, with the
         // capabilities Get Capabilities reported.
-        xmit(&mut r, CMD_SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]).unwrap();
-        xmit(&mut r, CMD_CLEAR_INITIAL_STATE, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::SELECT_PACKAGE, PKG0, &[0, 0, 0, 1]).unwrap();
+        xmit(&mut r, cmd::CLEAR_INITIAL_STATE, CH0, &[]).unwrap();
         // The MLX/BCM/Intel Get MAC command Linux might try: refused.
         let gma = r.handle(
             &linux_cmd(
                 200,
-                ncsi_oem::CMD_OEM,
+                cmd::OEM,
                 CH0,
                 &oem_payload(0x8119, [0, 0, 0x1b, 0], &[]),
             ),
@@ -2107,26 +1953,26 @@ mod tests {
         for index in 1..=8u8 {
             xmit(
                 &mut r,
-                CMD_SET_VLAN_FILTER,
+                cmd::SET_VLAN_FILTER,
                 CH0,
                 &[0, 0, 0, 0, 0, 0, index, 0],
             )
             .unwrap();
         }
-        xmit(&mut r, CMD_DISABLE_VLAN, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::DISABLE_VLAN, CH0, &[]).unwrap();
         let mut sma = HOST_MAC.to_vec();
         sma.extend_from_slice(&[1, 1]);
-        xmit(&mut r, CMD_SET_MAC_ADDRESS, CH0, &sma).unwrap();
-        xmit(&mut r, CMD_ENABLE_BROADCAST_FILTER, CH0, &[0, 0, 0, 0x0f]).unwrap();
-        xmit(&mut r, CMD_DISABLE_MULTICAST_FILTER, CH0, &[]).unwrap();
-        xmit(&mut r, CMD_ENABLE_CHANNEL_TX, CH0, &[]).unwrap();
-        xmit(&mut r, CMD_ENABLE_CHANNEL, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::SET_MAC_ADDRESS, CH0, &sma).unwrap();
+        xmit(&mut r, cmd::ENABLE_BROADCAST_FILTER, CH0, &[0, 0, 0, 0x0f]).unwrap();
+        xmit(&mut r, cmd::DISABLE_MULTICAST_FILTER, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::ENABLE_CHANNEL_TX, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::ENABLE_CHANNEL, CH0, &[]).unwrap();
         // AEN caps masked with NCSI_CAP_AEN_MASK (0x07).
-        xmit(&mut r, CMD_AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]).unwrap();
-        let gls = xmit(&mut r, CMD_GET_LINK_STATUS, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::AEN_ENABLE, CH0, &[0, 0, 0, 0, 0, 0, 0, 1]).unwrap();
+        let gls = xmit(&mut r, cmd::GET_LINK_STATUS, CH0, &[]).unwrap();
         assert_eq!(be32(&gls.payload, 4) & 1, 1);
         // The channel monitor polls the link every second.
-        xmit(&mut r, CMD_GET_LINK_STATUS, CH0, &[]).unwrap();
+        xmit(&mut r, cmd::GET_LINK_STATUS, CH0, &[]).unwrap();
 
         // Configured: link changes reach Linux, OEM events do not.
         assert!(r.link_aen(false).is_some());
@@ -2190,7 +2036,7 @@ mod tests {
                     let channel = [CH0, PKG0, rng.next() as u8][rng.below(3)];
                     let len = rng.below(64);
                     let mut payload = rng.bytes(len);
-                    if packet_type == ncsi_oem::CMD_OEM && rng.below(2) == 0 {
+                    if packet_type == cmd::OEM && rng.below(2) == 0 {
                         payload = oem_payload(ncsi_oem::MANUFACTURER_ID, [1, 1, 1, 1], &payload);
                     }
                     let mut f = linux_cmd(rng.next() as u8, packet_type, channel, &payload);
@@ -2203,7 +2049,7 @@ mod tests {
             };
             if let Some(rsp) = r.handle(&frame, &mut b) {
                 let rsp = parse_rsp(&rsp);
-                assert!(rsp.payload.len() <= ncsi_oem::MAX_PAYLOAD);
+                assert!(rsp.payload.len() <= MAX_PAYLOAD);
             }
             if round % 1000 == 0 {
                 let _ = r.link_aen(rng.below(2) == 0);

@@ -6,12 +6,15 @@
 //! `-netdev dgram,local.type=unix,...,remote.type=unix,...` speaks: one raw
 //! Ethernet frame per datagram, no header, either side may restart.
 
+use crate::regs::guest;
+use crate::vxlan;
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-/// Largest frame a port carries (jumbo MTU plus Ethernet and VLAN headers).
-pub const MAX_FRAME: usize = 9216 + 18;
+/// Largest frame a port carries: a guest frame of the largest MTU inside
+/// VXLAN on the fabric (NC-SI frames are far shorter).
+pub const MAX_FRAME: usize = guest::MAX_FRAME_LEN + vxlan::OUTER_HLEN;
 
 /// Where a port's datagrams come from and go to.
 #[derive(Clone, Debug, PartialEq, Eq)]

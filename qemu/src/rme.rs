@@ -263,7 +263,9 @@ impl RmeBank {
             (oem::OBJ_IDENTITY, oem::OP_GET) => answer_one(out, &self.identity),
             (oem::OBJ_IDENTITY, oem::OP_SET) => {
                 let [id] = decode_exact::<IdentityRecord, 1>(h, records)?;
-                if !(68..=crate::regs::guest::MTU_MAX).contains(&u32::from(id.mtu_cap)) {
+                if !(crate::regs::guest::MTU_MIN..=crate::regs::guest::MTU_MAX)
+                    .contains(&u32::from(id.mtu_cap))
+                {
                     return Err(oem::REASON_BAD_RECORD);
                 }
                 self.identity = id;
@@ -458,7 +460,7 @@ impl RmeBank {
 }
 
 /// Bytes of answered records one OEM response holds.
-pub const ANSWER_ROOM: usize = oem::MAX_PAYLOAD - oem::RESPONSE_PREFIX;
+pub const ANSWER_ROOM: usize = bmgnic_wire::ncsi::MAX_PAYLOAD - oem::RESPONSE_PREFIX;
 
 // Commands answering one record need no check: the largest fits.
 const _: () = assert!(<PortCountersRecord as Record>::LEN <= ANSWER_ROOM);

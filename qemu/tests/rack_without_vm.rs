@@ -13,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use bmgnic_model::ncsi::{
-    command_frame, oem_command_payload, parse_received, AEN_PACKET_TYPE, RESPONSE_BIT,
-};
+use bmgnic_model::ncsi::{command_frame, oem_command_payload, parse_received};
 use bmgnic_model::ncsi_oem::{
     self as oem, FlowKey, FlowRecord, IdentityRecord, PortCountersRecord, Record, TenantRecord,
     VtepRecord,
 };
 use bmgnic_model::regs::{desc, guest};
+use bmgnic_wire::ncsi::{AEN_PACKET_TYPE, RESPONSE_BIT};
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
     VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """`make check`: every test of the project, in stages, with one summary line.
 
-Stages: setup (packages, toolchain, kernel source, QEMU), model (fmt,
-clippy, cargo test), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack kernel), modules (clippy build, no
+Stages: setup (packages, toolchain, kernel source, QEMU), wire and model
+(fmt, clippy, cargo test; the Python reader of the wire constants), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack kernel), modules (clippy build, no
 warnings, rustfmt), kunit (each module's suite in the rack), selftests
 (rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
 KASAN, lockdep, ...; KUnit and the scenarios in DEBUG_SCENARIOS with their
@@ -141,23 +141,26 @@ def main():
     if not ok_setup:
         stage_failed("setup", "see [setup] lines above")
 
-    # Device model: ordinary Rust.
+    # The wire formats and the device model: ordinary Rust crates.
     model = os.path.join(TOP, "qemu")
     if ok_setup and not debug_only:
-        rc, _ = run("model", ["cargo", "fmt", "--check"], 300, cwd=model)
-        record("model: cargo fmt --check", rc == 0)
-        rc, _ = run("model", ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
-                    1200, cwd=model)
-        record("model: cargo clippy -D warnings", rc == 0)
-        rc, out = run("model", ["cargo", "test", "--locked"], 1200, cwd=model)
-        tests = re.findall(r"^test (\S+) \.\.\. (ok|FAILED|ignored)$", out, re.M)
-        for name, status in tests:
-            if status != "ignored":
-                record(f"model: {name}", status == "ok")
-        if rc != 0:
-            stage_failed("model", "cargo test failed")
-            if not any(s == "FAILED" for _, s in tests):
-                record("model: cargo test ran", False, f"exit {rc}")
+        for crate, path in (("wire", os.path.join(TOP, "wire")), ("model", model)):
+            rc, _ = run(crate, ["cargo", "fmt", "--check"], 300, cwd=path)
+            record(f"{crate}: cargo fmt --check", rc == 0)
+            rc, _ = run(crate, ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
+                        1200, cwd=path)
+            record(f"{crate}: cargo clippy -D warnings", rc == 0)
+            rc, out = run(crate, ["cargo", "test", "--locked"], 1200, cwd=path)
+            tests = re.findall(r"^test (\S+) \.\.\. (ok|FAILED|ignored)$", out, re.M)
+            for name, status in tests:
+                if status != "ignored":
+                    record(f"{crate}: {name}", status == "ok")
+            if rc != 0:
+                stage_failed(crate, "cargo test failed")
+                if not any(s == "FAILED" for _, s in tests):
+                    record(f"{crate}: cargo test ran", False, f"exit {rc}")
+        rc, _ = run("wire", [sys.executable, os.path.join(TOP, "tools/testing/wire.py")], 60)
+        record("wire: the Python tests read the wire constants (tools/testing/wire.py)", rc == 0)
 
         # Coverage-guided fuzzing of everything that parses input, for a
         # bounded time; the corpus is kept in the cache between runs.
@@ -165,13 +168,14 @@ def main():
         artifacts = os.path.join(CACHE, "fuzz-artifacts")
         os.makedirs(artifacts, exist_ok=True)
         fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
-        for target in ("ncsi_frame", "packet_pipeline", "descriptors"):
+        for fuzz_dir, target in (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
+                                 ("qemu/fuzz", "descriptors")):
             corpus = os.path.join(CACHE, "fuzz-corpus", target)
             os.makedirs(corpus, exist_ok=True)
             rc, out = run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
                                    f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
                                    f"-artifact_prefix={artifacts}/{target}-"],
-                          600 + fuzz_secs, cwd=os.path.join(model, "fuzz"), echo=False,
+                          600 + fuzz_secs, cwd=os.path.join(TOP, fuzz_dir), echo=False,
                           env=fuzz_env)
             runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
             detail = f"{int(runs.group(1))} executions in {fuzz_secs}s, no crash" if runs and rc == 0 \
@@ -202,6 +206,7 @@ def main():
         if not ok_modules:
             stage_failed("modules", "build failed or warned")
         sources = sorted(glob.glob(os.path.join(TOP, "drivers/**/*.rs"), recursive=True)
+                         + glob.glob(os.path.join(TOP, "wire/src/*.rs"))
                          + glob.glob(os.path.join(TOP, "rme/**/*.rs"), recursive=True)
                          + glob.glob(os.path.join(TOP, "rust/**/*.rs"), recursive=True))
         rc, _ = run("modules", [os.path.join(TOP, "tools/testing/netlink_spec.sh"),

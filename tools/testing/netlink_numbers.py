@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Checks that the numbers rme/netlink.rs serves the bmgnic family with are
-the ones of the uAPI header ynl_gen_c generates from the spec.
+"""Checks that the numbers of the bmgnic family in wire/src/genl.rs, which
+the RME module serves and the daemon uses, are the ones of the uAPI header
+ynl_gen_c generates from the spec.
 
 Usage: netlink_numbers.py UAPI_HEADER RUST_SOURCE
 """
@@ -34,18 +35,18 @@ def c_enums(text):
 
 
 def rust_consts(text):
-    """`NAME -> value` of rme/netlink.rs, named as the header names them."""
+    """`NAME -> value` of wire/src/genl.rs, named as the header names them."""
     out = {}
     stack = []
     for line in text.splitlines():
-        m = re.match(r"\s*pub\(crate\) mod (\w+) \{", line)
+        m = re.match(r"\s*pub(?:\(crate\))? mod (\w+) \{", line)
         if m:
             stack.append(m.group(1))
             continue
         if re.match(r"\s*\}\s*$", line) and stack:
             stack.pop()
             continue
-        m = re.match(r"\s*pub\(crate\) const (\w+): u\d+ = (\w+);", line)
+        m = re.match(r"\s*pub(?:\(crate\))? const (\w+): u\d+ = (\w+);", line)
         if not m or not stack:
             continue
         name, value = m.group(1), int(m.group(2), 0)

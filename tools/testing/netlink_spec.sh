@@ -28,4 +28,4 @@ for mode in "kernel --source" "kernel --header" "uapi --header"; do
 done
 grep -q 'BMGNIC_CMD_FLOW_ADD' "$work/uapiheader"
 grep -q 'GENL_ADMIN_PERM' "$work/kernelsource"
-python3 "$top/tools/testing/netlink_numbers.py" "$work/uapiheader" "$top/rme/netlink.rs"
+python3 "$top/tools/testing/netlink_numbers.py" "$work/uapiheader" "$top/wire/src/genl.rs"

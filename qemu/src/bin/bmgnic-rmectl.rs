@@ -33,12 +33,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bmgnic_model::ncsi::{command_frame, oem_command_payload, parse_received, RESPONSE_BIT};
+use bmgnic_model::ncsi::{command_frame, oem_command_payload, parse_received};
 use bmgnic_model::ncsi_oem::{
     self as oem, FlowCountersRecord, FlowKey, FlowRecord, IdentityRecord, PolicyRecord,
     PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord, VtepRecord,
 };
 use bmgnic_model::regs::guest::STAT_NAMES;
+use bmgnic_wire::ncsi::RESPONSE_BIT;
 
 struct Client {
     socket: UnixDatagram,

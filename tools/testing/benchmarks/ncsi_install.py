@@ -51,19 +51,22 @@ sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
 
 import rack  # noqa: E402
 
+sys.path.insert(0, os.path.join(TOP, "tools/testing"))
+from wire import ncsi, ncsi_oem  # noqa: E402
 
-# Frame sizes, from Documentation/bmgnic/ncsi.rst and rme/ncsi_oem.rs.
-ETH_HLEN = 14
-NCSI_HLEN = 16                 # NC-SI control packet header
-NCSI_CHECKSUM = 4
-OEM_COMMAND_PREFIX = 4 + 4     # manufacturer ID, OEM header (COMMAND_PREFIX)
-OEM_RESPONSE_PREFIX = 4 + 4 + 4  # codes, manufacturer ID, header (RESPONSE_PREFIX)
-FLOW_RECORD = 124              # FlowRecord::LEN
-MAX_PAYLOAD = 1480             # MAX_PAYLOAD
+# Frame sizes, from the wire crate (Documentation/bmgnic/ncsi.rst).
+ETH_HLEN = ncsi.ETH_HLEN
+NCSI_HLEN = ncsi.HEADER_LEN      # NC-SI control packet header
+NCSI_CHECKSUM = ncsi.CHECKSUM_LEN
+OEM_HEADER = ncsi_oem.RECORD_LEN["OemHeader"]
+OEM_COMMAND_PREFIX = 4 + OEM_HEADER            # manufacturer ID, OEM header
+OEM_RESPONSE_PREFIX = ncsi.CODES_LEN + 4 + OEM_HEADER  # codes, manufacturer ID, header
+FLOW_RECORD = ncsi_oem.RECORD_LEN["FlowRecord"]
+MAX_PAYLOAD = ncsi.MAX_PAYLOAD
 BATCH = (MAX_PAYLOAD - OEM_RESPONSE_PREFIX) // FLOW_RECORD  # max_records(): 11
 # On the wire: frames shorter than 60 bytes are padded, then the FCS,
 # and preamble, SFD and inter-frame gap (8 + 12 bytes) between frames.
-ETH_ZLEN = 60
+ETH_ZLEN = ncsi.ETH_ZLEN
 ETH_FCS = 4
 PREAMBLE_IFG = 20
 RBT_BPS = 100e6                # NC-SI over RBT (RMII-based transport)

@@ -13,7 +13,10 @@ import mmap
 import os
 import sys
 
-PCI_ID = ("0x1af4", "0x10f0")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import wire  # noqa: E402
+
+PCI_ID = (f"{wire.regs.PCI_VENDOR_ID:#06x}", f"{wire.regs.PCI_DEVICE_ID:#06x}")
 
 
 def find_bar0():
@@ -21,14 +24,14 @@ def find_bar0():
         with open(f"{dev}/vendor") as v, open(f"{dev}/device") as d:
             if (v.read().strip(), d.read().strip()) == PCI_ID:
                 return f"{dev}/resource0"
-    sys.exit("no BMGNIC (1af4:10f0) found")
+    sys.exit(f"no BMGNIC ({wire.regs.PCI_VENDOR_ID:04x}:{wire.regs.PCI_DEVICE_ID:04x}) found")
 
 
 def main():
     if len(sys.argv) < 3 or sys.argv[1] not in ("read", "write", "sweep"):
         sys.exit(__doc__)
     fd = os.open(find_bar0(), os.O_RDWR | os.O_SYNC)
-    regs = memoryview(mmap.mmap(fd, 0x1000)).cast("I")
+    regs = memoryview(mmap.mmap(fd, wire.regs.guest.REGS_END)).cast("I")
     if sys.argv[1] == "read":
         for off in sys.argv[2:]:
             print(f"{int(off, 0):#06x} {regs[int(off, 0) // 4]:#010x}")

@@ -16,6 +16,9 @@ sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
 
 import rack  # noqa: E402
 
+sys.path.insert(0, os.path.join(TOP, "tools/testing"))
+import wire  # noqa: E402
+
 KDIR = rack.kernel_build_dir()
 KSRC = os.path.realpath(os.path.join(KDIR, "source"))
 sys.path.insert(0, os.path.join(KSRC, "tools/testing/selftests/net"))

@@ -10,7 +10,7 @@ is unchanged; the rejected writes are counted where the RME sees them.
 """
 
 import bmgnic_env
-from bmgnic_env import rack, TOP
+from bmgnic_env import rack, wire, TOP
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_pr
 
 CONFIG = ["init",
@@ -19,6 +19,11 @@ CONFIG = ["init",
           "vtep", "index=1", "mac=02:00:00:00:00:02", "ip=192.168.0.2",
           "encap-subnet", "dst=10.0.0.0/24", "vtep=1", "slot=5",
           "policy", "miss=drop", "events=3", "miss_events_per_sec=10"]
+
+GUEST = wire.regs.guest
+# bar0.py's sweep: every 32-bit register of the guest block, three values.
+SWEEP_WRITES = 3 * GUEST.REGS_END // 4
+GUEST_RO_WRITES = GUEST.STATS_BASE + 8 * GUEST.STAT_NAMES.index("guest_ro_writes")
 
 
 def split_dump(lines):
@@ -33,27 +38,28 @@ def test_bar0_sweep_changes_no_rme_object(r, model, server):
     ksft_in("tenant vni=5001 local_mac=02:00:00:00:00:01 local_ip=192.168.0.1", before)
     _, out = server.run(f"python3 {TOP}/tools/testing/vm/bar0.py sweep "
                         "0xffffffff 0x00000000 0x5a5a5a5a", timeout=300)
-    ksft_in("3072 writes", out)
+    ksft_in(f"{SWEEP_WRITES} writes", out)
     after, c1 = split_dump(rack.rmectl(model, "dump"))
     ksft_eq(after, before, "an RME-bank object changed")
     rejected = c1["guest_ro_writes"] - c0["guest_ro_writes"]
     # Most of the block is read-only or unassigned; the few writable
     # guest registers (control, MTU, interrupts, rings) accept some values.
     ksft_ge(rejected, 2900, f"only {rejected} rejected writes counted")
-    ksft_pr(f"{rejected} of 3072 guest writes rejected and counted")
+    ksft_pr(f"{rejected} of {SWEEP_WRITES} guest writes rejected and counted")
     r.rejected = rejected
 
 
 def test_guest_sees_its_identity_read_only(r, model, server):
-    _, out = server.run(f"python3 {TOP}/tools/testing/vm/bar0.py read 0x20 0x24 0x2c")
+    _, out = server.run(f"python3 {TOP}/tools/testing/vm/bar0.py read "
+                        f"{GUEST.MAC_LO} {GUEST.MAC_HI} {GUEST.MTU_CAP}")
     # MAC_LO/HI little-endian, MTU cap from the RME.
-    ksft_in("0x0020 0xb0005452", out)
-    ksft_in("0x0024 0x00000100", out)
-    ksft_in("0x002c 0x00002328", out)
+    ksft_in(f"{GUEST.MAC_LO:#06x} 0xb0005452", out)
+    ksft_in(f"{GUEST.MAC_HI:#06x} 0x00000100", out)
+    ksft_in(f"{GUEST.MTU_CAP:#06x} {9000:#010x}", out)
 
 
 def test_rejected_writes_visible_to_the_guest_too(r, model, server):
-    _, out = server.run(f"python3 {TOP}/tools/testing/vm/bar0.py read 0x888")
+    _, out = server.run(f"python3 {TOP}/tools/testing/vm/bar0.py read {GUEST_RO_WRITES}")
     value = int(out.split()[1], 16)
     ksft_ge(value, r.rejected, "guest_ro_writes register below the RME's count")
 

@@ -10,7 +10,7 @@ netdev named by its parameter and refuses a missing or unknown one.
 import re
 
 import bmgnic_env
-from bmgnic_env import rack, BMGNIC_KO, RME_KO
+from bmgnic_env import rack, wire, BMGNIC_KO, RME_KO
 from lib.py import ksft_in, ksft_ne, ksft_true
 
 
@@ -29,7 +29,8 @@ def test_driver_binds_and_reads_id(r, vms):
     _, bound = s.run("ls /sys/bus/pci/drivers/bmgnic/")
     ksft_true(re.search(r"0000:[0-9a-f:.]+", bound), "no device bound to bmgnic")
     _, log = s.run("dmesg | grep bmgnic")
-    ksft_in("BMGNIC ID 0x424d474e, register map v0.2", log)
+    g = wire.regs.guest
+    ksft_in(f"BMGNIC ID {g.ID_MAGIC:#010x}, register map v{g.VERSION_MAJOR}.{g.VERSION_MINOR}", log)
     # The factory MAC (the RME has not assigned one), the default MTU cap,
     # one MSI-X vector per cause.
     ksft_in("MAC 52:54:00:b0:00:01, MTU cap 1500, 3 MSI-X vectors", log)

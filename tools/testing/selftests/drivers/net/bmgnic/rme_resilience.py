@@ -32,7 +32,7 @@ import struct
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, scaled, wait_for
+from bmgnic_env import rack, scaled, wait_for, wire
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_ne, ksft_pr, ksft_true
 
 VNI = rack.VNI
@@ -216,8 +216,10 @@ def test_forged_frames_on_the_sideband_are_ignored(r, model, s, rme, peer, ynl):
     udp_to(s, [7300])
     time.sleep(2)
     rme.run("pkill tcpdump; sleep 1; true")
-    # NC-SI packet type 0xff: an AEN.
-    aens = [f for f in pcap_frames(os.path.join(r.shared, "ncsi.pcap")) if len(f) > 18 and f[18] == 0xff]
+    # Byte 4 of the control packet header: the packet type.
+    at = wire.ncsi.ETH_HLEN + 4
+    aens = [f for f in pcap_frames(os.path.join(r.shared, "ncsi.pcap"))
+            if len(f) > at and f[at] == wire.ncsi.AEN_PACKET_TYPE]
     ksft_ge(len(aens), 1, "no AEN captured on the sideband")
     genuine = aens[0]
     forged = genuine[:6] + bytes.fromhex("02badbadbad0") + genuine[12:]

@@ -119,6 +119,13 @@ pub mod guest {
     pub const MTU_MIN: u32 = 68;
     /// Largest MTU the device can ever be allowed.
     pub const MTU_MAX: u32 = 9000;
+    /// Bytes of a frame beyond its MTU: the Ethernet header and one VLAN
+    /// tag (frames carry no FCS). The device drops longer frames as
+    /// `*_drop_too_long`, and an RX buffer of `mtu + FRAME_OVERHEAD` bytes
+    /// holds any frame it delivers.
+    pub const FRAME_OVERHEAD: u32 = 18;
+    /// Longest frame the device moves to or from the guest.
+    pub const MAX_FRAME_LEN: usize = (MTU_MAX + FRAME_OVERHEAD) as usize;
 
     /// RW1C: pending interrupt causes (`INT_*`); mirrored in the status block.
     pub const INT_CAUSE: usize = 0x030;

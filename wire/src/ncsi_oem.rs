@@ -2,9 +2,9 @@
 
 //! BMGNIC NC-SI OEM command set: the one source of truth for the RME bank.
 //!
-//! Core-only (no `std`, no `kernel`, no allocation): `bmgnic_rme` compiles it
-//! as a module and the device model in `qemu/` includes it with `#[path]`.
-//! All multi-byte fields are big-endian, as in the rest of NC-SI.
+//! Core-only (no `std`, no `kernel`, no allocation); see the crate
+//! documentation (`wire/src/lib.rs`) for how each side builds it. All
+//! multi-byte fields are big-endian, as in the rest of NC-SI.
 //!
 //! A BMGNIC OEM command is a DSP0222 OEM command (type [`CMD_OEM`]) whose
 //! payload is the manufacturer ID [`MANUFACTURER_ID`] followed by an
@@ -17,19 +17,16 @@
 // Public for the model, whose library exports it; each side uses a subset.
 #![allow(dead_code, unreachable_pub)]
 
-/// NC-SI ethertype.
-pub const ETHERTYPE_NCSI: u16 = 0x88f8;
-/// DSP0222 OEM command type.
-pub const CMD_OEM: u8 = 0x50;
+use crate::ncsi::MAX_PAYLOAD;
+
+/// DSP0222 OEM command type, which carries this command set.
+pub const CMD_OEM: u8 = crate::ncsi::cmd::OEM;
 /// IANA enterprise number 32473, reserved for documentation (RFC 5612),
 /// until one is assigned.
 pub const MANUFACTURER_ID: u32 = 32473;
 /// Version of this OEM command set.
 pub const OEM_VERSION: u8 = 1;
 
-/// Largest NC-SI payload that fits a 1500-byte sideband frame (16-byte
-/// control header and 4-byte checksum).
-pub const MAX_PAYLOAD: usize = 1480;
 /// Bytes before the records in a command payload: manufacturer ID and header.
 pub const COMMAND_PREFIX: usize = 4 + OemHeader::LEN;
 /// Bytes before the records in a response payload: response and reason
