@@ -159,9 +159,16 @@ impl_has_work! {
 /// An event for user space (the `event-ntf` notification).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Event {
-    TableMiss(MissEvent),
+    /// A packet missed the NIC; `rule` is the software table's rule for
+    /// it (installed in the NIC), if one matched.
+    TableMiss {
+        miss: MissEvent,
+        rule: Option<u32>,
+    },
     Violation(ViolationEvent),
-    NicTimeout { command: u8 },
+    NicTimeout {
+        command: u8,
+    },
 }
 
 /// Runs one OEM command of `op` on `object` with `records`, expecting
@@ -450,12 +457,16 @@ impl Rme {
                         st.misses += u64::from(miss.misses);
                         st.install_for(sb, &miss.key)
                     });
-                    if let Err(e) = r {
-                        if e == ETIMEDOUT {
-                            crate::netlink::notify(&Event::NicTimeout { command: cmd::OEM });
+                    let rule = match r {
+                        Ok(rule) => rule,
+                        Err(e) => {
+                            if e == ETIMEDOUT {
+                                crate::netlink::notify(&Event::NicTimeout { command: cmd::OEM });
+                            }
+                            None
                         }
-                    }
-                    crate::netlink::notify(&Event::TableMiss(*miss));
+                    };
+                    crate::netlink::notify(&Event::TableMiss { miss: *miss, rule });
                 }
                 Aen::Violation(v) => crate::netlink::notify(&Event::Violation(*v)),
                 _ => {}
@@ -595,10 +606,11 @@ impl State {
 
     /// Installs an exact entry for the flow of `key` with its best rule's
     /// action; evicts the least recently used entry when the NIC is full.
-    pub(crate) fn install_for(&mut self, sb: &Sideband, key: &FlowKey) -> Result {
+    /// Returns the rule's ID, or `None` when no rule matches.
+    pub(crate) fn install_for(&mut self, sb: &Sideband, key: &FlowKey) -> Result<Option<u32>> {
         let Some(rule) = self.table.lookup(key).copied() else {
             // No rule: the NIC's miss policy stands.
-            return Ok(());
+            return Ok(None);
         };
         let mask = exact_mask(key);
         let exact = key.masked(&mask);
@@ -615,7 +627,7 @@ impl State {
         record.key = exact;
         record.mask = mask;
         match self.cache.install(entry)? {
-            Plan::Present { .. } => return Ok(()),
+            Plan::Present { .. } => return Ok(Some(rule.id)),
             Plan::Install { slot } => {
                 record.slot = slot;
                 if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
@@ -639,7 +651,7 @@ impl State {
         }
         self.next_entry = self.next_entry.wrapping_add(1).max(1);
         self.entries.insert(node);
-        Ok(())
+        Ok(Some(rule.id))
     }
 
     /// The NIC slot of one of rule `id`'s entries, if any.

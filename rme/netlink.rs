@@ -108,9 +108,12 @@ pub(crate) static FAMILY: OpsFamily<Rme> = OpsFamily::const_new(
 /// Sends `event` to the `events` group (if anyone listens). Any context.
 pub(crate) fn notify(event: &Event) {
     let _ = FAMILY.notify(0, cmd::EVENT_NTF, |m| match event {
-        Event::TableMiss(miss) => {
+        Event::TableMiss { miss, rule } => {
             m.put_u8(attr::event::KIND, event_kind::TABLE_MISS)?;
             m.put_u32(attr::event::COUNT, miss.misses)?;
+            if let Some(id) = rule {
+                m.put_u32(attr::event::FLOW_ID, *id)?;
+            }
             m.put_nest(attr::event::MATCH, |m| put_key(m, &miss.key))
         }
         Event::Violation(v) => {

@@ -122,6 +122,7 @@ pub mod attr {
         pub const COUNT: u16 = 2;
         pub const MATCH: u16 = 3;
         pub const REGISTER: u16 = 4;
+        pub const FLOW_ID: u16 = 5;
     }
 }
 
