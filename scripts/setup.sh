@@ -4,9 +4,10 @@
 # Idempotent set-up of everything bmgnic builds and tests with, on Debian 12:
 # bookworm packages, rust-src, bindgen-cli, libclang-19, a trixie-backports
 # source list pinned low (downloads only, never installs), Debian's kernel
-# source and a QEMU that has vfio-user-pci.
+# source, a QEMU that has vfio-user-pci and a Python virtualenv with the
+# rack's Python peers (os-ken).
 #
-# Usage: scripts/setup.sh [packages|rust|kernel-source|qemu|all]...
+# Usage: scripts/setup.sh [packages|rust|kernel-source|python|qemu|all]...
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BMGNIC_STAGE=setup
@@ -112,6 +113,24 @@ setup_rust() {
 		die "libclang not found in $LIBCLANG_PATH: install libclang-19-dev"
 }
 
+# A virtualenv with the Python peers of tools/testing/requirements.txt
+# (os-ken), keyed by that file. Prints its path.
+setup_python() {
+	local req="$BMGNIC_TOP/tools/testing/requirements.txt" key venv
+	key=$(sha256sum "$req" | cut -c1-16)
+	venv="$BMGNIC_CACHE/venv/$key"
+	if [ ! -e "$venv/.complete" ]; then
+		log "python venv: $(grep -v '^#' "$req" | tr '\n' ' ')"
+		rm -rf "$venv"
+		mkdir -p "$BMGNIC_CACHE/venv"
+		python3 -m venv "$venv" || die "python3 -m venv failed"
+		"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" ||
+			die "pip install -r $req failed"
+		touch "$venv/.complete"
+	fi
+	echo "$venv"
+}
+
 # Downloads (never installs) Debian's kernel source and unpacks it once.
 # Prints the source tree path.
 setup_kernel_source() {
@@ -149,13 +168,15 @@ main() {
 		packages) setup_packages ;;
 		rust) setup_rust ;;
 		kernel-source) setup_kernel_source >/dev/null ;;
+		python) setup_python ;;
 		qemu) "$BMGNIC_TOP/scripts/build-qemu.sh" >/dev/null ;;
 		all)
 			setup_packages
 			setup_rust
 			setup_kernel_source >/dev/null
+			setup_python >/dev/null
 			"$BMGNIC_TOP/scripts/build-qemu.sh" >/dev/null ;;
-		*) die "unknown stage '$s' (packages, rust, kernel-source, qemu, all)" ;;
+		*) die "unknown stage '$s' (packages, rust, kernel-source, python, qemu, all)" ;;
 		esac
 	done
 }
