@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0
 """`make check`: every test of the project, in stages, with one summary line.
 
-Stages: setup (packages, toolchain, kernel source, QEMU), wire and model
-(fmt, clippy, cargo test; the Python reader of the wire constants), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack kernel), modules (clippy build, no
-warnings, rustfmt), kunit (each module's suite in the rack), selftests
-(rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
+Stages: setup (packages, toolchain, kernel source, QEMU, the Python
+venv), wire, model and rmed (fmt, clippy, cargo test; the Python reader
+of the wire constants; the RME daemon's OpenFlow codec and agent against
+os-ken), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack
+kernel), modules (clippy build, no warnings, rustfmt), kunit (each
+module's suite in the rack), selftests (rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
 KASAN, lockdep, ...; KUnit and the scenarios in DEBUG_SCENARIOS with their
 loops and durations scaled by DEBUG_SCALE). Every VM console is scanned
 for splats in every scenario. Every case is counted; the last line is
@@ -144,7 +146,8 @@ def main():
     # The wire formats and the device model: ordinary Rust crates.
     model = os.path.join(TOP, "qemu")
     if ok_setup and not debug_only:
-        for crate, path in (("wire", os.path.join(TOP, "wire")), ("model", model)):
+        rmed = os.path.join(TOP, "rme/daemon")
+        for crate, path in (("wire", os.path.join(TOP, "wire")), ("model", model), ("rmed", rmed)):
             rc, _ = run(crate, ["cargo", "fmt", "--check"], 300, cwd=path)
             record(f"{crate}: cargo fmt --check", rc == 0)
             rc, _ = run(crate, ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
@@ -162,6 +165,22 @@ def main():
         rc, _ = run("wire", [sys.executable, os.path.join(TOP, "tools/testing/wire.py")], 60)
         record("wire: the Python tests read the wire constants (tools/testing/wire.py)", rc == 0)
 
+        # The daemon's OpenFlow codec against os-ken's, both directions,
+        # and its agent (over an in-memory module) against os-ken as the
+        # controller, then a hostile one.
+        rc, out = run("rmed", ["cargo", "build", "--locked", "--examples"], 600, cwd=rmed)
+        venv = run("rmed", [os.path.join(TOP, "scripts/setup.sh"), "python"], 600, echo=False)[1]
+        python = os.path.join(venv.strip().splitlines()[-1], "bin/python")
+        examples = os.path.join(ENV["CARGO_TARGET_DIR"], "debug/examples")
+        record("rmed: examples build", rc == 0)
+        if rc == 0:
+            rc, out = run("rmed", [python, os.path.join(TOP, "tools/testing/openflow/interop.py"),
+                                   os.path.join(examples, "ofcodec")], 300)
+            count_ktap("rmed", "rmed: os-ken interop", out, rc)
+            rc, out = run("rmed", [python, os.path.join(TOP, "tools/testing/openflow/agent_live.py"),
+                                   python, os.path.join(examples, "memory_agent")], 400)
+            count_ktap("rmed", "rmed: agent with os-ken", out, rc)
+
         # Coverage-guided fuzzing of everything that parses input, for a
         # bounded time; the corpus is kept in the cache between runs.
         fuzz_secs = int(os.environ.get("BMGNIC_FUZZ_SECONDS", "20"))
@@ -169,7 +188,7 @@ def main():
         os.makedirs(artifacts, exist_ok=True)
         fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
         for fuzz_dir, target in (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
-                                 ("qemu/fuzz", "descriptors")):
+                                 ("qemu/fuzz", "descriptors"), ("rme/daemon/fuzz", "openflow_message")):
             corpus = os.path.join(CACHE, "fuzz-corpus", target)
             os.makedirs(corpus, exist_ok=True)
             rc, out = run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
