@@ -4,11 +4,61 @@
 //! `bmgnic_rme` and speaks OpenFlow 1.3 to the cloud's SDN controller as
 //! the switch side of the BMGNIC (Documentation/bmgnic/openflow.rst).
 
+use std::net::Ipv4Addr;
+
 use bmgnic_rmed::agent::{Agent, Target};
+use bmgnic_rmed::mapping::TUNNEL_PORT_BASE;
 use bmgnic_rmed::nl::Netlink;
-use bmgnic_rmed::rme::Rme;
+use bmgnic_rmed::rme::{Rme, RmeError};
 use bmgnic_rmed::switch::{Identity, Switch};
 use clap::Parser;
+
+/// A MAC address, `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, Debug)]
+struct Mac([u8; 6]);
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = [0u8; 6];
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() != 6 {
+            return Err(format!("{s}: expected a MAC address"));
+        }
+        for (o, p) in out.iter_mut().zip(parts) {
+            *o = u8::from_str_radix(p, 16).map_err(|_| format!("{s}: expected a MAC address"))?;
+        }
+        Ok(Mac(out))
+    }
+}
+
+/// A VTEP: `MAC,IP`, or `INDEX=MAC,IP` for a remote one.
+#[derive(Clone, Copy, Debug)]
+struct Vtep {
+    index: u8,
+    mac: Mac,
+    ip: Ipv4Addr,
+}
+
+impl std::str::FromStr for Vtep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (index, rest) = match s.split_once('=') {
+            Some((i, rest)) => (i.parse().map_err(|_| format!("{s}: bad VTEP index"))?, rest),
+            None => (0, s),
+        };
+        let (mac, ip) = rest
+            .split_once(',')
+            .ok_or_else(|| format!("{s}: expected [INDEX=]MAC,IP"))?;
+        Ok(Vtep {
+            index,
+            mac: mac.parse()?,
+            ip: ip.parse().map_err(|_| format!("{s}: bad IPv4 address"))?,
+        })
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,37 +73,76 @@ struct Args {
     /// Datapath ID; by default derived from the guest's MAC.
     #[arg(long)]
     datapath_id: Option<u64>,
-    /// Remote VTEP indices the RME configured, shown as tunnel ports
-    /// 1000 + index. Repeatable.
+    /// Provisioning: the guest's MAC, which the NIC lets it send from.
+    #[arg(long)]
+    guest_mac: Option<Mac>,
+    /// Provisioning: an IPv4 address the guest may send from. Repeatable.
+    #[arg(long = "guest-ip")]
+    guest_ips: Vec<Ipv4Addr>,
+    /// Provisioning: the guest's MTU cap.
+    #[arg(long, default_value_t = 1500)]
+    mtu_cap: u32,
+    /// Provisioning: this server's VTEP, MAC,IP.
+    #[arg(long)]
+    local_vtep: Option<Vtep>,
+    /// Provisioning: remote VTEP INDEX=MAC,IP, shown as tunnel port
+    /// 1000 + INDEX. Repeatable.
+    #[arg(long = "vtep")]
+    vteps: Vec<Vtep>,
+    /// A remote VTEP the RME configured otherwise, shown as tunnel port
+    /// 1000 + INDEX. Repeatable.
     #[arg(long = "tunnel-port")]
     tunnel_ports: Vec<u8>,
+}
+
+/// Applies the provisioning the RME was given: identity and VTEPs are
+/// the cloud's, not the controller's. Packets no rule matches are
+/// dropped, as in an OpenFlow table without a table-miss flow.
+fn provision(nl: &Netlink, args: &Args) -> Result<(), RmeError> {
+    if let Some(mac) = args.guest_mac {
+        let ips: Vec<[u8; 4]> = args.guest_ips.iter().map(|ip| ip.octets()).collect();
+        nl.identity_set(mac.0, args.mtu_cap, &ips)?;
+    }
+    if let Some(v) = args.local_vtep {
+        // The VNI comes with the controller's first tunnel_id.
+        nl.tenant_set(0, v.mac.0, v.ip.octets())?;
+    }
+    for v in &args.vteps {
+        nl.vtep_set(v.index, v.mac.0, v.ip.octets())?;
+    }
+    nl.miss_policy_set(false)
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("bmgnic-rmed: {what}: {e}");
+    std::process::exit(1);
 }
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let mut rme = match Netlink::open() {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("bmgnic-rmed: {e}");
-            std::process::exit(1);
-        }
-    };
-    let dev = match rme.dev_get() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("bmgnic-rmed: reading the NIC: {e}");
-            std::process::exit(1);
-        }
-    };
+    let mut rme = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
+    provision(&rme, &args).unwrap_or_else(|e| fail("provisioning", e));
+    let dev = rme.dev_get().unwrap_or_else(|e| fail("reading the NIC", e));
     let datapath_id = args.datapath_id.unwrap_or_else(|| {
         dev.guest_mac
             .iter()
             .fold(0u64, |id, &b| id << 8 | u64::from(b))
     });
+    let mut vteps: Vec<u8> = args.vteps.iter().map(|v| v.index).collect();
+    vteps.extend(&args.tunnel_ports);
+    vteps.sort_unstable();
+    vteps.dedup();
+    log::info!(
+        "datapath {datapath_id:016x}; tunnel ports {:?}",
+        vteps
+            .iter()
+            .map(|&v| TUNNEL_PORT_BASE + u32::from(v))
+            .collect::<Vec<_>>()
+    );
     let identity = Identity {
         datapath_id,
-        vteps: args.tunnel_ports,
+        vteps,
         serial: format!("{datapath_id:016x}"),
     };
     let agent = Agent::new(Switch::new(rme, identity, None));
@@ -64,8 +153,7 @@ fn main() {
             agent.start_background(None);
         }
     }
-    if let Err(e) = agent.run(&args.controllers) {
-        eprintln!("bmgnic-rmed: {e}");
-        std::process::exit(1);
-    }
+    agent
+        .run(&args.controllers)
+        .unwrap_or_else(|e| fail("serving controllers", e));
 }

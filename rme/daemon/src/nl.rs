@@ -249,6 +249,70 @@ impl Netlink {
         })
     }
 
+    /// Sets the guest's identity (the anti-spoofing the NIC enforces
+    /// before any flow): its MAC, MTU cap and IPv4 addresses.
+    pub fn identity_set(
+        &self,
+        mac: [u8; 6],
+        mtu_cap: u32,
+        ipv4: &[[u8; 4]],
+    ) -> Result<(), RmeError> {
+        use attr::identity as a;
+        let mut attrs = vec![
+            nla(a::MAC, mac.to_vec())?,
+            nla(a::MTU_CAP, mtu_cap.to_ne_bytes().to_vec())?,
+        ];
+        for ip in ipv4 {
+            attrs.push(nla(a::IPV4, ip.to_vec())?);
+        }
+        let nest = nest(attr::dev::IDENTITY, attrs)?;
+        self.request(cmd::IDENTITY_SET, NlmF::ACK, vec![nest])
+            .map(|_| ())
+    }
+
+    /// Sets the tenant's VNI and this server's VTEP.
+    pub fn tenant_set(
+        &self,
+        vni: u32,
+        local_mac: [u8; 6],
+        local_ip: [u8; 4],
+    ) -> Result<(), RmeError> {
+        use attr::tenant as t;
+        let nest = nest(
+            attr::dev::TENANT,
+            vec![
+                nla(t::VNI, vni.to_ne_bytes().to_vec())?,
+                nla(t::LOCAL_MAC, local_mac.to_vec())?,
+                nla(t::LOCAL_IP, local_ip.to_vec())?,
+            ],
+        )?;
+        self.request(cmd::TENANT_SET, NlmF::ACK, vec![nest])
+            .map(|_| ())
+    }
+
+    /// Sets remote VTEP `index`.
+    pub fn vtep_set(&self, index: u8, mac: [u8; 6], ip: [u8; 4]) -> Result<(), RmeError> {
+        use attr::vtep as v;
+        let attrs = vec![
+            nla(v::INDEX, u16::from(index).to_ne_bytes().to_vec())?,
+            nla(v::MAC, mac.to_vec())?,
+            nla(v::IP, ip.to_vec())?,
+        ];
+        self.request(cmd::VTEP_SET, NlmF::ACK, attrs).map(|_| ())
+    }
+
+    /// Sets what the NIC does with a packet no rule matches: `drop`
+    /// unless `allow`, as an OpenFlow table without a table-miss flow.
+    pub fn miss_policy_set(&self, allow: bool) -> Result<(), RmeError> {
+        use attr::policy as p;
+        let nest = nest(
+            attr::dev::POLICY,
+            vec![nla(p::MISS_POLICY, vec![u8::from(allow)])?],
+        )?;
+        self.request(cmd::POLICY_SET, NlmF::ACK, vec![nest])
+            .map(|_| ())
+    }
+
     fn request(
         &self,
         command: u8,
