@@ -117,13 +117,15 @@ setup_rust() {
 # (os-ken), keyed by that file. Prints its path.
 setup_python() {
 	local req="$BMGNIC_TOP/tools/testing/requirements.txt" key venv
-	key=$(sha256sum "$req" | cut -c1-16)
+	# The venv sees the packages of the python3 that makes it (the rack
+	# scenarios run in it with their own imports).
+	key=$( (cat "$req"; echo system-site-packages) | sha256sum | cut -c1-16)
 	venv="$BMGNIC_CACHE/venv/$key"
 	if [ ! -e "$venv/.complete" ]; then
 		log "python venv: $(grep -v '^#' "$req" | tr '\n' ' ')"
 		rm -rf "$venv"
 		mkdir -p "$BMGNIC_CACHE/venv"
-		python3 -m venv "$venv" || die "python3 -m venv failed"
+		python3 -m venv --system-site-packages "$venv" || die "python3 -m venv failed"
 		"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" ||
 			die "pip install -r $req failed"
 		touch "$venv/.complete"

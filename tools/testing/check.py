@@ -168,6 +168,9 @@ def main():
         # The daemon's OpenFlow codec against os-ken's, both directions,
         # and its agent (over an in-memory module) against os-ken as the
         # controller, then a hostile one.
+        # The daemon itself, for the rack's openflow scenario.
+        rc, _ = run("rmed", ["cargo", "build", "--release", "--locked"], 900, cwd=rmed)
+        record("rmed: bmgnic-rmed builds (release)", rc == 0)
         rc, out = run("rmed", ["cargo", "build", "--locked", "--examples"], 600, cwd=rmed)
         venv = run("rmed", [os.path.join(TOP, "scripts/setup.sh"), "python"], 600, echo=False)[1]
         python = os.path.join(venv.strip().splitlines()[-1], "bin/python")

@@ -229,11 +229,15 @@ class Model:
                 self.proc.wait()
 
 
+# The RME VM's management network (user-mode, this machine only).
+MGMT_NET, MGMT_GUEST_IP, MGMT_GUEST_PORT = "10.0.2.0/24", "10.0.2.15", 6653
+
+
 class VM:
     """One QEMU VM with an agent console."""
 
     def __init__(self, rack, role, memory=512, cpus=1, model=None, nics=(),
-                 cmdline=""):
+                 cmdline="", mgmt_port=None):
         self.rack = rack
         self.role = role
         self.console = os.path.join(rack.logdir, f"{role}-console.log")
@@ -276,6 +280,15 @@ class VM:
                      f"remote.type=unix,remote.path={remote}",
                      "-device", f"virtio-net-pci,netdev=n{i},romfile=,"
                      f"mac=52:54:00:00:{len(rack.vms):02x}:{i:02x}"]
+        if mgmt_port is not None:
+            # The RME's management NIC (paper Fig. 3): user-mode networking
+            # that reaches nothing (restrict=on), but the host's loopback
+            # port `mgmt_port` forwarded to the guest's MGMT_GUEST_PORT,
+            # where an OpenFlow controller on this machine connects.
+            args += ["-netdev", f"user,id=mgmt,restrict=on,net={MGMT_NET},"
+                     f"hostfwd=tcp:127.0.0.1:{mgmt_port}-{MGMT_GUEST_IP}:{MGMT_GUEST_PORT}",
+                     "-device", f"virtio-net-pci,netdev=mgmt,romfile=,"
+                     f"mac=52:54:00:00:{len(rack.vms):02x}:fe"]
         with open(os.path.join(rack.logdir, f"{role}-qemu.cmdline"), "w") as f:
             f.write(" ".join(args) + "\n")
         self.proc = subprocess.Popen(args, stdout=open(os.path.join(

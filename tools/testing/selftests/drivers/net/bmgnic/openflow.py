@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""An unmodified SDN controller runs the tenant: os-ken, with the rack's
+app (tools/testing/openflow/rack_app.py), drives the RME daemon's OpenFlow
+agent, which drives bmgnic_rme, which drives the NIC.
+
+Rack: the model, the server VM (bmgnic), the RME VM (bmgnic_rme on its
+sideband; a management NIC on user-mode networking whose OpenFlow port the
+host's loopback reaches) and the peer VM (Linux's vxlan device). The RME
+is provisioned by the daemon's command line (the guest's identity and the
+VTEPs: the cloud's, not the controller's). The controller, in this
+process, connects to the agent (bmgnic-rmed --controller ptcp:6653) and
+is the only thing that configures the tenant: its VNI, flows, ACL and
+meter. No ynl request changes anything (one reads the device counters to
+compare).
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import sys
+import threading
+import time
+
+import bmgnic_env
+from bmgnic_env import rack, wait_for, TOP, BMGNIC_KO, RME_KO
+
+try:
+    import os_ken  # noqa: F401
+except ImportError:
+    # The controller lives in the project's virtualenv.
+    venv = bmgnic_env.rack._script("setup.sh", "python").strip().splitlines()[-1]
+    os.execv(os.path.join(venv, "bin/python"), [os.path.join(venv, "bin/python")] + sys.argv)
+
+from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_pr, ksft_true  # noqa: E402
+
+VNI = rack.VNI
+SERVER_IP, PEER_IP = rack.SERVER_IP, rack.PEER_IP
+LOCAL_VTEP, PEER_VTEP = rack.LOCAL_VTEP, rack.PEER_VTEP
+LOCAL_VTEP_MAC, FACTORY_MAC = rack.LOCAL_VTEP_MAC, rack.FACTORY_MAC
+BILLING_PORT, METER_PORT, DENY_PORT, LEARN_PORT = 5201, 5203, 5202, 5301
+METER_KBPS = 5000
+UDP_OVERHEAD = 14 + 20 + 8
+RMED = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(rack._cache(), "cargo-target"),
+                    "release/bmgnic-rmed")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_controller(switch_port):
+    """os-ken with the rack app, connecting to the agent through the
+    forwarded management port, in a thread of this process."""
+    sys.path.insert(0, os.path.join(TOP, "tools/testing/openflow"))
+    from os_ken import cfg
+    from os_ken.base import app_manager
+
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", "127.0.0.1")
+    cfg.CONF.set_override("ofp_tcp_listen_port", free_port())
+    cfg.CONF.set_override("ofp_switch_address_list", [f"127.0.0.1:{switch_port}"])
+    # After the controller drops the connection it is away this long.
+    cfg.CONF.set_override("ofp_switch_connect_interval", 8)
+    threading.Thread(target=app_manager.AppManager.run_apps, args=(["rack_app"],),
+                     daemon=True).start()
+    app = None
+    deadline = time.time() + 30
+    while app is None and time.time() < deadline:
+        app = app_manager.lookup_service_brick("TenantController")
+        time.sleep(0.2)
+    if app is None:
+        raise rack.RackError("os-ken did not start the controller app")
+    return app
+
+
+def pings(vm, n=3):
+    _, out = vm.run(f"ping -n -c {n} -i 0.3 -W 2 {PEER_IP}", check=False, timeout=60)
+    got = re.search(r"(\d+) received", out)
+    return int(got.group(1)) if got else 0
+
+
+def iperf3(server, peer, port, args, seconds=3):
+    peer.run(f"iperf3 -s -1 -D -p {port} -I /tmp/iperf3-{port}.pid; sleep 0.5")
+    rc, out = server.run(f"iperf3 -c {PEER_IP} -p {port} -t {seconds} -J {args}",
+                         check=False, timeout=120)
+    peer.run(f"kill $(cat /tmp/iperf3-{port}.pid) 2>/dev/null; true")
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"error": out.strip()[-300:]}
+
+
+def start(r):
+    model = r.start_model()
+    switch_port = free_port()
+    server = r.start_vm("server", model=model)
+    rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)], mgmt_port=switch_port)
+    peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
+    for vm in (server, rme, peer):
+        vm.wait_ready()
+    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
+    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
+             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
+             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
+             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
+             f"ip addr add {PEER_IP}/24 dev vxlan0")
+    rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0; "
+            f"ip addr add {rack.MGMT_GUEST_IP}/24 dev eth1; ip link set eth1 up")
+    # The VMs see the host's root, but not its /root: the daemon goes
+    # through the rack's shared directory.
+    shutil.copy(RMED, os.path.join(r.shared, "bmgnic-rmed"))
+    rme.run(f"(/tmp/rack/bmgnic-rmed --controller ptcp:{rack.MGMT_GUEST_PORT} "
+            f"--guest-mac {FACTORY_MAC} --guest-ip {SERVER_IP} --mtu-cap 1500 "
+            f"--local-vtep {LOCAL_VTEP_MAC},{LOCAL_VTEP} --vtep 1={peer_mac.strip()},{PEER_VTEP} "
+            f"> /tmp/rack/rmed.log 2>&1 &); sleep 1; cat /tmp/rack/rmed.log")
+    server.run(f"insmod {BMGNIC_KO}")
+    dev = rack.server_netdev(server)
+    server.run(f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up")
+    app = start_controller(switch_port)
+    if not app.connected.wait(60):
+        _, log = rme.run("cat /tmp/rack/rmed.log")
+        raise rack.RackError(f"the controller never reached the agent: {log[-500:]}")
+    ynl = rack.Ynl(rme, r.ynl())
+    return (r, app, server, rme, peer, ynl)
+
+
+def test_controller_configures_the_tenant(r, app, s, rme, peer, ynl):
+    ksft_eq(app.datapath_id, int(FACTORY_MAC.replace(":", ""), 16), "datapath id not the guest MAC")
+    # Before the controller says anything, the NIC drops what no rule
+    # matches: no tenant traffic.
+    ksft_eq(pings(s, 2), 0, "traffic passed before the controller configured the tenant")
+    app.configure_tenant(VNI, 1, METER_KBPS, METER_PORT, DENY_PORT, BILLING_PORT)
+    peer.run("(timeout 20 tcpdump -n -i eth0 -c 2 udp port 4789 "
+             "> /tmp/rack/vxlan.txt 2>/dev/null &); sleep 1")
+    ksft_ge(pings(s, 4), 3, "no ping through the tenant's VXLAN after the controller's flows")
+    time.sleep(1)
+    _, cap = peer.run("cat /tmp/rack/vxlan.txt")
+    ksft_in(f"vni {VNI}", cap, "the fabric did not carry the controller's VNI")
+    _, dev = ynl("dev-get")
+    ksft_eq(dev["tenant"]["vni"], VNI, "the NIC's tenant VNI is not the controller's tunnel_id")
+    ksft_eq(app.errors, [], "the switch refused part of the tenant's configuration")
+
+
+def test_acl_denies_one_port(r, app, s, rme, peer, ynl):
+    res = iperf3(s, peer, DENY_PORT, "--connect-timeout 3000", seconds=1)
+    ksft_in("error", res, "TCP to the denied port connected")
+    ok = iperf3(s, peer, BILLING_PORT, "", seconds=1)
+    ksft_ge(ok.get("end", {}).get("sum_received", {}).get("bytes", 0), 100_000,
+            "an allowed port did not work next to the deny rule")
+
+
+def test_meter_holds_rate(r, app, s, rme, peer, ynl):
+    size = 1400
+    res = iperf3(s, peer, METER_PORT, f"-u -b {4 * METER_KBPS}K -l {size}", seconds=5)
+    end = res["end"]["sum_received"] if "sum_received" in res.get("end", {}) else res["end"]["sum"]
+    got_pkts = end["packets"] - end.get("lost_packets", 0)
+    frames_bps = got_pkts * (size + UDP_OVERHEAD) / end["seconds"]
+    rate = METER_KBPS * 1000 / 8
+    ksft_pr(f"OpenFlow meter {METER_KBPS} kb/s = {rate:.0f} B/s: {frames_bps:.0f} B/s of frames "
+            f"delivered ({frames_bps / rate:.3f} of the rate), offered {4 * METER_KBPS} kb/s")
+    ksft_lt(abs(frames_bps - rate) / rate, 0.10, "meter not within 10% of its rate")
+
+
+def test_packet_in_then_the_flow_the_controller_installs(r, app, s, rme, peer, ynl):
+    send = (f"python3 -c \"import socket,time; s=socket.socket(2,2); "
+            f"[(s.sendto(b'x'*64, ('{PEER_IP}', {LEARN_PORT})), time.sleep(0.05)) for _ in range(N)]\"")
+
+    def misses():
+        return [m for _, m in app.packet_ins if m.match.get("udp_dst") == LEARN_PORT]
+
+    s.run(send.replace("N", "3"))
+    ksft_true(wait_for(lambda: app.learned, timeout=10), "no PACKET_IN, or no flow installed for it")
+    m = misses()[0]
+    ksft_eq((m.match["in_port"], m.match["ipv4_dst"]), (1, PEER_IP), "PACKET_IN's match")
+    t_in, t_installed, _ = app.learned[0]
+    time.sleep(1)
+    cookie = 0x1000 + LEARN_PORT
+    stats = app.flow_stats()
+    ksft_in(cookie, stats, "the learned flow is not in the table")
+    # The next packets do not miss: the learned flow counts them.
+    n_missed = len(misses())
+    s.run(send.replace("N", "10"))
+    time.sleep(2)
+    after = app.flow_stats()[cookie]
+    others = [dict(m.match.items()) for _, m in app.packet_ins if m not in misses()]
+    ksft_pr(f"PACKET_IN to flow installed (barrier answered): {(t_installed - t_in) * 1000:.1f} ms; "
+            f"{n_missed} PACKET_IN for the flow before, {len(misses()) - n_missed} after; "
+            f"the flow counted {after[0] - stats[cookie][0]} of 10 packets; other PACKET_INs: {others[:3]}")
+    ksft_eq(len(misses()) - n_missed, 0, "packets still missed after the flow was installed")
+    ksft_ge(after[0] - stats[cookie][0], 10, "the learned flow did not count the next packets")
+
+
+def test_billing_matches_iperf3(r, app, s, rme, peer, ynl):
+    size = 1000
+    before = app.flow_stats()[4]
+    res = iperf3(s, peer, BILLING_PORT, f"-u -b 8M -l {size}", seconds=3)
+    sent = res["end"]["sum"]["packets"] if "sum" in res["end"] else res["end"]["sum_sent"]["packets"]
+    expected = sent * (size + UDP_OVERHEAD)
+    after = app.flow_stats()[4]
+    billed = after[1] - before[1]
+    ksft_pr(f"iperf3 sent {sent} datagrams = {expected} frame bytes; FLOW_STATS billed "
+            f"{after[0] - before[0]} packets, {billed} bytes ({billed / expected:.4f})")
+    ksft_lt(abs(billed - expected) / expected, 0.01, "billing not within 1% of iperf3's bytes")
+
+
+def test_port_stats_are_the_device_counters(r, app, s, rme, peer, ynl):
+    time.sleep(1)
+    ports = app.port_stats()
+    _, dev = ynl("dev-get")
+    c = dev["counters"]
+    host = ports[1]
+    ksft_pr(f"PORT_STATS host rx {host.rx_packets}/{host.rx_bytes}, tx {host.tx_packets}/"
+            f"{host.tx_bytes}; device tx {c['tx-packets']}/{c['tx-bytes']}, "
+            f"rx {c['rx-packets']}/{c['rx-bytes']}")
+    # The host port receives what the guest sends. Traffic may have moved
+    # between the two reads (ARP): allow the difference of a few frames.
+    ksft_lt(abs(host.rx_packets - c["tx-packets"]), 3)
+    ksft_lt(abs(host.tx_packets - c["rx-packets"]), 3)
+    ksft_eq(ports[2].tx_packets, host.rx_packets, "fabric TX is not the host's RX")
+
+
+def test_flow_removed_on_idle_timeout(r, app, s, rme, peer, ynl):
+    app.add_flow(0x77, dict(in_port=1, eth_type=0x0800, ip_proto=17, udp_dst=5999),
+                 idle_timeout=2, encap=(VNI, 1001))
+    ksft_true(wait_for(lambda: any(m.cookie == 0x77 for m in app.removed), timeout=10),
+              "no FLOW_REMOVED for the idle flow")
+    m = next(m for m in app.removed if m.cookie == 0x77)
+    ksft_eq(m.reason, 0, "FLOW_REMOVED reason is not idle timeout")
+
+
+def test_controller_away_nothing_opens(r, app, s, rme, peer, ynl):
+    before = app.flow_stats()
+    app.drop_connection()
+    t0 = time.time()
+    # While no controller is connected: traffic continues, the ACL holds.
+    ksft_ge(pings(s, 3), 2, "traffic stopped when the controller went away")
+    res = iperf3(s, peer, DENY_PORT, "--connect-timeout 2000", seconds=1)
+    ksft_in("error", res, "the denied port opened while the controller was away")
+    ksft_true(time.time() - t0 < 8 or not app.connected.is_set(), "the check outlasted the absence")
+    ksft_true(app.connected.wait(30), "the controller did not get back to the agent")
+    after = app.flow_stats()
+    ksft_eq(sorted(after), sorted(before), "flows changed across the reconnection")
+    ksft_true(all(after[c][0] >= before[c][0] for c in after), "counters went back")
+    ksft_ge(pings(s, 3), 2, "no traffic after the reconnection")
+
+
+def test_malformed_and_unsupported_messages(r, app, s, rme, peer, ynl):
+    dp = app.dp
+    p = dp.ofproto_parser
+    ofp = dp.ofproto
+    vlan = p.OFPFlowMod(dp, match=p.OFPMatch(vlan_vid=(ofp.OFPVID_PRESENT | 5)), instructions=[])
+    ksft_eq(app.request_error(vlan), (ofp.OFPET_BAD_MATCH, ofp.OFPBMC_BAD_FIELD))
+    group = p.OFPFlowMod(dp, match=p.OFPMatch(in_port=1), instructions=[
+        p.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [p.OFPActionGroup(1)])])
+    ksft_eq(app.request_error(group), (ofp.OFPET_BAD_ACTION, ofp.OFPBAC_BAD_OUT_GROUP))
+    # A flow mod whose match claims more bytes than the message has.
+    raw = bytearray(struct.pack("!BBHI", 4, 14, 56, 0xbad) + bytes(40) + struct.pack("!HH", 1, 200)
+                    + bytes(4))
+    ksft_eq(app.raw(bytes(raw), 0xbad), (ofp.OFPET_BAD_MATCH, ofp.OFPBMC_BAD_LEN))
+    ksft_eq(app.raw(struct.pack("!BBHI", 4, 99, 8, 0xbae), 0xbae),
+            (ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_TYPE))
+    ksft_ge(pings(s, 2), 1, "the tenant's traffic stopped after the errors")
+
+
+def main():
+    if not os.path.exists(RMED):
+        raise SystemExit(f"{RMED} is not built: cargo build --release in rme/daemon")
+    bmgnic_env.run_in_rack("openflow", start, [
+        test_controller_configures_the_tenant,
+        test_acl_denies_one_port,
+        test_meter_holds_rate,
+        test_packet_in_then_the_flow_the_controller_installs,
+        test_billing_matches_iperf3,
+        test_port_stats_are_the_device_counters,
+        test_flow_removed_on_idle_timeout,
+        test_controller_away_nothing_opens,
+        test_malformed_and_unsupported_messages,
+    ])
+
+
+if __name__ == "__main__":
+    main()
