@@ -114,9 +114,12 @@ impl<'a> Reader<'a> {
         Ok(Reader::new(self.bytes(len)?, short))
     }
 
-    /// A NUL-padded string field of `n` bytes.
+    /// A NUL-terminated string field of `n` bytes. Its last byte is the
+    /// terminator whatever it holds: a peer that filled it gets its name
+    /// cut, as the switch would write it back.
     pub fn string(&mut self, n: usize) -> Result<String, OfError> {
         let raw = self.bytes(n)?;
+        let raw = &raw[..n.saturating_sub(1)];
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
     }
@@ -171,9 +174,13 @@ impl Writer {
         self
     }
 
-    /// `s` NUL-padded (and cut) to `n` bytes, the last always NUL.
+    /// `s` NUL-padded (and cut, at a character boundary) to `n` bytes,
+    /// the last always NUL.
     pub fn string(&mut self, s: &str, n: usize) -> &mut Self {
-        let take = s.len().min(n.saturating_sub(1));
+        let mut take = s.len().min(n.saturating_sub(1));
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
         self.bytes(&s.as_bytes()[..take]).zeros(n - take)
     }
 
