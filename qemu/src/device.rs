@@ -13,9 +13,10 @@ use log::{debug, info, warn};
 
 use crate::guest_mem::GuestMemory;
 use crate::packet;
-use crate::pipeline::{self, Event};
+use crate::pipeline;
 use crate::regs::desc;
 use crate::regs::guest::{self, Stat, STAT_COUNT};
+use crate::rme::Event;
 use crate::rme::RmeBank;
 
 /// Smallest RX buffer a driver may post.

@@ -15,35 +15,13 @@
 
 use std::ops::Range;
 
-use crate::ncsi_oem::{self as oem, FlowKey};
+use crate::ncsi_oem::{self as oem};
 use crate::packet;
 use crate::regs::guest::Stat;
-use crate::rme::{RmeBank, RmeCounter};
+use crate::rme::{Event, RmeBank, RmeCounter};
 use crate::vxlan;
 
 use crate::ncsi_oem::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_ICMPV6};
-
-/// Something the RME should hear about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A guest packet matched no flow.
-    Miss {
-        /// The packet's fields.
-        key: FlowKey,
-    },
-    /// The guest sent from an address that is not its own.
-    Spoofed {
-        /// `ncsi_oem::VIOLATION_SPOOFED_*`.
-        kind: u8,
-        /// The packet's fields.
-        key: FlowKey,
-    },
-    /// The guest wrote a read-only guest-bank register.
-    RoWrite {
-        /// The register offset.
-        offset: u16,
-    },
-}
 
 /// Whether `key`'s source addresses are the guest's own.
 fn spoof_check(rme: &RmeBank, parsed: &packet::Parsed) -> Result<(), u8> {
@@ -203,7 +181,8 @@ pub fn receive(
 mod tests {
     use super::*;
     use crate::ncsi_oem::{
-        FlowRecord, IdentityRecord, MeterRecord, PolicyRecord, Record, TenantRecord, VtepRecord,
+        FlowKey, FlowRecord, IdentityRecord, MeterRecord, PolicyRecord, Record, TenantRecord,
+        VtepRecord,
     };
 
     const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 1];

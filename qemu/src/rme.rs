@@ -11,8 +11,30 @@ use crate::ncsi_oem::{
     PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord,
     VtepRecord,
 };
-use crate::pipeline::Event;
 use crate::regs::guest::STAT_COUNT;
+
+/// Something the RME should hear about: what the pipeline reports and
+/// [`RmeBank::event_reports`] turns into OEM AENs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A guest packet matched no flow.
+    Miss {
+        /// The packet's fields.
+        key: oem::FlowKey,
+    },
+    /// The guest sent from an address that is not its own.
+    Spoofed {
+        /// `ncsi_oem::VIOLATION_SPOOFED_*`.
+        kind: u8,
+        /// The packet's fields.
+        key: oem::FlowKey,
+    },
+    /// The guest wrote a read-only guest-bank register.
+    RoWrite {
+        /// The register offset.
+        offset: u16,
+    },
+}
 
 /// Violation AENs allowed per second (they are counted regardless).
 const VIOLATION_EVENTS_PER_SEC: u32 = 16;
