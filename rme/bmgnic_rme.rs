@@ -212,7 +212,10 @@ impl kernel::Module for BmgnicRme {
             name.as_c_str(),
             sideband.ifindex()
         );
-        let rme = Arc::pin_init(Rme::new(sideband.clone(), sideband.mac())?, GFP_KERNEL)?;
+        let rme = Arc::pin_init(
+            Rme::new(sideband.clone(), sideband.mac(), netlink::notify)?,
+            GFP_KERNEL,
+        )?;
         let link_rme = rme.clone();
         let link = Arc::pin_init(
             pin_init!(Link {

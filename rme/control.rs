@@ -150,6 +150,9 @@ pub(crate) struct Rme {
     /// The sideband came back: the work brings the channel up again
     /// before it handles AENs.
     channel_down: Atomic<bool>,
+    /// Where events for user space go (the netlink family's group): the
+    /// control logic does not depend on how they are delivered.
+    notify: fn(&Event),
 }
 
 impl_has_work! {
@@ -244,9 +247,11 @@ fn oem_get_one<A: Record + Copy>(sb: &Sideband, object: u8) -> Result<A> {
 
 impl Rme {
     /// Control over `sideband`, whose MAC the commands come from.
+    /// Events for user space go to `notify`, from any context.
     pub(crate) fn new(
         sideband: ARef<dev::Device>,
         mac: [u8; 6],
+        notify: fn(&Event),
     ) -> Result<impl PinInit<Self, Error>> {
         let sideband = Sideband::new(sideband, mac)?;
         Ok(try_pin_init!(Self {
@@ -255,6 +260,7 @@ impl Rme {
             aen_work <- new_work!("bmgnic_rme_aen"),
             stopping: Atomic::new(false),
             channel_down: Atomic::new(false),
+            notify,
         }? Error))
     }
 
@@ -362,7 +368,7 @@ impl Rme {
             },
         });
         let mut text = [0u8; 16];
-        let text = crate::netlink::format_version(&version, &mut text);
+        let text = crate::ncsi_client::format_version(&version, &mut text);
         pr_info!(
             "NC-SI channel up: NC-SI {}, {} NIC flow slots\n",
             CStr::from_bytes_with_nul(text).unwrap_or(c"?"),
@@ -461,14 +467,14 @@ impl Rme {
                         Ok(rule) => rule,
                         Err(e) => {
                             if e == ETIMEDOUT {
-                                crate::netlink::notify(&Event::NicTimeout { command: cmd::OEM });
+                                (self.notify)(&Event::NicTimeout { command: cmd::OEM });
                             }
                             None
                         }
                     };
-                    crate::netlink::notify(&Event::TableMiss { miss: *miss, rule });
+                    (self.notify)(&Event::TableMiss { miss: *miss, rule });
                 }
-                Aen::Violation(v) => crate::netlink::notify(&Event::Violation(*v)),
+                Aen::Violation(v) => (self.notify)(&Event::Violation(*v)),
                 _ => {}
             }
         }

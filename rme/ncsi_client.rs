@@ -493,6 +493,32 @@ pub(crate) fn parse_version_id(data: &[u8]) -> Result<VersionId, NcsiError> {
     })
 }
 
+/// `"1.1.0"` from the NC-SI version bytes: BCD digits, `0xf` nibbles
+/// unused (DSP0222 Get Version ID), as a NUL-terminated string.
+pub(crate) fn format_version<'a>(v: &[u8; 4], out: &'a mut [u8; 16]) -> &'a [u8] {
+    let mut n = 0;
+    for (i, b) in v.iter().take(3).enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        let (hi, lo) = (b >> 4, b & 0x0f);
+        let d = if hi > 9 {
+            lo.min(9)
+        } else {
+            hi * 10 + lo.min(9)
+        };
+        if d >= 10 {
+            out[n] = b'0' + d / 10;
+            n += 1;
+        }
+        out[n] = b'0' + d % 10;
+        n += 1;
+    }
+    out[n] = 0;
+    &out[..=n]
+}
+
 /// The AEN control bits a Get Capabilities response (data after the
 /// codes) says the channel supports.
 pub(crate) fn parse_aen_support(data: &[u8]) -> Result<u32, NcsiError> {

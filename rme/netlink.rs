@@ -568,7 +568,7 @@ impl Rme {
             m.put_u32(a::SIDEBAND_IFINDEX, dev.ifindex() as u32)?;
             m.put_string(a::SIDEBAND_NAME, dev.name().as_c_str())?;
             let mut v = [0u8; 16];
-            let s = format_version(&version, &mut v);
+            let s = crate::ncsi_client::format_version(&version, &mut v);
             m.put_bytes(a::NCSI_VERSION, s)?;
             m.put_u32(a::NIC_FLOW_SLOTS, slots)?;
             m.put_u32(a::NIC_FLOWS_USED, used)?;
@@ -602,32 +602,6 @@ impl Rme {
             })
         })
     }
-}
-
-/// `"1.1.0"` from the NC-SI version bytes: BCD digits, `0xf` nibbles
-/// unused (DSP0222 Get Version ID), as a NUL-terminated string.
-pub(crate) fn format_version<'a>(v: &[u8; 4], out: &'a mut [u8; 16]) -> &'a [u8] {
-    let mut n = 0;
-    for (i, b) in v.iter().take(3).enumerate() {
-        if i > 0 {
-            out[n] = b'.';
-            n += 1;
-        }
-        let (hi, lo) = (b >> 4, b & 0x0f);
-        let d = if hi > 9 {
-            lo.min(9)
-        } else {
-            hi * 10 + lo.min(9)
-        };
-        if d >= 10 {
-            out[n] = b'0' + d / 10;
-            n += 1;
-        }
-        out[n] = b'0' + d % 10;
-        n += 1;
-    }
-    out[n] = 0;
-    &out[..=n]
 }
 
 /// Port counters: traffic, every drop reason by name, RME counters.
