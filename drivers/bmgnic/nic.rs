@@ -10,11 +10,22 @@
 //! batch. Every vector only schedules NAPI; the poll reads the status block
 //! and handles TX completions, RX frames, link and quarantine changes, and
 //! device errors (by resetting the device and starting over).
+//!
+//! This file is the device's life cycle (start, stop, reset, reconfigure)
+//! and the netdev operations; `rings` holds the rings and RX buffers,
+//! `datapath` the TX completions and RX frames of the poll, `ethtool_ops`
+//! the counters and the ethtool operations.
+
+mod datapath;
+mod ethtool_ops;
+mod rings;
 
 use crate::{
     regs::{desc, guest},
     ring::{self, RingIndex},
 };
+use datapath::*;
+use ethtool_ops::*;
 use kernel::{
     device::{Bound, Device as BusDevice},
     dma::Coherent,
@@ -33,6 +44,8 @@ use kernel::{
         Arc, Mutex, SpinLockBh,
     },
 };
+pub(crate) use rings::rx_buf_len;
+use rings::*;
 
 /// The guest register block of BAR0, revoked when the device unbinds.
 pub(crate) type Bar0 = pci::DevresBar<{ guest::REGS_END }>;
@@ -52,164 +65,6 @@ const MODERATION_MAX_US: u32 = 10_000;
 /// room for one more frame, and a batch of them.
 const TX_STOP_THRESHOLD: u32 = 1;
 const TX_WAKE_THRESHOLD: u32 = 32;
-
-/// Statistics the driver keeps itself, after the device's in `ethtool -S`.
-const DRIVER_STAT_NAMES: [&str; 4] = [
-    "driver_tx_dropped",
-    "driver_rx_alloc_failed",
-    "driver_rx_bad_descriptor",
-    "driver_resets",
-];
-const STAT_NAMES: [&str; guest::STAT_COUNT + DRIVER_STAT_NAMES.len()] = {
-    let mut names = [""; guest::STAT_COUNT + DRIVER_STAT_NAMES.len()];
-    let mut i = 0;
-    while i < guest::STAT_COUNT {
-        names[i] = guest::STAT_NAMES[i];
-        i += 1;
-    }
-    while i < names.len() {
-        names[i] = DRIVER_STAT_NAMES[i - guest::STAT_COUNT];
-        i += 1;
-    }
-    names
-};
-
-/// Size of an RX buffer for `mtu`, as `RX_BUF_SIZE` takes it.
-pub(crate) fn rx_buf_len(mtu: u32) -> u32 {
-    (mtu + guest::FRAME_OVERHEAD).next_multiple_of(64).max(256)
-}
-
-/// A descriptor ring in coherent memory, two little-endian `u64` words per
-/// descriptor, and the buffers posted in it.
-struct Ring {
-    words: Coherent<[u64]>,
-    bufs: KVVec<Option<MappedSkBuff>>,
-    index: RingIndex,
-}
-
-impl Ring {
-    fn new(dev: &BusDevice<Bound>, size: u32) -> Result<Self> {
-        let index = RingIndex::new(size).ok_or(EINVAL)?;
-        let n = size as usize;
-        let words = Coherent::<u64>::zeroed_slice(dev, 2 * n, GFP_KERNEL)?;
-        let mut bufs = KVVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            bufs.push(None, GFP_KERNEL)?;
-        }
-        Ok(Self { words, bufs, index })
-    }
-
-    fn size(&self) -> u32 {
-        self.bufs.len() as u32
-    }
-
-    /// Writes a descriptor; the device reads the bytes in `desc` layout.
-    fn write(&self, slot: u32, d: &[u8; desc::SIZE]) -> Result {
-        let (lo, hi) = ring::words(d);
-        let i = 2 * slot as usize;
-        io_write!(&self.words, [try: i], lo);
-        io_write!(&self.words, [try: i + 1], hi);
-        Ok(())
-    }
-
-    fn read(&self, slot: u32) -> Result<[u8; desc::SIZE]> {
-        let i = 2 * slot as usize;
-        let lo: u64 = io_read!(&self.words, [try: i]);
-        let hi: u64 = io_read!(&self.words, [try: i + 1]);
-        Ok(ring::from_words(lo, hi))
-    }
-
-    /// Frees every posted buffer (the device must be stopped).
-    fn clear(&mut self) {
-        self.bufs.iter_mut().for_each(|b| *b = None);
-    }
-}
-
-/// The transmit side while the interface is up: the ring, and the status
-/// block whose driver area holds the producer index when the device reads
-/// it there instead of waiting for doorbells (`FEATURE_TX_SHADOW`).
-struct TxState {
-    ring: Ring,
-    status_block: Arc<Coherent<[u32]>>,
-    shadow: bool,
-}
-
-impl core::ops::Deref for TxState {
-    type Target = Ring;
-
-    fn deref(&self) -> &Ring {
-        &self.ring
-    }
-}
-
-impl core::ops::DerefMut for TxState {
-    fn deref_mut(&mut self) -> &mut Ring {
-        &mut self.ring
-    }
-}
-
-impl TxState {
-    /// Publishes the producer index in the status block, where a polling
-    /// device reads it.
-    fn publish(&self) {
-        if self.shadow {
-            // The descriptors reach memory before the index that announces
-            // them: a polling device may read the index at any time.
-            dma_mb(Write);
-            let _ = sb_write(&self.status_block, desc::SB_TX_TAIL, self.ring.index.tail());
-        }
-    }
-
-    /// Rings the doorbell, unless the device says it is polling the
-    /// published index. With the index in the status block the doorbell is
-    /// only a kick: the device reads the index from memory, so a doorbell
-    /// that arrives late can never move it back.
-    fn notify(&self, bar: Regs<'_>) {
-        if self.shadow {
-            // The device clears its polling flag, then reads the index; we
-            // wrote the index, now read the flag: one of us sees the other.
-            dma_mb(Full);
-            let polling = sb_read(&self.status_block, desc::SB_STATUS)
-                .is_ok_and(|st| st & guest::STATUS_TX_POLLING != 0);
-            if polling {
-                return;
-            }
-        }
-        let _ = bar.try_write32(self.ring.index.tail(), guest::queue_reg(0, guest::TX_TAIL));
-    }
-}
-
-/// Reads a word of the status block (little-endian in memory).
-fn sb_read(sb: &Coherent<[u32]>, offset: usize) -> Result<u32> {
-    let v: u32 = io_read!(sb, [try: offset / 4]);
-    Ok(u32::from_le(v))
-}
-
-/// Writes a word of the status block's driver area.
-fn sb_write(sb: &Coherent<[u32]>, offset: usize, value: u32) -> Result {
-    io_write!(sb, [try: offset / 4], value.to_le());
-    Ok(())
-}
-
-/// The receive side while the interface is up, with the status block,
-/// which the poll reads under the same lock.
-struct RxState {
-    ring: Ring,
-    buf_len: u32,
-    /// Consumer indices, STATUS and INT_CAUSE, written by the device.
-    status_block: Arc<Coherent<[u32]>>,
-    /// The last `STATUS` acted upon.
-    status: u32,
-    /// The settings the rings were started with, for a reset from the
-    /// poll (the `settings` lock is for process context only).
-    settings: Settings,
-}
-
-impl RxState {
-    fn status_word(&self, offset: usize) -> Result<u32> {
-        sb_read(&self.status_block, offset)
-    }
-}
 
 /// Ring and interrupt settings that survive down/up.
 #[derive(Clone, Copy, Debug)]
@@ -276,48 +131,6 @@ fn carrier(status: u32) -> bool {
 }
 
 type Regs<'a> = &'a pci::Bar<'a, { guest::REGS_END }>;
-
-/// Allocates and posts one RX buffer at the ring's tail.
-fn post_rx(dev: &Device<Nic>, rx: &mut Ring, buf_len: u32) -> Result {
-    let skb = SkBuff::alloc_rx(dev, buf_len)?;
-    let mapped = skb.map_from_device(dev.parent(), buf_len)?;
-    let slot = rx.index.tail_slot();
-    // CAST: `buf_len` is at most `rx_buf_len(MTU_MAX)`, well under 64 KiB.
-    rx.write(
-        slot,
-        &ring::rx_descriptor(mapped.dma_address(), buf_len as u16),
-    )?;
-    rx.bufs[slot as usize] = Some(mapped);
-    if !rx.index.push() {
-        return Err(ENOSPC);
-    }
-    Ok(())
-}
-
-/// What a refill of the RX ring did.
-struct Refill {
-    /// Buffers were posted: the tail must be written.
-    posted: bool,
-    /// An allocation failed, so slots are left empty: try again soon.
-    short: bool,
-}
-
-/// Fills the RX ring's free slots.
-fn refill_rx(dev: &Device<Nic>, rx: &mut RxState) -> Refill {
-    let mut done = Refill {
-        posted: false,
-        short: false,
-    };
-    while rx.ring.index.free() > 0 {
-        if post_rx(dev, &mut rx.ring, rx.buf_len).is_err() {
-            dev.data().rx_alloc_failed.fetch_add(1, Relaxed);
-            done.short = true;
-            break;
-        }
-        done.posted = true;
-    }
-    done
-}
 
 /// Resets the device, programs it with the rings and enables it; the
 /// rings' indices must be at zero. Slow path: reads registers back.
@@ -449,66 +262,6 @@ fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
             e
         ),
     }
-}
-
-/// Completes transmitted frames up to the device's TX head.
-fn clean_tx(dev: &Device<Nic>, poll: &Poll<'_>, head: u32) {
-    let mut guard = dev.data().tx.lock();
-    let Some(tx) = &mut *guard else {
-        return;
-    };
-    let (mut packets, mut bytes) = (0u32, 0u32);
-    for i in tx.index.complete(head) {
-        let slot = tx.index.slot(i) as usize;
-        if let Some(mapped) = tx.bufs[slot].take() {
-            packets += 1;
-            // CAST: A frame is at most 64 KiB (`start_xmit`).
-            bytes = bytes.wrapping_add(mapped.len() as u32);
-            poll.consume(mapped.unmap());
-        }
-    }
-    if packets > 0 {
-        dev.completed_queue(packets, bytes);
-    }
-    if dev.queue_stopped() && tx.index.free() >= TX_WAKE_THRESHOLD {
-        dev.wake_queue();
-    }
-}
-
-/// Passes up to the poll's budget of received frames to the stack and
-/// reposts buffers; returns the frames handled and whether the ring is
-/// short of buffers.
-fn clean_rx(
-    dev: &Device<Nic>,
-    bar: Regs<'_>,
-    poll: &Poll<'_>,
-    rx: &mut RxState,
-    head: u32,
-) -> Result<(u32, bool)> {
-    let done = rx.ring.index.complete_at_most(head, poll.budget());
-    let count = done.len() as u32;
-    // CAST: `buf_len` fits the descriptor's `u16` (see `post_rx`).
-    let buf_len = rx.buf_len as u16;
-    for i in done {
-        let slot = rx.ring.index.slot(i);
-        let d = rx.ring.read(slot)?;
-        let Some(mapped) = rx.ring.bufs[slot as usize].take() else {
-            continue;
-        };
-        // A bad length, or a frame too short for an Ethernet header, is
-        // the device's fault: count it, drop the buffer.
-        let received = ring::rx_completed(&d, buf_len)
-            .and_then(|len| mapped.unmap_received(u32::from(len)).ok())
-            .is_some_and(|skb| poll.receive(skb));
-        if !received {
-            dev.data().rx_bad_descriptor.fetch_add(1, Relaxed);
-        }
-    }
-    let refill = refill_rx(dev, rx);
-    if refill.posted {
-        bar.try_write32(rx.ring.index.tail(), guest::queue_reg(0, guest::RX_TAIL))?;
-    }
-    Ok((count, refill.short))
 }
 
 #[vtable]
@@ -689,25 +442,6 @@ impl netdev::Operations for Nic {
     }
 }
 
-/// Reads the device's 64-bit counters (slow path: MMIO reads of both
-/// halves). The high half is read before and after the low one: if it
-/// moved, the low half wrapped in between and is read again, so a value
-/// never tears.
-fn read_counters(bar: Regs<'_>, out: &mut [u64; guest::STAT_COUNT]) {
-    for (i, value) in out.iter_mut().enumerate() {
-        let at = guest::STATS_BASE + 8 * i;
-        let read = |off| bar.try_read32(off).unwrap_or(0);
-        let mut hi = read(at + 4);
-        let mut lo = read(at);
-        let hi_after = read(at + 4);
-        if hi_after != hi {
-            hi = hi_after;
-            lo = read(at);
-        }
-        *value = u64::from(lo) | (u64::from(hi) << 32);
-    }
-}
-
 impl Nic {
     /// Applies new settings, restarting the rings if the interface is up.
     ///
@@ -767,72 +501,5 @@ impl Nic {
         // unmapped and freed outside the locks.
         drop((tx, rx));
         result
-    }
-}
-
-#[vtable]
-impl ethtool::Operations for Nic {
-    const SUPPORTED_COALESCE_PARAMS: u32 = ethtool::COALESCE_RX_USECS;
-
-    fn get_ringparam(dev: &Device<Self>, ring: &mut RingParam) {
-        let s = *dev.data().settings.lock();
-        *ring = RingParam {
-            rx_max: guest::RING_MAX,
-            tx_max: guest::RING_MAX,
-            rx: s.rx_size,
-            tx: s.tx_size,
-        };
-    }
-
-    fn set_ringparam(dev: &Device<Self>, ring: &RingParam, extack: &mut ExtAck<'_>) -> Result {
-        if RingIndex::new(ring.rx).is_none() || RingIndex::new(ring.tx).is_none() {
-            extack.set_message(c"ring sizes must be powers of two from 16 to 4096");
-            return Err(EINVAL);
-        }
-        Nic::reconfigure(dev, |s| {
-            s.rx_size = ring.rx;
-            s.tx_size = ring.tx;
-        })
-    }
-
-    fn get_coalesce(dev: &Device<Self>, coalesce: &mut Coalesce) -> Result {
-        coalesce.rx_usecs = dev.data().settings.lock().moderation_us;
-        Ok(())
-    }
-
-    fn set_coalesce(dev: &Device<Self>, coalesce: &Coalesce, extack: &mut ExtAck<'_>) -> Result {
-        if coalesce.rx_usecs > MODERATION_MAX_US {
-            extack.set_message(c"rx-usecs above the device's maximum of 10000");
-            return Err(EINVAL);
-        }
-        let nic = dev.data();
-        nic.settings.lock().moderation_us = coalesce.rx_usecs;
-        // One interval for every vector; takes effect at once.
-        nic.bar
-            .access(dev.parent())?
-            .write32(coalesce.rx_usecs, guest::INT_MODERATION);
-        Ok(())
-    }
-
-    const STAT_NAMES: &'static [&'static str] = &STAT_NAMES;
-
-    fn get_stats(dev: &Device<Self>, values: &mut [u64]) {
-        let nic = dev.data();
-        let mut counters = [0u64; guest::STAT_COUNT];
-        if let Ok(bar) = nic.bar.access(dev.parent()) {
-            read_counters(bar, &mut counters);
-        }
-        let driver = [
-            nic.tx_dropped.load(Relaxed),
-            nic.rx_alloc_failed.load(Relaxed),
-            nic.rx_bad_descriptor.load(Relaxed),
-            nic.resets.load(Relaxed),
-        ];
-        for (v, c) in values
-            .iter_mut()
-            .zip(Iterator::chain(counters.iter(), driver.iter()))
-        {
-            *v = *c;
-        }
     }
 }
