@@ -100,6 +100,7 @@ fn bank(table_size: usize) -> RmeBank {
     set(&mut rme, oem::OBJ_VTEP, &vteps);
     // A meter far above the offered rate: its cost is measured, not its effect.
     let meter = MeterRecord {
+        flags: 0,
         index: 0,
         rate: u64::MAX / 4,
         burst: u32::MAX,

@@ -18,7 +18,7 @@
 //!
 //! The clock is the caller's (`now_ns`), so tests run on simulated time.
 
-use crate::ncsi_oem::MeterRecord;
+use crate::ncsi_oem::{self, MeterRecord};
 
 /// Number of meters of the model's table.
 pub const DEFAULT_METERS: u16 = 256;
@@ -28,7 +28,9 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// A token-bucket meter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meter {
-    /// Refill rate in bytes per second; 0 blocks everything.
+    /// The rate and burst count packets (each costs one token), not bytes.
+    packets: bool,
+    /// Refill rate in bytes (or packets) per second; 0 blocks everything.
     rate: u64,
     /// Bucket depth in bytes.
     burst: u32,
@@ -43,6 +45,7 @@ impl Meter {
     /// limit does not penalise the traffic that was flowing before it.
     pub fn new(rec: &MeterRecord, now_ns: u64) -> Self {
         Self {
+            packets: rec.counts_packets(),
             rate: rec.rate,
             burst: rec.burst,
             tokens: Self::capacity_nanobytes(rec.burst),
@@ -74,6 +77,11 @@ impl Meter {
     pub fn record(&self, index: u16) -> MeterRecord {
         MeterRecord {
             index,
+            flags: if self.packets {
+                ncsi_oem::METER_FLAG_PACKETS
+            } else {
+                0
+            },
             rate: self.rate,
             burst: self.burst,
         }
@@ -95,8 +103,9 @@ impl Meter {
     }
 
     /// Whether a packet of `bytes` conforms at `now_ns`; if so its tokens
-    /// are spent. A packet longer than the burst never conforms, so the
-    /// burst should be at least the largest frame (MTU plus headers).
+    /// are spent (one per packet for a packet meter). A packet longer than
+    /// the burst of a byte meter never conforms, so that burst should be
+    /// at least the largest frame (MTU plus headers).
     pub fn admit(&mut self, bytes: u32, now_ns: u64) -> bool {
         if self.rate == 0 {
             // A zero rate blocks the flow outright, whatever tokens are
@@ -104,7 +113,7 @@ impl Meter {
             return false;
         }
         self.refill(now_ns);
-        let cost = u64::from(bytes) * NANOS_PER_SEC;
+        let cost = if self.packets { 1 } else { u64::from(bytes) } * NANOS_PER_SEC;
         match self.tokens.checked_sub(cost) {
             Some(left) => {
                 self.tokens = left;
@@ -119,6 +128,7 @@ impl Meter {
     /// a fresh burst nor takes away earned credit.
     pub fn reconfigure(&mut self, rec: &MeterRecord, now_ns: u64) {
         self.refill(now_ns);
+        self.packets = rec.counts_packets();
         self.rate = rec.rate;
         self.burst = rec.burst;
         self.tokens = self.tokens.min(Self::capacity_nanobytes(rec.burst));
@@ -236,6 +246,7 @@ mod tests {
 
     fn record(rate: u64, burst: u32) -> MeterRecord {
         MeterRecord {
+            flags: 0,
             index: 0,
             rate,
             burst,
@@ -386,6 +397,7 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(MeterTable::default().capacity(), DEFAULT_METERS);
         let rec = MeterRecord {
+            flags: 0,
             index: 2,
             rate: 1_000_000,
             burst: 3000,
@@ -414,6 +426,7 @@ mod tests {
         let mut t = MeterTable::new(4);
         let out = |index| MeterError::IndexOutOfRange { index, capacity: 4 };
         let rec = MeterRecord {
+            flags: 0,
             index: 4,
             rate: 1,
             burst: 1,
@@ -425,6 +438,7 @@ mod tests {
 
         let mut full = MeterTable::new(u16::MAX);
         let top = MeterRecord {
+            flags: 0,
             index: NO_METER,
             ..rec
         };
@@ -433,5 +447,29 @@ mod tests {
             capacity: u16::MAX,
         };
         assert_eq!(full.set(&top, 0), Err(err), "NO_METER never names a meter");
+    }
+
+    #[test]
+    fn a_packet_meter_counts_packets_whatever_their_size() {
+        let rec = MeterRecord {
+            flags: ncsi_oem::METER_FLAG_PACKETS,
+            index: 0,
+            rate: 1000,
+            burst: 10,
+        };
+        let mut m = Meter::new(&rec, 0);
+        // The burst: 10 packets, jumbo or tiny, then nothing until tokens
+        // come back at 1000 packets/s (one per millisecond).
+        let admitted = (0..20)
+            .filter(|i| m.admit(if i % 2 == 0 { 9000 } else { 60 }, 0))
+            .count();
+        assert_eq!(admitted, 10);
+        assert!(!m.admit(60, MS / 2));
+        assert!(m.admit(9000, MS));
+        // Over a second at 5000 packets/s offered: 1000 (+ the burst) pass.
+        let mut m = Meter::new(&rec, 0);
+        let passed = (0..5000).filter(|i| m.admit(1400, i * SEC / 5000)).count();
+        assert!((1000..=1011).contains(&passed), "{passed} packets passed");
+        assert_eq!(m.record(0), rec);
     }
 }

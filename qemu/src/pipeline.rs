@@ -436,12 +436,34 @@ mod tests {
     }
 
     #[test]
+    fn a_meter_of_unknown_flags_is_refused_and_changes_nothing() {
+        let mut rme = configured();
+        let meter = |flags, rate| MeterRecord {
+            flags,
+            index: 3,
+            rate,
+            burst: 10,
+        };
+        set(
+            &mut rme,
+            oem::OBJ_METER,
+            &[meter(oem::METER_FLAG_PACKETS, 100)],
+        );
+        assert_eq!(
+            rme.apply(oem::OBJ_METER, &[meter(0x8000, 1)], 0),
+            Err(oem::REASON_BAD_RECORD)
+        );
+        assert_eq!(rme.meters.get(3), Some(meter(oem::METER_FLAG_PACKETS, 100)));
+    }
+
+    #[test]
     fn meter_holds_a_flow_to_its_rate_over_a_simulated_second() {
         let mut rme = configured();
         set(
             &mut rme,
             oem::OBJ_METER,
             &[MeterRecord {
+                flags: 0,
                 index: 0,
                 rate: 1_000_000,
                 burst: 15_000,

@@ -392,6 +392,14 @@ impl RmeBank {
                 if meters.iter().any(|m| usize::from(m.index) >= METER_SLOTS) {
                     return Err(oem::REASON_BAD_INDEX);
                 }
+                // Checked before any is applied: a refused command changes
+                // nothing.
+                if meters
+                    .iter()
+                    .any(|m| m.flags & !oem::METER_FLAGS_KNOWN != 0)
+                {
+                    return Err(oem::REASON_BAD_RECORD);
+                }
                 for m in meters {
                     self.meters
                         .set(&m, now_ns)

@@ -614,32 +614,49 @@ impl Record for FlowCountersRecord {
     }
 }
 
+/// [`MeterRecord::flags`]: the rate and burst count packets, not bytes.
+pub const METER_FLAG_PACKETS: u16 = 1 << 0;
+/// The meter flags a NIC of this version knows; others are
+/// [`REASON_BAD_RECORD`].
+pub const METER_FLAGS_KNOWN: u16 = METER_FLAG_PACKETS;
+
 /// A token-bucket meter.
 ///
 /// ```text
-/// 0..2 index  2..4 reserved  4..12 rate (bytes/s)  12..16 burst (bytes)
+/// 0..2 index  2..4 flags  4..12 rate (bytes/s or packets/s)
+/// 12..16 burst (bytes or packets)
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MeterRecord {
     /// Index in the meter table.
     pub index: u16,
-    /// Sustained rate in bytes per second.
+    /// `METER_FLAG_*`.
+    pub flags: u16,
+    /// Sustained rate in bytes (or packets) per second.
     pub rate: u64,
-    /// Bucket depth in bytes.
+    /// Bucket depth in bytes (or packets).
     pub burst: u32,
+}
+
+impl MeterRecord {
+    /// Whether the meter counts packets rather than bytes.
+    pub const fn counts_packets(&self) -> bool {
+        self.flags & METER_FLAG_PACKETS != 0
+    }
 }
 
 impl Record for MeterRecord {
     const LEN: usize = 16;
     fn encode(&self, out: &mut [u8]) {
         put16(out, 0, self.index);
-        put16(out, 2, 0);
+        put16(out, 2, self.flags);
         put64(out, 4, self.rate);
         put32(out, 12, self.burst);
     }
     fn decode(b: &[u8]) -> Option<Self> {
         Some(Self {
             index: get16(b, 0),
+            flags: get16(b, 2),
             rate: get64(b, 4),
             burst: get32(b, 12),
         })
