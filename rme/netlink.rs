@@ -10,7 +10,7 @@
 use crate::{
     control::{Event, Rme, State},
     flow_table::{self, Rule},
-    genl::{attr, cmd, event_kind, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS},
+    genl::{attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS},
     ncsi_oem::{self as oem, FlowCheck, FlowKey, MeterRecord, TenantRecord, VtepRecord},
     sideband::Sideband,
 };
@@ -77,7 +77,7 @@ static FLOW_ADD: [P; 7] = [
     P::nested(&MATCH_NEST),
 ];
 static FLOW_ID: [P; 2] = [P::NONE, P::u32()];
-static METER_SET: [P; 4] = [P::NONE, P::u16_max(255), P::u64(), P::u32()];
+static METER_SET: [P; 5] = [P::NONE, P::u16_max(255), P::u64(), P::u32(), P::u8_max(1)];
 
 static OPS: [Op<Rme>; 12] = [
     Op::doit::<1>(cmd::DEV_GET, &NO_ATTRS, false),
@@ -89,7 +89,7 @@ static OPS: [Op<Rme>; 12] = [
     Op::doit::<2>(cmd::FLOW_DEL, &FLOW_ID, true),
     Op::doit::<2>(cmd::FLOW_GET, &FLOW_ID, false),
     Op::dumpit::<1>(cmd::FLOW_GET, &NO_ATTRS, false),
-    Op::doit::<4>(cmd::METER_SET, &METER_SET, true),
+    Op::doit::<5>(cmd::METER_SET, &METER_SET, true),
     Op::dumpit::<1>(cmd::METER_GET, &NO_ATTRS, false),
     Op::doit::<11>(cmd::POLICY_SET, &POLICY_SET, true),
 ];
@@ -453,12 +453,22 @@ impl Rme {
             req.set_error(c"index and rate are required", None);
             return Err(EINVAL);
         };
-        // Default burst: 10 ms at the rate, at least one jumbo frame.
+        let packets = req.attr(a::UNIT).and_then(|x| x.u8()) == Some(meter_unit::PACKETS);
+        // Default burst: 10 ms at the rate, at least one jumbo frame (or
+        // one packet).
+        let least = if packets { 1 } else { 9018 };
         let burst = req
             .attr(a::BURST)
             .and_then(|x| x.u32())
-            .unwrap_or_else(|| (rate / 100).clamp(9018, u64::from(u32::MAX)) as u32);
-        let r = self.with_state(|sb, st| st.set_meter(sb, MeterRecord { index, rate, burst }));
+            .unwrap_or_else(|| (rate / 100).clamp(least, u64::from(u32::MAX)) as u32);
+        let flags = if packets { oem::METER_FLAG_PACKETS } else { 0 };
+        let meter = MeterRecord {
+            index,
+            flags,
+            rate,
+            burst,
+        };
+        let r = self.with_state(|sb, st| st.set_meter(sb, meter));
         r.map_err(|e| nic_error(req, e))
     }
 
@@ -717,7 +727,13 @@ impl Handler for Rme {
                     use attr::meter as a;
                     m.put_u16(a::INDEX, v.index)?;
                     m.put_u64(a::RATE, v.rate)?;
-                    m.put_u32(a::BURST, v.burst)
+                    m.put_u32(a::BURST, v.burst)?;
+                    let unit = if v.counts_packets() {
+                        meter_unit::PACKETS
+                    } else {
+                        meter_unit::BYTES
+                    };
+                    m.put_u8(a::UNIT, unit)
                 },
             ),
             _ => Err(EOPNOTSUPP),

@@ -55,8 +55,8 @@ def rust_consts(text):
         elif stack[0] == "attr" and len(stack) == 2:
             space = {"matches": "match"}.get(stack[1], stack[1]).upper()
             out[f"BMGNIC_A_{space}_{name}"] = value
-        elif stack[0] == "event_kind":
-            out[f"BMGNIC_EVENT_KIND_{name}"] = value
+        elif stack[0] in ("event_kind", "meter_unit"):
+            out[f"BMGNIC_{stack[0].upper()}_{name}"] = value
     return out
 
 

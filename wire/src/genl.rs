@@ -85,6 +85,7 @@ pub mod attr {
         pub const INDEX: u16 = 1;
         pub const RATE: u16 = 2;
         pub const BURST: u16 = 3;
+        pub const UNIT: u16 = 4;
     }
     pub mod policy {
         pub const QUARANTINED: u16 = 1;
@@ -124,6 +125,12 @@ pub mod attr {
         pub const REGISTER: u16 = 4;
         pub const FLOW_ID: u16 = 5;
     }
+}
+
+/// `meter-unit` values.
+pub mod meter_unit {
+    pub const BYTES: u8 = 0;
+    pub const PACKETS: u8 = 1;
 }
 
 /// `event-kind` values.
