@@ -253,15 +253,16 @@ fn want_in_port(m: &mut FlowMatch, side: u8) -> Result<(), OfError> {
 }
 
 /// Maps a METER_MOD's bands (ADD or MODIFY) onto a NIC meter: one drop
-/// band in kb/s. Bursts are in kilobits (`OFPMF_BURST`); without one the
-/// bucket holds 100 ms of the rate, at least one jumbo frame.
+/// band in kb/s (`OFPMF_KBPS`, the default) or packets/s (`OFPMF_PKTPS`).
+/// Bursts are in kilobits or packets (`OFPMF_BURST`); without one the
+/// bucket holds 100 ms of the rate, at least one jumbo frame or packet.
 pub fn map_meter(m: &MeterMod) -> Result<MeterSpec, OfError> {
     if m.meter_id == 0 || m.meter_id > MAX_METER {
         return Err(bad_meter(err::meter_mod::INVALID_METER));
     }
     let known = meter::FLAG_KBPS | meter::FLAG_PKTPS | meter::FLAG_BURST | meter::FLAG_STATS;
-    if m.flags & !known != 0 || m.flags & meter::FLAG_PKTPS != 0 {
-        // The NIC's meters count bytes.
+    let packets = m.flags & meter::FLAG_PKTPS != 0;
+    if m.flags & !known != 0 || (packets && m.flags & meter::FLAG_KBPS != 0) {
         return Err(bad_meter(err::meter_mod::BAD_FLAGS));
     }
     let band: &MeterBand = match m.bands.as_slice() {
@@ -275,19 +276,28 @@ pub fn map_meter(m: &MeterMod) -> Result<MeterSpec, OfError> {
     if band.rate == 0 {
         return Err(bad_meter(err::meter_mod::BAD_RATE));
     }
-    let rate = u64::from(band.rate) * 1000 / 8;
+    // The NIC counts bytes or packets; OpenFlow's kilobits become bytes.
+    let to_unit = |v: u32| {
+        if packets {
+            u64::from(v)
+        } else {
+            u64::from(v) * 1000 / 8
+        }
+    };
+    let rate = to_unit(band.rate);
     let burst = if m.flags & meter::FLAG_BURST != 0 {
         if band.burst_size == 0 {
             return Err(bad_meter(err::meter_mod::BAD_BURST));
         }
-        u64::from(band.burst_size) * 1000 / 8
+        to_unit(band.burst_size)
     } else {
-        (rate / 10).max(9018)
+        (rate / 10).max(if packets { 1 } else { 9018 })
     };
     Ok(MeterSpec {
         index: m.meter_id as u8,
         rate,
         burst: u32::try_from(burst).map_err(|_| bad_meter(err::meter_mod::BAD_BURST))?,
+        packets,
     })
 }
 
@@ -521,8 +531,10 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(spec.burst, 10_000);
+        let pkts = map_meter(&m(meter::FLAG_PKTPS, vec![drop(500, 0)])).unwrap();
+        assert_eq!((pkts.rate, pkts.burst, pkts.packets), (500, 50, true));
         assert_eq!(
-            map_meter(&m(meter::FLAG_PKTPS, vec![drop(100, 0)])),
+            map_meter(&m(meter::FLAG_PKTPS | meter::FLAG_KBPS, vec![drop(100, 0)])),
             Err(bad_meter(err::meter_mod::BAD_FLAGS))
         );
         assert_eq!(

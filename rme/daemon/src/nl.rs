@@ -10,7 +10,9 @@ use crate::rme::{
     DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec, IpPrefix, MeterSpec, Rme,
     RmeError, RmeEvent,
 };
-use bmgnic_wire::genl::{attr, cmd, event_kind, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS};
+use bmgnic_wire::genl::{
+    attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
+};
 use neli::{
     consts::{nl::NlmF, socket::NlFamily},
     err::RouterError,
@@ -391,6 +393,14 @@ impl Rme for Netlink {
             nla(a::INDEX, u16::from(meter.index).to_ne_bytes().to_vec())?,
             nla(a::RATE, meter.rate.to_ne_bytes().to_vec())?,
             nla(a::BURST, meter.burst.to_ne_bytes().to_vec())?,
+            nla(
+                a::UNIT,
+                vec![if meter.packets {
+                    meter_unit::PACKETS
+                } else {
+                    meter_unit::BYTES
+                }],
+            )?,
         ];
         self.request(cmd::METER_SET, NlmF::ACK, attrs).map(|_| ())
     }

@@ -76,10 +76,12 @@ pub struct FlowInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MeterSpec {
     pub index: u8,
-    /// Bytes per second.
+    /// Bytes (or packets) per second.
     pub rate: u64,
-    /// Bucket depth in bytes.
+    /// Bucket depth in bytes (or packets).
     pub burst: u32,
+    /// The rate and burst count packets, not bytes.
+    pub packets: bool,
 }
 
 /// The device's counters (the module's `counters` nest).

@@ -751,7 +751,9 @@ impl<R: Rme> Switch<R> {
             MultipartRequest::MeterFeatures => vec![MultipartReply::MeterFeatures(MeterFeatures {
                 max_meter: mapping::MAX_METER,
                 band_types: 1 << meter::BAND_DROP,
-                capabilities: u32::from(meter::FLAG_KBPS | meter::FLAG_BURST | meter::FLAG_STATS),
+                capabilities: u32::from(
+                    meter::FLAG_KBPS | meter::FLAG_PKTPS | meter::FLAG_BURST | meter::FLAG_STATS,
+                ),
                 max_bands: 1,
                 max_color: 0,
             })],

@@ -169,10 +169,10 @@ class LiveCheck(app_manager.OSKenApp):
                              actions=[p.OFPActionOutput(HOST)], data=b"\0" * 60)
         self.case("PACKET_OUT: BAD_REQUEST/EPERM",
                   self.error_for(dp, out) == (ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_EPERM))
-        pkt_meter = p.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_PKTPS, meter_id=2,
-                                  bands=[p.OFPMeterBandDrop(rate=100, burst_size=0)])
-        self.case("packet-rate meter: METER_MOD_FAILED/BAD_FLAGS",
-                  self.error_for(dp, pkt_meter) == (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_BAD_FLAGS))
+        remark = p.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_KBPS, meter_id=2,
+                               bands=[p.OFPMeterBandDscpRemark(rate=100, burst_size=0, prec_level=1)])
+        self.case("DSCP remark band: METER_MOD_FAILED/BAD_BAND",
+                  self.error_for(dp, remark) == (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_BAD_BAND))
 
         # Idle timeout: a drop flow sees no traffic and goes.
         idle = p.OFPMatch(in_port=HOST, eth_type=0x0800, ip_proto=17, udp_dst=9)
