@@ -124,6 +124,18 @@ class TenantController(app_manager.OSKenApp):
         self.barrier()
         self.learn = (vni, port)
 
+    def packet_meter(self, meter_id, pps, udp_port, vni, vtep, cookie):
+        """A meter of `pps` packets/s and a flow through it that
+        encapsulates UDP to `udp_port`."""
+        dp = self.dp
+        p = dp.ofproto_parser
+        dp.send_msg(p.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_PKTPS | ofp.OFPMF_STATS,
+                                  meter_id=meter_id, bands=[p.OFPMeterBandDrop(rate=pps)]))
+        match = p.OFPMatch(in_port=HOST, eth_type=0x0800, ip_proto=17, udp_dst=udp_port)
+        dp.send_msg(p.OFPFlowMod(dp, cookie=cookie, priority=20, match=match, instructions=[
+            p.OFPInstructionMeter(meter_id), self._encap(p, vni, TUNNEL_BASE + vtep)]))
+        self.barrier()
+
     def add_flow(self, cookie, match_kwargs, idle_timeout=0, encap=None, priority=30):
         dp = self.dp
         p = dp.ofproto_parser
@@ -131,6 +143,33 @@ class TenantController(app_manager.OSKenApp):
         dp.send_msg(p.OFPFlowMod(dp, cookie=cookie, priority=priority, idle_timeout=idle_timeout,
                                  match=p.OFPMatch(**match_kwargs), flags=ofp.OFPFF_SEND_FLOW_REM,
                                  instructions=inst))
+        self.barrier()
+
+    def install_many(self, n, batch, vni, vtep, cookie=0x10000):
+        """Installs `n` distinct encapsulating flows (UDP to 10.20.x.y),
+        a barrier after every `batch`; returns the seconds each batch took
+        from its first FLOW_MOD to its barrier's reply."""
+        dp = self.dp
+        p = dp.ofproto_parser
+        times = []
+        for start in range(0, n, batch):
+            t0 = time.time()
+            for i in range(start, min(n, start + batch)):
+                match = p.OFPMatch(in_port=HOST, eth_type=0x0800, ip_proto=17,
+                                   ipv4_dst=f"10.20.{i >> 8 & 0xff}.{i & 0xff}", udp_dst=9)
+                dp.send_msg(p.OFPFlowMod(dp, cookie=cookie + i, priority=40, match=match,
+                                         instructions=[self._encap(p, vni, TUNNEL_BASE + vtep)]))
+            self.barrier()
+            times.append(time.time() - t0)
+        return times
+
+    def delete_cookies(self, cookie, mask):
+        """Deletes the flows whose cookie matches under `mask`."""
+        dp = self.dp
+        p = dp.ofproto_parser
+        dp.send_msg(p.OFPFlowMod(dp, command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY,
+                                 out_group=ofp.OFPG_ANY, cookie=cookie, cookie_mask=mask,
+                                 match=p.OFPMatch()))
         self.barrier()
 
     def flow_stats(self):

@@ -18,65 +18,25 @@ compare).
 import json
 import os
 import re
-import shutil
-import socket
 import struct
 import sys
-import threading
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, wait_for, TOP, BMGNIC_KO, RME_KO
+from bmgnic_env import rack, wait_for, TOP
 
-try:
-    import os_ken  # noqa: F401
-except ImportError:
-    # The controller lives in the project's virtualenv.
-    venv = bmgnic_env.rack._script("setup.sh", "python").strip().splitlines()[-1]
-    os.execv(os.path.join(venv, "bin/python"), [os.path.join(venv, "bin/python")] + sys.argv)
+sys.path.insert(0, os.path.join(TOP, "tools/testing/openflow"))
+import rack_controller  # noqa: E402
+
+rack_controller.need_os_ken()
 
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_pr, ksft_true  # noqa: E402
 
 VNI = rack.VNI
-SERVER_IP, PEER_IP = rack.SERVER_IP, rack.PEER_IP
-LOCAL_VTEP, PEER_VTEP = rack.LOCAL_VTEP, rack.PEER_VTEP
-LOCAL_VTEP_MAC, FACTORY_MAC = rack.LOCAL_VTEP_MAC, rack.FACTORY_MAC
+PEER_IP, FACTORY_MAC = rack.PEER_IP, rack.FACTORY_MAC
 BILLING_PORT, METER_PORT, DENY_PORT, LEARN_PORT = 5201, 5203, 5202, 5301
 METER_KBPS = 5000
 UDP_OVERHEAD = 14 + 20 + 8
-RMED = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(rack._cache(), "cargo-target"),
-                    "release/bmgnic-rmed")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_controller(switch_port):
-    """os-ken with the rack app, connecting to the agent through the
-    forwarded management port, in a thread of this process."""
-    sys.path.insert(0, os.path.join(TOP, "tools/testing/openflow"))
-    from os_ken import cfg
-    from os_ken.base import app_manager
-
-    cfg.CONF(args=[], project="os_ken")
-    cfg.CONF.set_override("ofp_listen_host", "127.0.0.1")
-    cfg.CONF.set_override("ofp_tcp_listen_port", free_port())
-    cfg.CONF.set_override("ofp_switch_address_list", [f"127.0.0.1:{switch_port}"])
-    # After the controller drops the connection it is away this long.
-    cfg.CONF.set_override("ofp_switch_connect_interval", 8)
-    threading.Thread(target=app_manager.AppManager.run_apps, args=(["rack_app"],),
-                     daemon=True).start()
-    app = None
-    deadline = time.time() + 30
-    while app is None and time.time() < deadline:
-        app = app_manager.lookup_service_brick("TenantController")
-        time.sleep(0.2)
-    if app is None:
-        raise rack.RackError("os-ken did not start the controller app")
-    return app
 
 
 def pings(vm, n=3):
@@ -97,37 +57,8 @@ def iperf3(server, peer, port, args, seconds=3):
 
 
 def start(r):
-    model = r.start_model()
-    switch_port = free_port()
-    server = r.start_vm("server", model=model)
-    rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)], mgmt_port=switch_port)
-    peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
-    for vm in (server, rme, peer):
-        vm.wait_ready()
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
-             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
-             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {RME_KO} sideband=eth0; "
-            f"ip addr add {rack.MGMT_GUEST_IP}/24 dev eth1; ip link set eth1 up")
-    # The VMs see the host's root, but not its /root: the daemon goes
-    # through the rack's shared directory.
-    shutil.copy(RMED, os.path.join(r.shared, "bmgnic-rmed"))
-    rme.run(f"(/tmp/rack/bmgnic-rmed --controller ptcp:{rack.MGMT_GUEST_PORT} "
-            f"--guest-mac {FACTORY_MAC} --guest-ip {SERVER_IP} --mtu-cap 1500 "
-            f"--local-vtep {LOCAL_VTEP_MAC},{LOCAL_VTEP} --vtep 1={peer_mac.strip()},{PEER_VTEP} "
-            f"> /tmp/rack/rmed.log 2>&1 &); sleep 1; cat /tmp/rack/rmed.log")
-    server.run(f"insmod {BMGNIC_KO}")
-    dev = rack.server_netdev(server)
-    server.run(f"ip addr add {SERVER_IP}/24 dev {dev}; ip link set {dev} up")
-    app = start_controller(switch_port)
-    if not app.connected.wait(60):
-        _, log = rme.run("cat /tmp/rack/rmed.log")
-        raise rack.RackError(f"the controller never reached the agent: {log[-500:]}")
-    ynl = rack.Ynl(rme, r.ynl())
-    return (r, app, server, rme, peer, ynl)
+    _, server, rme, peer, app = rack_controller.openflow_rack(r)
+    return (r, app, server, rme, peer, rack.Ynl(rme, r.ynl()))
 
 
 def test_controller_configures_the_tenant(r, app, s, rme, peer, ynl):
@@ -165,6 +96,19 @@ def test_meter_holds_rate(r, app, s, rme, peer, ynl):
     ksft_pr(f"OpenFlow meter {METER_KBPS} kb/s = {rate:.0f} B/s: {frames_bps:.0f} B/s of frames "
             f"delivered ({frames_bps / rate:.3f} of the rate), offered {4 * METER_KBPS} kb/s")
     ksft_lt(abs(frames_bps - rate) / rate, 0.10, "meter not within 10% of its rate")
+
+
+def test_packet_meter_holds_rate(r, app, s, rme, peer, ynl):
+    pps, port = 400, 5204
+    app.packet_meter(2, pps, port, VNI, 1, cookie=7)
+    size = 200
+    # Offered at four times the meter's packet rate.
+    res = iperf3(s, peer, port, f"-u -b {4 * pps * size * 8} -l {size}", seconds=5)
+    end = res["end"]["sum_received"] if "sum_received" in res.get("end", {}) else res["end"]["sum"]
+    got = (end["packets"] - end.get("lost_packets", 0)) / end["seconds"]
+    ksft_pr(f"OpenFlow packet meter {pps} packets/s: {got:.0f} packets/s delivered "
+            f"({got / pps:.3f} of the rate), offered {4 * pps}")
+    ksft_lt(abs(got - pps) / pps, 0.10, "packet meter not within 10% of its rate")
 
 
 def test_packet_in_then_the_flow_the_controller_installs(r, app, s, rme, peer, ynl):
@@ -269,12 +213,11 @@ def test_malformed_and_unsupported_messages(r, app, s, rme, peer, ynl):
 
 
 def main():
-    if not os.path.exists(RMED):
-        raise SystemExit(f"{RMED} is not built: cargo build --release in rme/daemon")
     bmgnic_env.run_in_rack("openflow", start, [
         test_controller_configures_the_tenant,
         test_acl_denies_one_port,
         test_meter_holds_rate,
+        test_packet_meter_holds_rate,
         test_packet_in_then_the_flow_the_controller_installs,
         test_billing_matches_iperf3,
         test_port_stats_are_the_device_counters,
