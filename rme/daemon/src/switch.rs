@@ -14,7 +14,7 @@
 //! module and the NIC keep enforcing every rule (fail-secure), and the
 //! next connection finds the same flows and counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::mapping::{
@@ -129,8 +129,22 @@ fn covered_by(flow: &Match, filter: &Match) -> bool {
     })
 }
 
-fn same_match(a: &Match, b: &Match) -> bool {
-    a.fields.len() == b.fields.len() && covered_by(a, b) && covered_by(b, a)
+/// A flow's identity in the table: its priority and its match, fields in
+/// a canonical order with masked values (an all-ones mask is an exact
+/// match), so that two matches of the same packets are the same key.
+type FlowKey = (u16, Vec<((u16, u8), Vec<u8>, Vec<u8>)>);
+
+fn flow_key(priority: u16, m: &Match) -> FlowKey {
+    let mut fields: Vec<_> = m
+        .fields
+        .iter()
+        .map(|f| {
+            let (value, mask) = field_bits(f);
+            (f.id(), value, mask)
+        })
+        .collect();
+    fields.sort_unstable();
+    (priority, fields)
 }
 
 fn flow_mod_failed(code: u16) -> OfError {
@@ -152,6 +166,9 @@ pub struct Switch<R: Rme> {
     identity: Identity,
     config: SwitchConfig,
     flows: Vec<Flow>,
+    /// Where each flow is in `flows`, by its key: an ADD finds the flow
+    /// it replaces without a scan of the table.
+    index: HashMap<FlowKey, usize>,
     meters: BTreeMap<u32, MeterMod>,
     tenant: TenantView,
     /// Highest generation id of a master or slave role request.
@@ -172,6 +189,7 @@ impl<R: Rme> Switch<R> {
                 miss_send_len: config::DEFAULT_MISS_SEND_LEN,
             },
             flows: Vec::new(),
+            index: HashMap::new(),
             meters: BTreeMap::new(),
             tenant: TenantView { vni },
             generation: None,
@@ -189,6 +207,24 @@ impl<R: Rme> Switch<R> {
     /// Number of OpenFlow flows.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    fn push_flow(&mut self, flow: Flow) {
+        self.index
+            .insert(flow_key(flow.priority, &flow.matching), self.flows.len());
+        self.flows.push(flow);
+    }
+
+    /// Removes flow `i`; the last flow takes its place. Removing several
+    /// in descending order of position is therefore safe.
+    fn remove_flow(&mut self, i: usize) -> Flow {
+        let flow = self.flows.swap_remove(i);
+        self.index.remove(&flow_key(flow.priority, &flow.matching));
+        if let Some(moved) = self.flows.get(i) {
+            self.index
+                .insert(flow_key(moved.priority, &moved.matching), i);
+        }
+        flow
     }
 
     /// Answers one decoded message with `xid`; `raw` is the message as
@@ -383,10 +419,7 @@ impl<R: Rme> Switch<R> {
     }
 
     fn add(&mut self, f: FlowMod, now: Instant) -> Result<(), OfError> {
-        let same = self
-            .flows
-            .iter()
-            .position(|g| g.priority == f.priority && same_match(&g.matching, &f.matching));
+        let same = self.index.get(&flow_key(f.priority, &f.matching)).copied();
         if f.flags & fm::FLAG_CHECK_OVERLAP != 0 && same.is_none() {
             let overlaps = self.flows.iter().any(|g| {
                 g.priority == f.priority
@@ -419,22 +452,20 @@ impl<R: Rme> Switch<R> {
                 let old = std::mem::replace(&mut self.flows[i], flow);
                 self.uninstall(old);
             }
-            None => self.flows.push(flow),
+            None => self.push_flow(flow),
         }
         Ok(())
     }
 
     fn selected(&self, f: &FlowMod, strict: bool) -> Vec<usize> {
+        let cookie =
+            |i: &usize| (self.flows[*i].cookie & f.cookie_mask) == (f.cookie & f.cookie_mask);
+        if strict {
+            let same = self.index.get(&flow_key(f.priority, &f.matching));
+            return same.copied().filter(cookie).into_iter().collect();
+        }
         (0..self.flows.len())
-            .filter(|&i| {
-                let g = &self.flows[i];
-                let by_match = if strict {
-                    g.priority == f.priority && same_match(&g.matching, &f.matching)
-                } else {
-                    covered_by(&g.matching, &f.matching)
-                };
-                by_match && (g.cookie & f.cookie_mask) == (f.cookie & f.cookie_mask)
-            })
+            .filter(|i| covered_by(&self.flows[*i].matching, &f.matching) && cookie(i))
             .collect()
     }
 
@@ -485,7 +516,7 @@ impl<R: Rme> Switch<R> {
         gone.sort_unstable_by(|a, b| b.cmp(a));
         let mut out = Vec::new();
         for i in gone {
-            let flow = self.flows.remove(i);
+            let flow = self.remove_flow(i);
             let flow = self.uninstall(flow);
             if flow.flags & fm::FLAG_SEND_FLOW_REM != 0 {
                 out.push(flow.removed(removed::DELETE, now));
@@ -530,7 +561,7 @@ impl<R: Rme> Switch<R> {
                         .filter(|&i| self.flows[i].spec.meter == Some(id as u8))
                         .collect();
                     for i in users {
-                        let flow = self.flows.remove(i);
+                        let flow = self.remove_flow(i);
                         let flow = self.uninstall(flow);
                         if flow.flags & fm::FLAG_SEND_FLOW_REM != 0 {
                             out.push(flow.removed(removed::METER_DELETE, now));
@@ -841,7 +872,7 @@ impl<R: Rme> Switch<R> {
             })
             .collect();
         for (i, reason) in expired {
-            let flow = self.flows.remove(i);
+            let flow = self.remove_flow(i);
             let flow = self.uninstall(flow);
             if flow.flags & fm::FLAG_SEND_FLOW_REM != 0 {
                 out.push(flow.removed(reason, now));

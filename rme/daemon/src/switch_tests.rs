@@ -530,3 +530,58 @@ fn delete_by_cookie_mask_and_out_port() {
     );
     assert_eq!(s.flow_count(), 1);
 }
+
+#[test]
+fn the_same_flow_in_other_words_replaces_it_after_removals() {
+    let now = Instant::now();
+    let mut s = switch(64);
+    for p in 1..=5 {
+        send(
+            &mut s,
+            Message::FlowMod(flow(fm::ADD, udp_to(p), vec![])),
+            now,
+        );
+    }
+    // Remove the second: the last flow moves into its place.
+    send(
+        &mut s,
+        Message::FlowMod(flow(fm::DELETE_STRICT, udp_to(2), vec![])),
+        now,
+    );
+    assert_eq!(s.flow_count(), 4);
+    // The fifth flow again, fields in another order and with an all-ones
+    // mask: the same flow, replaced rather than added.
+    let mut fields = udp_to(5).fields;
+    fields.reverse();
+    fields.push(Field::EthSrc(Masked {
+        value: [2, 0, 0, 0, 0, 1],
+        mask: Some([0xff; 6]),
+    }));
+    let mut exact = udp_to(5).fields;
+    exact.push(Field::EthSrc(Masked::exact([2, 0, 0, 0, 0, 1])));
+    send(
+        &mut s,
+        Message::FlowMod(flow(fm::ADD, Match::new(exact), vec![])),
+        now,
+    );
+    assert_eq!(s.flow_count(), 5);
+    send(
+        &mut s,
+        Message::FlowMod(flow(fm::ADD, Match::new(fields), vec![])),
+        now,
+    );
+    assert_eq!(s.flow_count(), 5, "an equivalent match was added twice");
+    assert_eq!(
+        s.rme().rules.len(),
+        5,
+        "the replaced rule is still in the module"
+    );
+    for p in [1, 3, 4, 5] {
+        send(
+            &mut s,
+            Message::FlowMod(flow(fm::DELETE_STRICT, udp_to(p), vec![])),
+            now,
+        );
+    }
+    assert_eq!(s.flow_count(), 1);
+}
