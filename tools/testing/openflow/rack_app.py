@@ -38,7 +38,7 @@ class TenantController(app_manager.OSKenApp):
         self.learn = None
         # (PACKET_IN time, installed time, UDP port) of learned flows.
         self.learned = []
-        self.pending = {}
+        self.learning = set()
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def features(self, ev):
@@ -57,25 +57,22 @@ class TenantController(app_manager.OSKenApp):
         now = time.time()
         self.packet_ins.append((now, ev.msg))
         m = ev.msg.match
-        if self.learn and m.get("ip_proto") == 17 and "udp_dst" in m:
-            vni, port = self.learn
-            dp = ev.msg.datapath
-            p = dp.ofproto_parser
-            match = p.OFPMatch(in_port=HOST, eth_type=0x0800, ip_proto=17, udp_dst=m["udp_dst"])
-            dp.send_msg(p.OFPFlowMod(dp, cookie=0x1000 + m["udp_dst"], priority=50, match=match,
-                                     instructions=[self._encap(p, vni, port)]))
-            barrier = p.OFPBarrierRequest(dp)
-            dp.set_xid(barrier)
-            self.pending[barrier.xid] = (now, m["udp_dst"])
-            dp.send_msg(barrier)
+        if self.learn and m.get("ip_proto") == 17 and m.get("udp_dst") not in self.learning:
+            self.learning.add(m["udp_dst"])
+            # Not in the event loop: the barrier's reply comes through it.
+            threading.Thread(target=self._learn, args=(ev.msg.datapath, m["udp_dst"], now),
+                             daemon=True).start()
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
-    def barrier_reply(self, ev):
-        # The switch answers a barrier once the flow before it is in the
-        # module's table: the flow is installed.
-        learned = self.pending.pop(ev.msg.xid, None)
-        if learned:
-            self.learned.append((learned[0], time.time(), learned[1]))
+    def _learn(self, dp, udp_dst, seen_at):
+        """Installs a flow that encapsulates UDP to `udp_dst`; the barrier's
+        reply says it is in the module's table."""
+        vni, port = self.learn
+        p = dp.ofproto_parser
+        match = p.OFPMatch(in_port=HOST, eth_type=0x0800, ip_proto=17, udp_dst=udp_dst)
+        dp.send_msg(p.OFPFlowMod(dp, cookie=0x1000 + udp_dst, priority=50, match=match,
+                                 instructions=[self._encap(p, vni, port)]))
+        ofctl.send_msg(self, p.OFPBarrierRequest(dp), reply_cls=p.OFPBarrierReply)
+        self.learned.append((seen_at, time.time(), udp_dst))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev):

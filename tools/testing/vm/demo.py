@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """`make demo`: boot the rack, configure the tenant from the RME with ynl,
-and show the NIC keeping the bare-metal guest in its virtual network."""
+and show the NIC keeping the bare-metal guest in its virtual network;
+then boot it again and let an SDN controller (os-ken) run the tenant
+through the RME daemon's OpenFlow agent."""
 
 import os
 import subprocess
@@ -9,7 +11,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "openflow"))
 import rack  # noqa: E402
+import rack_controller  # noqa: E402
+
+# The controller's act needs os-ken, from the project's virtualenv.
+rack_controller.need_os_ken()
 
 TOP = rack.TOP
 VNI, SERVER_IP, PEER_IP = rack.VNI, rack.SERVER_IP, rack.PEER_IP
@@ -100,9 +107,49 @@ def main():
             print(f"\n--- model log ({os.path.basename(model.log)}), last lines")
             with open(model.log) as f:
                 print("".join(f.readlines()[-5:]).rstrip())
+        openflow_act()
     except rack.RackError as e:
         sys.exit(f"demo failed: {e}")
     print("\n== demo done: every VM and the model have been stopped")
+
+
+def openflow_act():
+    """The same tenant, run by an SDN controller instead of a person."""
+    print("\n== an SDN controller runs the tenant: os-ken on this machine, connected over the "
+          "RME's management network to bmgnic-rmed, the RME daemon's OpenFlow 1.3 agent")
+    if subprocess.run(["cargo", "build", "--release", "--locked", "-q"],
+                      cwd=os.path.join(TOP, "rme/daemon")).returncode != 0:
+        raise rack.RackError("the RME daemon did not build")
+    with rack.Rack("demo-openflow") as r:
+        _, server, rme, peer, app = rack_controller.openflow_rack(r)
+        show(rme, "the daemon, provisioned with the guest's identity and the VTEPs",
+             "cat /tmp/rack/rmed.log")
+        show(server, "before the controller says anything, the NIC drops the tenant's traffic",
+             f"ping -n -c 2 -W 1 {PEER_IP}", check=False)
+        print("\n--- controller: a meter and the tenant's flows (VNI as tunnel_id, toward "
+              "tunnel port 1001 = VTEP 1), TCP 5202 denied")
+        app.configure_tenant(VNI, 1, 5000, 5203, 5202, 5201)
+        # The earlier attempt left the peer's ARP entry failed: start anew.
+        server.run(f"ip neigh flush {PEER_IP}; true")
+        show(server, "ping the peer through the controller's flows", f"ping -n -c 3 {PEER_IP}")
+        print("\n--- controller: an unknown flow reaches it as a PACKET_IN; it installs a flow")
+        send = (f"python3 -c \"import socket; s=socket.socket(2,2); "
+                f"[s.sendto(b'hi', ('{PEER_IP}', 5301)) for _ in range(3)]\"")
+        server.run(send)
+        time.sleep(2)
+        for t_in, t_done, port in app.learned:
+            print(f"PACKET_IN for UDP port {port}; flow installed "
+                  f"{(t_done - t_in) * 1000:.1f} ms later")
+        print("three more datagrams to that port: the flow counts them, no PACKET_IN")
+        server.run(send)
+        time.sleep(1)
+        print("\n--- controller: FLOW stats (cookie: packets, bytes)")
+        for cookie, (packets, byte_count) in sorted(app.flow_stats().items()):
+            print(f"{cookie:#06x}: {packets} packets, {byte_count} bytes")
+        ports = app.port_stats()
+        print(f"PORT_STATS host: rx {ports[1].rx_packets} packets, tx {ports[1].tx_packets}")
+        show(rme, "the module's table, which the controller's flows became",
+             f"{r.ynl()} --dump flow-get --output-json | head -c 600; echo")
 
 
 if __name__ == "__main__":
