@@ -5,7 +5,7 @@ layouts), so that a test cannot disagree with the driver, the RME module
 and the model.
 
     import wire
-    wire.regs.guest.RX_TAIL        # 0x11c
+    wire.regs.guest.RX_TAIL        # 0x1c, in a queue pair's block
     wire.regs.guest.STAT_NAMES     # ("tx_packets", ...)
     wire.ncsi.AEN_PACKET_TYPE      # 0xff
     wire.ncsi_oem.RECORD_LEN["FlowRecord"]   # 124
