@@ -20,8 +20,12 @@ mkdir -p "$out"
 for d in "$BMGNIC_CACHE"/debug-modules/*/; do
 	[ "$d" = "$out/" ] || rm -rf "$d"
 done
+# The modules compile wire/src/*.rs too (see wire/src/lib.rs); the RME
+# daemon is userspace and stays out.
 rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='*.cmd' --exclude='*.mod*' \
-	--exclude='.*' "$BMGNIC_TOP/drivers" "$BMGNIC_TOP/rme" "$out/"
+	--exclude='.*' --exclude='/rme/daemon' --exclude='/wire/target' \
+	"$BMGNIC_TOP/drivers" "$BMGNIC_TOP/rme" "$BMGNIC_TOP/wire" "$out/"
+rm -rf "$out/rme/daemon"
 cp -p "$BMGNIC_TOP/Kbuild" "$out/Kbuild"
 "$BMGNIC_TOP/scripts/check-kdir.sh" "$kdir"
 log "building the modules against the debug kernel"
