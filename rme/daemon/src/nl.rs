@@ -13,6 +13,7 @@ use crate::rme::{
 use bmgnic_wire::genl::{
     attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
 };
+use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, MISS_ALLOW, MISS_DROP};
 use neli::{
     consts::{nl::NlmF, socket::NlFamily},
     err::RouterError,
@@ -199,8 +200,8 @@ fn nested<'a>(h: &'a Handle<'a>, kind: u16) -> Option<Handle<'a>> {
 fn parse_flow(h: &Handle<'_>) -> Option<FlowInfo> {
     use attr::flow as a;
     let action = match u8_of(h, a::ACTION)? {
-        0 => FlowAction::Drop,
-        1 => FlowAction::Allow,
+        ACTION_DROP => FlowAction::Drop,
+        ACTION_ALLOW => FlowAction::Allow,
         _ => FlowAction::Encap {
             vtep: u16_ne(h, a::VTEP).unwrap_or(0) as u8,
         },
@@ -309,7 +310,10 @@ impl Netlink {
         use attr::policy as p;
         let nest = nest(
             attr::dev::POLICY,
-            vec![nla(p::MISS_POLICY, vec![u8::from(allow)])?],
+            vec![nla(
+                p::MISS_POLICY,
+                vec![if allow { MISS_ALLOW } else { MISS_DROP }],
+            )?],
         )?;
         self.request(cmd::POLICY_SET, NlmF::ACK, vec![nest])
             .map(|_| ())

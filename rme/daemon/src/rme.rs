@@ -5,6 +5,7 @@
 //! the OpenFlow agent drives; [`crate::nl::Netlink`] implements it over the
 //! `bmgnic` generic netlink family, tests with an in-memory table.
 
+use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -19,13 +20,14 @@ pub enum FlowAction {
     },
 }
 
-/// Numbers of the module's `action` enum.
+/// The module's `action` enum carries the NIC's action codes, which it
+/// passes through: the wire crate's `ACTION_*`.
 impl FlowAction {
     pub fn to_attr(self) -> u8 {
         match self {
-            FlowAction::Drop => 0,
-            FlowAction::Allow => 1,
-            FlowAction::Encap { .. } => 2,
+            FlowAction::Drop => ACTION_DROP,
+            FlowAction::Allow => ACTION_ALLOW,
+            FlowAction::Encap { .. } => ACTION_ENCAP,
         }
     }
 }
