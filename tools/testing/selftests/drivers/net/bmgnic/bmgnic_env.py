@@ -6,6 +6,7 @@ lib/py: ksft_run, ksft_eq, ...; KTAP output) and the project's rack runner
 on the import path.
 """
 
+import json
 import os
 import re
 import sys
@@ -43,6 +44,27 @@ def wait_for(cond, timeout=10, interval=0.2):
             return True
         time.sleep(interval)
     return False
+
+
+def pings(vm, count=3, wait=2, interval=None, peer=rack.PEER_IP):
+    """How many of `count` pings from `vm` to `peer` were answered."""
+    every = f"-i {interval} " if interval else ""
+    _, out = vm.run(f"ping -n -c {count} {every}-W {wait} {peer}", check=False, timeout=60)
+    got = re.search(r"(\d+) received", out)
+    return int(got.group(1)) if got else 0
+
+
+def iperf3(server, peer, port, args, seconds=3, peer_ip=rack.PEER_IP):
+    """Runs iperf3 from `server` to a one-shot server on `peer` at `port`;
+    returns its JSON report, or {"error": ...} when it produced none."""
+    peer.run(f"iperf3 -s -1 -D -p {port} -I /tmp/iperf3-{port}.pid; sleep 0.5")
+    _, out = server.run(f"iperf3 -c {peer_ip} -p {port} -t {seconds} -J {args}",
+                        check=False, timeout=120)
+    peer.run(f"kill $(cat /tmp/iperf3-{port}.pid) 2>/dev/null; true")
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"error": out.strip()[-300:]}
 
 
 def mark_kernel_log(vm, label):

@@ -15,15 +15,13 @@ meter. No ynl request changes anything (one reads the device counters to
 compare).
 """
 
-import json
 import os
-import re
 import struct
 import sys
 import time
 
 import bmgnic_env
-from bmgnic_env import rack, wait_for, TOP
+from bmgnic_env import iperf3, pings, rack, wait_for, TOP
 
 sys.path.insert(0, os.path.join(TOP, "tools/testing/openflow"))
 import rack_controller  # noqa: E402
@@ -39,23 +37,6 @@ METER_KBPS = 5000
 UDP_OVERHEAD = 14 + 20 + 8
 
 
-def pings(vm, n=3):
-    _, out = vm.run(f"ping -n -c {n} -i 0.3 -W 2 {PEER_IP}", check=False, timeout=60)
-    got = re.search(r"(\d+) received", out)
-    return int(got.group(1)) if got else 0
-
-
-def iperf3(server, peer, port, args, seconds=3):
-    peer.run(f"iperf3 -s -1 -D -p {port} -I /tmp/iperf3-{port}.pid; sleep 0.5")
-    rc, out = server.run(f"iperf3 -c {PEER_IP} -p {port} -t {seconds} -J {args}",
-                         check=False, timeout=120)
-    peer.run(f"kill $(cat /tmp/iperf3-{port}.pid) 2>/dev/null; true")
-    try:
-        return json.loads(out)
-    except ValueError:
-        return {"error": out.strip()[-300:]}
-
-
 def start(r):
     _, server, rme, peer, app = rack_controller.openflow_rack(r)
     return (r, app, server, rme, peer, rack.Ynl(rme, r.ynl()))
@@ -65,11 +46,11 @@ def test_controller_configures_the_tenant(r, app, s, rme, peer, ynl):
     ksft_eq(app.datapath_id, int(FACTORY_MAC.replace(":", ""), 16), "datapath id not the guest MAC")
     # Before the controller says anything, the NIC drops what no rule
     # matches: no tenant traffic.
-    ksft_eq(pings(s, 2), 0, "traffic passed before the controller configured the tenant")
+    ksft_eq(pings(s, 2, interval=0.3), 0, "traffic passed before the controller configured the tenant")
     app.configure_tenant(VNI, 1, METER_KBPS, METER_PORT, DENY_PORT, BILLING_PORT)
     peer.run("(timeout 20 tcpdump -n -i eth0 -c 2 udp port 4789 "
              "> /tmp/rack/vxlan.txt 2>/dev/null &); sleep 1")
-    ksft_ge(pings(s, 4), 3, "no ping through the tenant's VXLAN after the controller's flows")
+    ksft_ge(pings(s, 4, interval=0.3), 3, "no ping through the tenant's VXLAN after the controller's flows")
     time.sleep(1)
     _, cap = peer.run("cat /tmp/rack/vxlan.txt")
     ksft_in(f"vni {VNI}", cap, "the fabric did not carry the controller's VNI")
@@ -183,7 +164,7 @@ def test_controller_away_nothing_opens(r, app, s, rme, peer, ynl):
     app.drop_connection()
     t0 = time.time()
     # While no controller is connected: traffic continues, the ACL holds.
-    ksft_ge(pings(s, 3), 2, "traffic stopped when the controller went away")
+    ksft_ge(pings(s, 3, interval=0.3), 2, "traffic stopped when the controller went away")
     res = iperf3(s, peer, DENY_PORT, "--connect-timeout 2000", seconds=1)
     ksft_in("error", res, "the denied port opened while the controller was away")
     ksft_true(time.time() - t0 < 8 or not app.connected.is_set(), "the check outlasted the absence")
@@ -191,7 +172,7 @@ def test_controller_away_nothing_opens(r, app, s, rme, peer, ynl):
     after = app.flow_stats()
     ksft_eq(sorted(after), sorted(before), "flows changed across the reconnection")
     ksft_true(all(after[c][0] >= before[c][0] for c in after), "counters went back")
-    ksft_ge(pings(s, 3), 2, "no traffic after the reconnection")
+    ksft_ge(pings(s, 3, interval=0.3), 2, "no traffic after the reconnection")
 
 
 def test_malformed_and_unsupported_messages(r, app, s, rme, peer, ynl):
@@ -209,7 +190,7 @@ def test_malformed_and_unsupported_messages(r, app, s, rme, peer, ynl):
     ksft_eq(app.raw(bytes(raw), 0xbad), (ofp.OFPET_BAD_MATCH, ofp.OFPBMC_BAD_LEN))
     ksft_eq(app.raw(struct.pack("!BBHI", 4, 99, 8, 0xbae), 0xbae),
             (ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_TYPE))
-    ksft_ge(pings(s, 2), 1, "the tenant's traffic stopped after the errors")
+    ksft_ge(pings(s, 2, interval=0.3), 1, "the tenant's traffic stopped after the errors")
 
 
 def main():

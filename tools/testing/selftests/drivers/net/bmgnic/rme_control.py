@@ -15,7 +15,7 @@ import signal
 import time
 
 import bmgnic_env
-from bmgnic_env import rack
+from bmgnic_env import iperf3, pings, rack
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_ne, ksft_pr, ksft_true
 
 VNI = rack.VNI
@@ -41,29 +41,12 @@ def start(r):
     return (model, vms["server"], vms["rme"], vms["peer"], ynl)
 
 
-def pings(vm, count=3, wait=2):
-    _, out = vm.run(f"ping -n -c {count} -W {wait} {PEER_IP}", check=False, timeout=60)
-    m = re.search(r"(\d+) received", out)
-    return int(m.group(1)) if m else 0
-
-
 def dev_get(ynl):
     return ynl("dev-get")[1]
 
 
 def drops(dev, reason):
     return next(d["packets"] for d in dev["counters"]["drops"] if d["reason"] == reason)
-
-
-def iperf3(server, peer, port, args, seconds=3):
-    peer.run(f"iperf3 -s -1 -D -p {port} -I /tmp/iperf3-{port}.pid; sleep 0.5")
-    rc, out = server.run(f"iperf3 -c {PEER_IP} -p {port} -t {seconds} -J {args}",
-                         check=False, timeout=120)
-    peer.run(f"kill $(cat /tmp/iperf3-{port}.pid) 2>/dev/null; true")
-    try:
-        return json.loads(out)
-    except ValueError:
-        return {"error": out.strip()[-300:]}
 
 
 def test_channel_up(model, s, rme, peer, ynl):
