@@ -420,6 +420,19 @@ impl PciFunction for Function {
     fn reset(&mut self) {
         self.engine.device().reset();
     }
+
+    /// On auxiliary power the NIC outlives its host: the host side returns
+    /// to its power-on state (config space, guest bank, no DMA mappings,
+    /// no interrupt routes); the RME's configuration and NC-SI are kept.
+    fn host_power_lost(&mut self) {
+        self.config = PciConfig::new();
+        let mut dev = self.engine.device();
+        dev.reset();
+        dev.memory_mut().clear();
+        // An empty list from vector 0 drops every route.
+        let _ = dev.set_msix(0, Vec::new());
+        dev.set_bus_master(self.config.bus_master());
+    }
 }
 
 #[cfg(test)]

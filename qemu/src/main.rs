@@ -44,6 +44,11 @@ struct Args {
     /// sets an identity (for use without an RME).
     #[arg(long)]
     open: bool,
+    /// Stay on across host power cycles, as a NIC on auxiliary power:
+    /// when QEMU disconnects, reset the host side (keeping the RME's
+    /// configuration) and serve the next QEMU that connects.
+    #[arg(long)]
+    aux_power: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: log::LevelFilter,
@@ -131,7 +136,13 @@ fn run(args: &Args) -> Result<(), String> {
         args.table_size
     );
     let mut function = Function::new(engine.clone());
-    let result = vfio::serve(&args.socket, &mut function);
+    let result = vfio::serve(&args.socket, &mut function, |function| {
+        if args.aux_power {
+            info!("host powered off; the NIC stays on auxiliary power");
+            function.host_power_lost();
+        }
+        args.aux_power
+    });
     engine.shutdown();
     {
         let dev = engine.device();

@@ -43,6 +43,10 @@ pub trait PciFunction {
     fn set_msix(&mut self, start: u32, fds: Vec<File>) -> io::Result<()>;
     /// Function-level reset.
     fn reset(&mut self);
+    /// The host went away (its client disconnected): forget its memory
+    /// and interrupt routes and return to the power-on state of the host
+    /// side.
+    fn host_power_lost(&mut self);
 }
 
 /// EINVAL, the error the vfio-user protocol expects for bad requests.
@@ -172,14 +176,30 @@ fn irqs() -> Vec<IrqInfo> {
         .collect()
 }
 
-/// Listens on `socket`, serves one client until it disconnects.
-pub fn serve(socket: &Path, function: &mut dyn PciFunction) -> Result<(), String> {
+/// Listens on `socket` and serves one client until it disconnects; then,
+/// while `next_client` says so (it is called after each disconnect, and
+/// may reset the function), the next one.
+pub fn serve(
+    socket: &Path,
+    function: &mut dyn PciFunction,
+    mut next_client: impl FnMut(&mut dyn PciFunction) -> bool,
+) -> Result<(), String> {
     let server = Server::new(socket, true, irqs(), regions())
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     info!("vfio-user: listening on {}", socket.display());
-    let result = server
-        .run(&mut Backend { function })
-        .map_err(|e| format!("vfio-user connection failed: {e}"));
-    info!("vfio-user: client disconnected");
-    result
+    loop {
+        let result = server
+            .run(&mut Backend {
+                function: &mut *function,
+            })
+            .map_err(|e| format!("vfio-user connection failed: {e}"));
+        info!("vfio-user: client disconnected");
+        if !next_client(&mut *function) {
+            return result;
+        }
+        if let Err(e) = result {
+            warn!("{e}");
+        }
+        info!("vfio-user: waiting for the next client");
+    }
 }
