@@ -15,6 +15,7 @@ pub mod ncsi;
 pub mod packet;
 pub mod pci_config;
 pub mod pipeline;
+pub mod platform;
 pub mod port;
 pub mod rme;
 pub mod vfio;

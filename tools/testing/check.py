@@ -191,7 +191,8 @@ def main():
         os.makedirs(artifacts, exist_ok=True)
         fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
         for fuzz_dir, target in (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
-                                 ("qemu/fuzz", "descriptors"), ("rme/daemon/fuzz", "openflow_message")):
+                                 ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
+                                 ("rme/daemon/fuzz", "openflow_message")):
             corpus = os.path.join(CACHE, "fuzz-corpus", target)
             os.makedirs(corpus, exist_ok=True)
             rc, out = run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",

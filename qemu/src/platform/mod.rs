@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The platform: the server's board as its BMC sees it
+//! (Documentation/bmgnic/platform.rst).
+//!
+//! A [`Board`] owns the server VM's QEMU: it starts it (power on), reaps
+//! it (the guest powered off), and drives it over QMP (buttons, CPU hold,
+//! the virtual CD). The boot source and the CD's medium are the board's
+//! settings; they outlive the QEMU process, as a board's settings outlive
+//! a power cycle.
+
+pub mod channel;
+pub mod qmp;
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use serde_json::{json, Value};
+
+use qmp::Qmp;
+
+/// How long a QEMU told to quit may take before it is killed.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a starting QEMU may take to open its QMP socket.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most console bytes one `console` request returns.
+pub const CONSOLE_CHUNK: usize = 32 * 1024;
+/// The qdev id of the virtual CD drive.
+const CD_DEVICE: &str = "bmgnic-vcd";
+
+/// What the board boots from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootTarget {
+    /// The firmware's own order: the disk, then the CD.
+    None,
+    /// The NVMe disk.
+    Hdd,
+    /// The virtual CD.
+    Cd,
+}
+
+impl BootTarget {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "hdd" => Ok(Self::Hdd),
+            "cd" => Ok(Self::Cd),
+            // The server's only NIC is the BMGNIC, which has no option
+            // ROM: there is nothing to network-boot with.
+            "pxe" => Err("pxe: the server's NIC has no network boot ROM".into()),
+            _ => Err(format!("boot target must be none, hdd or cd, not '{s}'")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Hdd => "hdd",
+            Self::Cd => "cd",
+        }
+    }
+
+    /// SeaBIOS boot indexes (lower first) of the disk and the CD.
+    fn boot_indexes(self) -> (u32, u32) {
+        match self {
+            Self::Cd => (1, 0),
+            Self::None | Self::Hdd => (0, 1),
+        }
+    }
+}
+
+/// How the board is wired.
+#[derive(Clone, Debug)]
+pub struct BoardConfig {
+    /// QEMU's program and the arguments of the server, without power,
+    /// QMP, disk or CD (the board adds them).
+    pub qemu: Vec<String>,
+    /// Where the server's QEMU opens its QMP socket.
+    pub qmp: PathBuf,
+    /// The file the server's serial console is written to, if any.
+    pub console: Option<PathBuf>,
+    /// The server's NVMe disk, a raw image.
+    pub disk: Option<PathBuf>,
+    /// The directory virtual media images are taken from.
+    pub media_dir: Option<PathBuf>,
+}
+
+/// The power states of platform.rst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// No QEMU runs.
+    Off,
+    /// QEMU runs.
+    On,
+    /// QEMU runs with its CPUs stopped.
+    Paused,
+}
+
+/// The server's QEMU while it runs.
+struct Running {
+    child: Child,
+    qmp: Qmp,
+    paused: bool,
+    /// The boot order it was started with.
+    boot: BootTarget,
+}
+
+/// The board.
+///
+/// # Invariants
+///
+/// `running` is `Some` exactly while a QEMU started by this board has not
+/// been reaped.
+pub struct Board {
+    config: BoardConfig,
+    running: Option<Running>,
+    boot_target: BootTarget,
+    boot_once: bool,
+    media: Option<String>,
+}
+
+impl Board {
+    /// A board with the power off.
+    pub fn new(config: BoardConfig) -> Self {
+        Self {
+            config,
+            running: None,
+            boot_target: BootTarget::None,
+            boot_once: false,
+            media: None,
+        }
+    }
+
+    /// Notices a QEMU that exited by itself (the guest powered off).
+    fn reap(&mut self) {
+        if let Some(r) = &mut self.running {
+            match r.child.try_wait() {
+                Ok(Some(status)) => {
+                    info!("server powered off ({status})");
+                    self.running = None;
+                }
+                Ok(None) => {}
+                Err(e) => warn!("cannot reap the server's QEMU: {e}"),
+            }
+        }
+    }
+
+    /// The power state.
+    pub fn power(&mut self) -> Power {
+        self.reap();
+        match &self.running {
+            None => Power::Off,
+            Some(r) if r.paused => Power::Paused,
+            Some(_) => Power::On,
+        }
+    }
+
+    /// The state every answer carries.
+    pub fn state(&mut self) -> Value {
+        let power = match self.power() {
+            Power::Off => "off",
+            Power::On => "on",
+            Power::Paused => "paused",
+        };
+        let disk_bytes = self
+            .config
+            .disk
+            .as_ref()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .map(|m| m.len());
+        json!({
+            "power": power,
+            "boot": { "target": self.boot_target.name(), "once": self.boot_once },
+            "media": { "inserted": self.media.is_some(), "image": self.media },
+            "disk": { "present": disk_bytes.is_some(), "bytes": disk_bytes.unwrap_or(0) },
+        })
+    }
+
+    fn media_path(&self, image: &str) -> Result<PathBuf, String> {
+        let dir = self
+            .config
+            .media_dir
+            .as_ref()
+            .ok_or("this board has no virtual media directory")?;
+        if image.is_empty() || image.contains('/') || image.starts_with('.') {
+            return Err(format!(
+                "'{image}': an image is a file name, without a path"
+            ));
+        }
+        let path = dir.join(image);
+        if !path.is_file() {
+            return Err(format!("'{image}': no such image"));
+        }
+        Ok(path)
+    }
+
+    fn qemu_args(&self) -> Vec<String> {
+        let (disk_index, cd_index) = self.boot_target.boot_indexes();
+        let mut args: Vec<String> = self.config.qemu[1..].to_vec();
+        args.push("-qmp".into());
+        args.push(format!(
+            "unix:{},server=on,wait=off",
+            self.config.qmp.display()
+        ));
+        if let Some(disk) = &self.config.disk {
+            args.push("-drive".into());
+            args.push(format!(
+                "file={},if=none,id=bmgnic-disk,format=raw,cache=writeback",
+                disk.display()
+            ));
+            args.push("-device".into());
+            args.push(format!(
+                "nvme,drive=bmgnic-disk,serial=bmgnic-disk0,bootindex={disk_index}"
+            ));
+        }
+        if self.config.media_dir.is_some() {
+            let medium = match self.media.as_deref().map(|m| self.media_path(m)) {
+                Some(Ok(path)) => format!(",file={},format=raw", path.display()),
+                _ => String::new(),
+            };
+            args.push("-drive".into());
+            args.push(format!(
+                "if=none,id=bmgnic-cd,media=cdrom,readonly=on{medium}"
+            ));
+            args.push("-device".into());
+            args.push(format!(
+                "ide-cd,drive=bmgnic-cd,bus=ide.0,id={CD_DEVICE},bootindex={cd_index}"
+            ));
+        }
+        args
+    }
+
+    /// Power on.
+    pub fn power_on(&mut self) -> Result<(), String> {
+        if self.power() != Power::Off {
+            return Err("the server is already on".into());
+        }
+        let _ = std::fs::remove_file(&self.config.qmp);
+        let args = self.qemu_args();
+        info!(
+            "power on, boot {}{}",
+            self.boot_target.name(),
+            if self.boot_once { " once" } else { "" }
+        );
+        let mut child = Command::new(&self.config.qemu[0])
+            .args(&args)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.config.qemu[0]))?;
+        let qmp = match Qmp::connect(&self.config.qmp, START_TIMEOUT) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("the server did not start: {e}"));
+            }
+        };
+        self.running = Some(Running {
+            child,
+            qmp,
+            paused: false,
+            boot: self.boot_target,
+        });
+        if self.boot_once {
+            self.boot_target = BootTarget::None;
+            self.boot_once = false;
+        }
+        Ok(())
+    }
+
+    fn running(&mut self) -> Result<&mut Running, String> {
+        self.reap();
+        self.running
+            .as_mut()
+            .ok_or_else(|| "the server is off".into())
+    }
+
+    /// Cut the power.
+    pub fn force_off(&mut self) -> Result<(), String> {
+        let Some(mut r) = self.running.take() else {
+            return Ok(());
+        };
+        info!("force off");
+        // QEMU may already be gone, or hung: the kill below covers both.
+        let _ = r.qmp.execute("quit", None);
+        let deadline = Instant::now() + QUIT_TIMEOUT;
+        loop {
+            match r.child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => break,
+            }
+        }
+        warn!("the server's QEMU did not quit: killed");
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+        Ok(())
+    }
+
+    /// Press the power button.
+    pub fn graceful_shutdown(&mut self) -> Result<(), String> {
+        self.running()?.qmp.execute("system_powerdown", None)?;
+        Ok(())
+    }
+
+    /// Press the reset button. A boot source set since the power-on
+    /// needs a new boot order, which QEMU fixes at start: the board
+    /// power-cycles instead.
+    pub fn reset(&mut self) -> Result<(), String> {
+        let target = self.boot_target;
+        let r = self.running()?;
+        if r.boot != target {
+            let paused = r.paused;
+            self.force_off()?;
+            self.power_on()?;
+            if paused {
+                self.pause()?;
+            }
+            return Ok(());
+        }
+        r.qmp.execute("system_reset", None)?;
+        Ok(())
+    }
+
+    /// Power off, then on.
+    pub fn power_cycle(&mut self) -> Result<(), String> {
+        self.force_off()?;
+        self.power_on()
+    }
+
+    /// Hold the CPUs.
+    pub fn pause(&mut self) -> Result<(), String> {
+        let r = self.running()?;
+        r.qmp.execute("stop", None)?;
+        r.paused = true;
+        Ok(())
+    }
+
+    /// Release the CPUs.
+    pub fn resume(&mut self) -> Result<(), String> {
+        let r = self.running()?;
+        r.qmp.execute("cont", None)?;
+        r.paused = false;
+        Ok(())
+    }
+
+    /// Set the boot source of the next boot.
+    pub fn set_boot(&mut self, target: &str, once: bool) -> Result<(), String> {
+        let target = BootTarget::parse(target)?;
+        if target == BootTarget::Hdd && self.config.disk.is_none() {
+            return Err("hdd: this server has no disk".into());
+        }
+        if target == BootTarget::Cd && self.config.media_dir.is_none() {
+            return Err("cd: this server has no virtual CD".into());
+        }
+        self.boot_target = target;
+        self.boot_once = once && target != BootTarget::None;
+        Ok(())
+    }
+
+    /// Put `image` in the virtual CD drive.
+    pub fn insert_media(&mut self, image: &str) -> Result<(), String> {
+        let path = self.media_path(image)?;
+        if self.media.is_some() {
+            return Err("a medium is already inserted: eject it first".into());
+        }
+        if let Ok(r) = self.running() {
+            r.qmp.execute(
+                "blockdev-change-medium",
+                Some(json!({
+                    "id": CD_DEVICE,
+                    "filename": path.display().to_string(),
+                    "format": "raw",
+                    "read-only-mode": "read-only",
+                })),
+            )?;
+        }
+        self.media = Some(image.to_string());
+        Ok(())
+    }
+
+    /// Empty the virtual CD drive.
+    pub fn eject_media(&mut self) -> Result<(), String> {
+        if self.media.is_none() {
+            return Ok(());
+        }
+        if let Ok(r) = self.running() {
+            r.qmp
+                .execute("eject", Some(json!({ "id": CD_DEVICE, "force": true })))?;
+        }
+        self.media = None;
+        Ok(())
+    }
+
+    /// Up to [`CONSOLE_CHUNK`] bytes of the console from `offset`, and
+    /// the offset after them.
+    pub fn console(&self, offset: u64) -> Result<(Vec<u8>, u64), String> {
+        let path = self
+            .config
+            .console
+            .as_ref()
+            .ok_or("this board's console is not recorded")?;
+        let mut file = File::open(path).map_err(|e| format!("console: {e}"))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| format!("console: {e}"))?;
+        let mut data = Vec::with_capacity(CONSOLE_CHUNK);
+        file.take(CONSOLE_CHUNK as u64)
+            .read_to_end(&mut data)
+            .map_err(|e| format!("console: {e}"))?;
+        let next = offset + data.len() as u64;
+        Ok((data, next))
+    }
+
+    /// The QMP socket path (for cleanup).
+    pub fn qmp_path(&self) -> &Path {
+        &self.config.qmp
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        if let Some(mut r) = self.running.take() {
+            let _ = r.child.kill();
+            let _ = r.child.wait();
+        }
+    }
+}
