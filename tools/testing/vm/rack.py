@@ -136,6 +136,13 @@ def model_binary():
     return os.path.join(target, "release", "bmgnic-model")
 
 
+def platform_binary():
+    """bmgnic-platform, built with the model (same crate)."""
+    if os.environ.get("BMGNIC_MODEL"):
+        return os.path.join(os.path.dirname(os.environ["BMGNIC_MODEL"]), "bmgnic-platform")
+    return os.path.join(os.path.dirname(model_binary()), "bmgnic-platform")
+
+
 def rmectl(model, *commands):
     """Runs bmgnic-rmectl against `model`'s sideband, standing in for the
     RME; returns its output lines."""
@@ -167,7 +174,7 @@ class Model:
     """One bmgnic-model process."""
 
     def __init__(self, rack, name, table_size=None, log_level="info", open_l2=False,
-                 fabric_to=None, mac=None):
+                 fabric_to=None, mac=None, aux_power=False):
         self.rack = rack
         self.name = name
         d = rack.sockdir
@@ -188,6 +195,9 @@ class Model:
             args.append(f"--table-size={table_size}")
         if mac:
             args.append(f"--mac={mac}")
+        if aux_power:
+            # The NIC outlives its server's power cycles (a platform's server).
+            args.append("--aux-power")
         if open_l2:
             # For use without an RME: no anti-spoofing, and frames pass as
             # plain L2 (table misses allowed) until an RME sets an identity.
@@ -229,15 +239,47 @@ class Model:
                 self.proc.wait()
 
 
-# The RME VM's management network (user-mode, this machine only).
+# The RME VM's management network (user-mode, this machine only): the
+# OpenFlow controller's port, and the Redfish service's.
 MGMT_NET, MGMT_GUEST_IP, MGMT_GUEST_PORT = "10.0.2.0/24", "10.0.2.15", 6653
+REDFISH_GUEST_PORT = 8443
+# The platform channel's name in the RME VM (/dev/virtio-ports/...).
+PLATFORM_PORT_NAME = "org.bmgnic.platform.0"
+
+
+class Platform:
+    """Where a platform VM's board is: its channel socket, its QMP socket,
+    its disk and media directory (bmgnic-platform,
+    Documentation/bmgnic/platform.rst)."""
+
+    def __init__(self, rack, role, disk=None, media_dir=None):
+        self.channel = os.path.join(rack.sockdir, f"{role}.platform")
+        self.qmp = os.path.join(rack.sockdir, f"{role}.qmp")
+        self.log = os.path.join(rack.logdir, f"{role}-platform.log")
+        self.disk, self.media_dir = disk, media_dir
+
+    def request(self, op, timeout=30, **args):
+        """One request on the channel, as the RME would send it (for the
+        host's own checks); returns the answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.channel)
+            s.sendall((json.dumps({"id": 1, "op": op, **args}) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RackError("platform channel closed")
+                buf += chunk
+        return json.loads(buf)
 
 
 class VM:
     """One QEMU VM with an agent console."""
 
     def __init__(self, rack, role, memory=512, cpus=1, model=None, nics=(),
-                 cmdline="", mgmt_port=None):
+                 cmdline="", mgmt_port=None, redfish_port=None, platform=None,
+                 platform_channel=None):
         self.rack = rack
         self.role = role
         self.console = os.path.join(rack.logdir, f"{role}-console.log")
@@ -256,7 +298,9 @@ class VM:
                     f"bmgnic.role={role}", f"bmgnic.top={TOP}",
                     "kunit.filter_glob=bmgnic*", cmdline]),
                 "-no-reboot",
-                "-serial", f"file:{self.console}",
+                # Appended to: a platform's server boots many times.
+                "-chardev", f"file,id=serial,path={self.console},append=on",
+                "-serial", "chardev:serial",
                 "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
                 "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
                 "-fsdev", f"local,id=top,path={TOP},security_model=none,readonly=on",
@@ -280,19 +324,40 @@ class VM:
                      f"remote.type=unix,remote.path={remote}",
                      "-device", f"virtio-net-pci,netdev=n{i},romfile=,"
                      f"mac=52:54:00:00:{len(rack.vms):02x}:{i:02x}"]
-        if mgmt_port is not None:
+        if mgmt_port is not None or redfish_port is not None:
             # The RME's management NIC (paper Fig. 3): user-mode networking
             # that reaches nothing (restrict=on), but the host's loopback
             # port `mgmt_port` forwarded to the guest's MGMT_GUEST_PORT,
-            # where an OpenFlow controller on this machine connects.
-            args += ["-netdev", f"user,id=mgmt,restrict=on,net={MGMT_NET},"
-                     f"hostfwd=tcp:127.0.0.1:{mgmt_port}-{MGMT_GUEST_IP}:{MGMT_GUEST_PORT}",
+            # where an OpenFlow controller on this machine connects, and
+            # `redfish_port` to the Redfish service.
+            forwards = ""
+            if mgmt_port is not None:
+                forwards += (f",hostfwd=tcp:127.0.0.1:{mgmt_port}-"
+                             f"{MGMT_GUEST_IP}:{MGMT_GUEST_PORT}")
+            if redfish_port is not None:
+                forwards += (f",hostfwd=tcp:127.0.0.1:{redfish_port}-"
+                             f"{MGMT_GUEST_IP}:{REDFISH_GUEST_PORT}")
+            args += ["-netdev", f"user,id=mgmt,restrict=on,net={MGMT_NET}{forwards}",
                      "-device", f"virtio-net-pci,netdev=mgmt,romfile=,"
                      f"mac=52:54:00:00:{len(rack.vms):02x}:fe"]
+        if platform_channel is not None:
+            # The BMC's wires to its board (an RME VM).
+            args += ["-chardev", f"socket,id=platform,path={platform_channel},reconnect-ms=500",
+                     "-device", f"virtserialport,chardev=platform,name={PLATFORM_PORT_NAME}"]
+        self.platform = platform
+        qemu_log = open(os.path.join(rack.logdir, f"{role}-qemu.log"), "w")
+        if platform is not None:
+            # The board owns this QEMU: it starts it, and starts it again.
+            board = [rack.platform, "--channel", platform.channel, "--qmp", platform.qmp,
+                     "--console", self.console, "--power-on"]
+            if platform.disk:
+                board += ["--disk", platform.disk]
+            if platform.media_dir:
+                board += ["--media-dir", platform.media_dir]
+            args = board + ["--"] + args
         with open(os.path.join(rack.logdir, f"{role}-qemu.cmdline"), "w") as f:
             f.write(" ".join(args) + "\n")
-        self.proc = subprocess.Popen(args, stdout=open(os.path.join(
-            rack.logdir, f"{role}-qemu.log"), "w"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=qemu_log, stderr=subprocess.STDOUT)
         self.sock = None
         self.buf = b""
         # Connect at once: what the guest writes while no one is connected
@@ -335,6 +400,15 @@ class VM:
         head, _, self.buf = self.buf.partition(marker)
         return head
 
+    def reconnect(self, timeout=180):
+        """After the board powered this VM on again: a new QEMU, a new
+        agent console. Waits until its agent answers."""
+        if self.sock is not None:
+            self.sock.close()
+        self.sock, self.buf = None, b""
+        self._connect(60)
+        self.wait_ready(timeout)
+
     def wait_ready(self, timeout=180):
         """Waits until the VM's agent answers a first command."""
         self.run("true", timeout=timeout)
@@ -358,6 +432,9 @@ class VM:
         return rc, text
 
     def stop(self):
+        if self.platform is not None and self.proc.poll() is None:
+            # The board cuts the power and goes.
+            self.proc.send_signal(signal.SIGTERM)
         if self.proc.poll() is None:
             if self.sock is not None:
                 try:
@@ -385,6 +462,7 @@ class Rack:
             modules = debug_modules_dir()
         self.qemu = qemu_binary()
         self.model = model_binary()
+        self.platform = platform_binary()
         base = os.environ.get("BMGNIC_LOGDIR") or os.path.join(tempfile.gettempdir(), "bmgnic-logs")
         os.makedirs(base, exist_ok=True)
         self.logdir = tempfile.mkdtemp(prefix=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-", dir=base)
