@@ -25,6 +25,8 @@ APT_PACKAGES=(
 	# tools used inside the VMs (their root is the host's, over 9p)
 	iproute2 iputils-ping ethtool iperf3 tcpdump procps pciutils
 	python3-yaml python3-jsonschema
+	# the tenant OS image (scripts/build-tenant-image.sh)
+	mmdebstrap fdisk dosfstools mtools syslinux syslinux-common e2fsprogs
 )
 
 need_root() {

@@ -136,6 +136,14 @@ def model_binary():
     return os.path.join(target, "release", "bmgnic-model")
 
 
+def tenant_image():
+    """The tenant OS image (scripts/build-tenant-image.sh): the rack kernel
+    and its bmgnic.ko on a Debian root, booted by the firmware from the
+    server's NVMe disk. Built on first use, cached by its inputs."""
+    return _script("build-tenant-image.sh", kernel_build_dir(),
+                   os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"), f"{SERVER_IP}/24")
+
+
 def platform_binary():
     """bmgnic-platform, built with the model (same crate)."""
     if os.environ.get("BMGNIC_MODEL"):
@@ -289,26 +297,16 @@ class VM:
         args = [rack.qemu, "-name", role, "-nodefaults", "-no-user-config",
                 "-display", "none", "-vga", "none", "-m", str(memory),
                 "-smp", str(cpus), *accel_args(),
-                "-kernel", rack.kernel_for(role),
-                "-append", " ".join([
-                    "console=ttyS0", "earlyprintk=serial,ttyS0", "panic=-1",
-                    "root=/dev/root", "rootfstype=9p",
-                    "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose",
-                    "ro", f"init={os.path.join(TOP, 'tools/testing/vm/init.sh')}",
-                    f"bmgnic.role={role}", f"bmgnic.top={TOP}",
-                    "kunit.filter_glob=bmgnic*", cmdline]),
                 "-no-reboot",
                 # Appended to: a platform's server boots many times.
                 "-chardev", f"file,id=serial,path={self.console},append=on",
                 "-serial", "chardev:serial",
-                "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
-                "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
-                "-fsdev", f"local,id=top,path={TOP},security_model=none,readonly=on",
-                "-device", "virtio-9p-pci,fsdev=top,mount_tag=top",
-                "-fsdev", f"local,id=rack,path={rack.shared},security_model=none",
-                "-device", "virtio-9p-pci,fsdev=rack,mount_tag=rack",
                 "-chardev", f"socket,id=agent,path={self.agent_path},server=on,wait=off",
                 "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=agent"]
+        if platform is None or platform.disk is None:
+            args += self._direct_boot(rack, role, cmdline)
+        # else: the firmware boots the board's disk (or its virtual CD): no
+        # kernel from the host, no host directory shared in.
         if model is not None:
             # The model does DMA straight into guest RAM: share it.
             args += ["-object", f"memory-backend-memfd,id=mem,size={memory}M,share=on",
@@ -363,6 +361,26 @@ class VM:
         # Connect at once: what the guest writes while no one is connected
         # is lost. (What the host writes waits until the guest reads.)
         self._connect(30)
+
+    @staticmethod
+    def _direct_boot(rack, role, cmdline):
+        """QEMU loads the rack kernel, whose root file system is the
+        host's, read-only over 9p, with the checkout and the rack's shared
+        directory beside it."""
+        return ["-kernel", rack.kernel_for(role),
+                "-append", " ".join([
+                    "console=ttyS0", "earlyprintk=serial,ttyS0", "panic=-1",
+                    "root=/dev/root", "rootfstype=9p",
+                    "rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose",
+                    "ro", f"init={os.path.join(TOP, 'tools/testing/vm/init.sh')}",
+                    f"bmgnic.role={role}", f"bmgnic.top={TOP}",
+                    "kunit.filter_glob=bmgnic*", cmdline]),
+                "-fsdev", "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",
+                "-device", "virtio-9p-pci,fsdev=root,mount_tag=/dev/root",
+                "-fsdev", f"local,id=top,path={TOP},security_model=none,readonly=on",
+                "-device", "virtio-9p-pci,fsdev=top,mount_tag=top",
+                "-fsdev", f"local,id=rack,path={rack.shared},security_model=none",
+                "-device", "virtio-9p-pci,fsdev=rack,mount_tag=rack"]
 
     def _connect(self, timeout):
         deadline = time.time() + timeout

@@ -1,0 +1,36 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# PID 1 of the tenant OS image (scripts/build-tenant-image.sh): a Debian
+# root on the server's own NVMe disk, booted by SeaBIOS through syslinux.
+# It mounts the kernel's file systems, loads bmgnic, brings the tenant's
+# interface up with the address in /etc/bmgnic/address, lets acpid turn
+# the power button into a clean power-off (Redfish GracefulShutdown), and
+# becomes the rack agent (agent.sh), as every rack VM does.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb LC_ALL=C
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+for d in /tmp /run /dev/shm; do
+	mount -t tmpfs tmpfs "$d"
+done
+mount -o remount,rw /
+hostname tenant
+ip link set lo up
+echo "bmgnic-tenant: root on $(findmnt -n -o SOURCE /), booted $(cat /etc/bmgnic/build-id)"
+
+if insmod /lib/modules/bmgnic/bmgnic.ko; then
+	dev=$(ls /sys/bus/pci/drivers/bmgnic/*/net/ 2>/dev/null | head -1)
+	if [ -n "$dev" ]; then
+		ip addr add "$(cat /etc/bmgnic/address)" dev "$dev"
+		ip link set "$dev" up
+		echo "bmgnic-tenant: $dev up"
+	fi
+fi
+acpid
+
+exec sh /usr/local/lib/bmgnic/agent.sh server
