@@ -27,6 +27,8 @@ APT_PACKAGES=(
 	python3-yaml python3-jsonschema
 	# the tenant OS image (scripts/build-tenant-image.sh)
 	mmdebstrap fdisk dosfstools mtools syslinux syslinux-common e2fsprogs
+	# the provisioning and cleanup media (scripts/build-provision-image.sh)
+	isolinux xorriso
 )
 
 need_root() {
