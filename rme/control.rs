@@ -85,6 +85,16 @@ pub(crate) struct State {
 /// keep the sideband (and the state lock the AEN work needs) busy.
 pub(crate) const UNPRIVILEGED_READ_INTERVAL_MS: i64 = 1000;
 
+/// What a tenancy was billed when it ended ([`State::end_tenancy`]).
+pub(crate) struct Tenancy {
+    /// Rules removed at the end.
+    pub(crate) flows: u32,
+    /// Every rule's traffic during the tenancy.
+    pub(crate) billed: Counters,
+    /// The NIC's port counters at the end.
+    pub(crate) port: PortCountersRecord,
+}
+
 /// Whether a read last done at `at` is recent enough for an unprivileged
 /// reader.
 fn recent(at: Option<Instant<Monotonic>>) -> bool {
@@ -756,6 +766,72 @@ impl State {
         oem_set(sb, oem::OBJ_METER, &[m])?;
         *slot = Some(m);
         Ok(())
+    }
+
+    /// Ends the tenancy: every rule is removed (the NIC's counts folded
+    /// in), the NIC forgets the VTEPs and meters, and the identity (no
+    /// MAC, no address: nothing from the guest passes) and the tenant are
+    /// cleared. Returns what the tenancy was billed: the software table's
+    /// totals since the last end of a tenancy (rules removed earlier
+    /// included), and the NIC's port counters once the last rule is gone.
+    /// The policy stays; the next tenant starts from an empty table.
+    ///
+    /// A failure part-way leaves what is not yet cleared in place (and in
+    /// the software state, which stays what the NIC holds): the request
+    /// can be repeated.
+    pub(crate) fn end_tenancy(&mut self, sb: &Sideband) -> Result<Tenancy> {
+        let mut ids = KVec::with_capacity(self.table.len(), GFP_KERNEL)?;
+        let mut next = 1;
+        while let Some((rule, _)) = self.table.next_from(next) {
+            ids.push(rule.id, GFP_KERNEL)?;
+            next = match rule.id.checked_add(1) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        for id in ids.iter() {
+            self.del_flow(sb, *id)?;
+        }
+        let billed = self.table.totals();
+        let port: PortCountersRecord = oem_get_one(sb, oem::OBJ_PORT_COUNTERS)?;
+        for index in 0..self.vteps.len() {
+            if self.vteps[index].is_some() {
+                let mut gone = KVec::<VtepRecord>::new();
+                oem_command(
+                    sb,
+                    oem::OP_DEL,
+                    oem::OBJ_VTEP,
+                    &[SlotRecord { slot: index as u32 }],
+                    &mut gone,
+                )?;
+                self.vteps[index] = None;
+            }
+        }
+        for index in 0..self.meters.len() {
+            if self.meters[index].is_some() {
+                let mut gone = KVec::<MeterRecord>::new();
+                oem_command(
+                    sb,
+                    oem::OP_DEL,
+                    oem::OBJ_METER,
+                    &[SlotRecord { slot: index as u32 }],
+                    &mut gone,
+                )?;
+                self.meters[index] = None;
+            }
+        }
+        let nobody = IdentityRecord {
+            mtu_cap: self.identity.mtu_cap,
+            ..IdentityRecord::default()
+        };
+        self.set_identity(sb, nobody)?;
+        self.set_tenant(sb, TenantRecord::default())?;
+        self.table = FlowTable::new();
+        Ok(Tenancy {
+            flows: ids.len() as u32,
+            billed,
+            port,
+        })
     }
 
     /// Sets the policy (the RME keeps its events on).

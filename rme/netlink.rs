@@ -79,7 +79,7 @@ static FLOW_ADD: [P; 7] = [
 static FLOW_ID: [P; 2] = [P::NONE, P::u32()];
 static METER_SET: [P; 5] = [P::NONE, P::u16_max(255), P::u64(), P::u32(), P::u8_max(1)];
 
-static OPS: [Op<Rme>; 12] = [
+static OPS: [Op<Rme>; 13] = [
     Op::doit::<1>(cmd::DEV_GET, &NO_ATTRS, false),
     Op::doit::<11>(cmd::IDENTITY_SET, &IDENTITY_SET, true),
     Op::doit::<11>(cmd::TENANT_SET, &TENANT_SET, true),
@@ -92,6 +92,7 @@ static OPS: [Op<Rme>; 12] = [
     Op::doit::<5>(cmd::METER_SET, &METER_SET, true),
     Op::dumpit::<1>(cmd::METER_GET, &NO_ATTRS, false),
     Op::doit::<11>(cmd::POLICY_SET, &POLICY_SET, true),
+    Op::doit::<1>(cmd::TENANT_RESET, &NO_ATTRS, true),
 ];
 
 static MCGRPS: [MulticastGroup; 1] = [MulticastGroup::const_new(MCGRP_EVENTS)];
@@ -670,6 +671,29 @@ fn put_flow(
     Ok(())
 }
 
+impl Rme {
+    fn tenant_reset(&self, req: &mut Request<'_>) -> Result {
+        use attr::tenancy as a;
+        let (ended, evictions) = self
+            .with_state(|sb, st| Ok((st.end_tenancy(sb)?, st.evictions)))
+            .map_err(|e| nic_error(req, e))?;
+        pr_info!(
+            "tenancy ended: {} rules removed, {} packets / {} bytes billed\n",
+            ended.flows,
+            ended.billed.packets,
+            ended.billed.bytes
+        );
+        req.reply(cmd::TENANT_RESET, |m| {
+            m.put_u32(a::FLOWS, ended.flows)?;
+            m.put_u64(a::PACKETS, ended.billed.packets)?;
+            m.put_u64(a::BYTES, ended.billed.bytes)?;
+            m.put_nest(a::COUNTERS, |m| {
+                put_counters(m, &ended.port.counters, evictions)
+            })
+        })
+    }
+}
+
 impl Handler for Rme {
     fn doit(&self, command: u8, req: &mut Request<'_>) -> Result {
         match command {
@@ -682,6 +706,7 @@ impl Handler for Rme {
             cmd::FLOW_ADD => self.flow_add(req),
             cmd::FLOW_DEL => self.flow_del(req),
             cmd::FLOW_GET => self.flow_get(req),
+            cmd::TENANT_RESET => self.tenant_reset(req),
             _ => Err(EOPNOTSUPP),
         }
     }

@@ -34,6 +34,7 @@ pub mod cmd {
     pub const METER_GET: u8 = 10;
     pub const POLICY_SET: u8 = 11;
     pub const EVENT_NTF: u8 = 12;
+    pub const TENANT_RESET: u8 = 13;
 }
 
 /// Attributes, per attribute set.
@@ -117,6 +118,12 @@ pub mod attr {
         pub const TENANT: u16 = 8;
         pub const POLICY: u16 = 9;
         pub const COUNTERS: u16 = 10;
+    }
+    pub mod tenancy {
+        pub const FLOWS: u16 = 1;
+        pub const PACKETS: u16 = 2;
+        pub const BYTES: u16 = 3;
+        pub const COUNTERS: u16 = 4;
     }
     pub mod event {
         pub const KIND: u16 = 1;
