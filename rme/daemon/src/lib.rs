@@ -8,6 +8,8 @@ pub mod agent;
 pub mod mapping;
 pub mod nl;
 pub mod openflow;
+pub mod platform;
+pub mod redfish;
 pub mod rme;
 pub mod switch;
 

@@ -9,6 +9,8 @@ use std::net::Ipv4Addr;
 use bmgnic_rmed::agent::{Agent, Target};
 use bmgnic_rmed::mapping::TUNNEL_PORT_BASE;
 use bmgnic_rmed::nl::Netlink;
+use bmgnic_rmed::platform::{ChannelPlatform, DEFAULT_CHANNEL};
+use bmgnic_rmed::redfish::{self, auth, Service};
 use bmgnic_rmed::rme::{Rme, RmeError};
 use bmgnic_rmed::switch::{Identity, Switch};
 use clap::Parser;
@@ -63,13 +65,37 @@ impl std::str::FromStr for Vtep {
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "The RME daemon: OpenFlow 1.3 switch agent of the BMGNIC"
+    about = "The RME daemon: OpenFlow 1.3 switch agent of the BMGNIC and Redfish service"
 )]
+#[command(group(clap::ArgGroup::new("serve").required(true).multiple(true).args(["controllers", "redfish"])))]
 struct Args {
     /// Where to meet controllers: tcp:HOST:PORT (connect, reconnecting)
     /// and/or ptcp:PORT[:ADDR] (listen). Repeatable.
-    #[arg(long = "controller", required = true)]
+    #[arg(long = "controller")]
     controllers: Vec<Target>,
+    /// Serve Redfish over HTTPS on ADDR:PORT (e.g. 0.0.0.0:8443).
+    #[arg(long)]
+    redfish: Option<std::net::SocketAddr>,
+    /// Redfish accounts: `user:role:password` lines (Administrator,
+    /// Operator, ReadOnly). Required with --redfish.
+    #[arg(long, requires = "redfish")]
+    redfish_accounts: Option<std::path::PathBuf>,
+    /// The platform channel (Documentation/bmgnic/platform.rst): a
+    /// character device or a unix socket.
+    #[arg(long, default_value = DEFAULT_CHANNEL)]
+    platform: std::path::PathBuf,
+    /// PEM certificate chain for Redfish; self-signed if not given.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Write the certificate in use (PEM) here, for clients to verify.
+    #[arg(long)]
+    tls_cert_out: Option<std::path::PathBuf>,
+    /// Another name (DNS or IP) of the self-signed certificate. Repeatable.
+    #[arg(long = "redfish-san")]
+    redfish_sans: Vec<String>,
     /// Datapath ID; by default derived from the guest's MAC.
     #[arg(long)]
     datapath_id: Option<u64>,
@@ -122,7 +148,11 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let mut rme = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
-    provision(&rme, &args).unwrap_or_else(|e| fail("provisioning", e));
+    if !args.controllers.is_empty() {
+        // The provisioning is the OpenFlow switch's starting point; a
+        // Redfish-only RME leaves the NIC as it is.
+        provision(&rme, &args).unwrap_or_else(|e| fail("provisioning", e));
+    }
     let dev = rme.dev_get().unwrap_or_else(|e| fail("reading the NIC", e));
     let datapath_id = args.datapath_id.unwrap_or_else(|| {
         dev.guest_mac
@@ -145,6 +175,33 @@ fn main() {
         vteps,
         serial: format!("{datapath_id:016x}"),
     };
+    if let Some(addr) = args.redfish {
+        let Some(path) = &args.redfish_accounts else {
+            fail("--redfish", "needs --redfish-accounts");
+        };
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| fail(&format!("reading {}", path.display()), e));
+        let accounts =
+            auth::parse_accounts(&text).unwrap_or_else(|e| fail(&path.display().to_string(), e));
+        // The Redfish side gets a netlink socket of its own, so it never
+        // waits on the agent's.
+        let nl = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
+        let platform = ChannelPlatform::new(&args.platform, std::time::Duration::from_secs(10));
+        let svc = Service::new(Box::new(platform), Box::new(nl), accounts);
+        let cfg = redfish::Config {
+            addr: Some(addr),
+            cert_key: args.tls_cert.clone().zip(args.tls_key.clone()),
+            cert_out: args.tls_cert_out.clone(),
+            sans: args.redfish_sans.clone(),
+        };
+        redfish::spawn(cfg, std::sync::Arc::new(svc)).unwrap_or_else(|e| fail("redfish", e));
+    }
+    if args.controllers.is_empty() {
+        // Redfish only: its thread serves; this one has nothing to do.
+        loop {
+            std::thread::park();
+        }
+    }
     let agent = Agent::new(Switch::new(rme, identity, None));
     match Netlink::events() {
         Ok(mut events) => agent.start_background(Some(Box::new(move || events.next_event()))),

@@ -1,0 +1,995 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The resources: one dispatcher over (method, path), so that every
+//! refusal (unknown path, wrong method, no session, no privilege, bad
+//! body) is a Redfish error body with the status DSP0266 gives it, and
+//! the tree's shape is visible in one place.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
+use super::errors::RfError;
+use super::{metadata, Service};
+use crate::platform::{BootTarget, PlatformError, PlatformState, Power, Request as PReq};
+
+/// The largest request body taken.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+const SYS: &str = "/redfish/v1/Systems/1";
+const MGR: &str = "/redfish/v1/Managers/1";
+const CHASSIS: &str = "/redfish/v1/Chassis/1";
+const CD: &str = "/redfish/v1/Managers/1/VirtualMedia/Cd";
+const RESET_TYPES: [&str; 7] = [
+    "On",
+    "ForceOff",
+    "GracefulShutdown",
+    "ForceRestart",
+    "PowerCycle",
+    "Pause",
+    "Resume",
+];
+const BOOT_TARGETS: [&str; 4] = ["None", "Hdd", "Cd", "Pxe"];
+const BOOT_ENABLED: [&str; 3] = ["Disabled", "Once", "Continuous"];
+
+/// What a path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Res {
+    Version,
+    Root,
+    OData,
+    Metadata,
+    Systems,
+    System,
+    SystemReset,
+    EthIfs,
+    EthIf,
+    Storages,
+    Storage,
+    Drive,
+    DriveErase,
+    ChassisColl,
+    Chassis,
+    Managers,
+    Manager,
+    VirtualMedias,
+    Cd,
+    CdInsert,
+    CdEject,
+    SessionService,
+    Sessions,
+    Session(String),
+    AccountService,
+    Accounts,
+    Account(usize),
+    Roles,
+    Role(Role),
+    TaskService,
+    Tasks,
+}
+
+impl Res {
+    fn parse(path: &str, svc: &Service) -> Option<Res> {
+        let p = path.trim_end_matches('/');
+        let r = match p {
+            "/redfish" => Res::Version,
+            "/redfish/v1" => Res::Root,
+            "/redfish/v1/odata" => Res::OData,
+            "/redfish/v1/$metadata" => Res::Metadata,
+            "/redfish/v1/Systems" => Res::Systems,
+            SYS => Res::System,
+            "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset" => Res::SystemReset,
+            "/redfish/v1/Systems/1/EthernetInterfaces" => Res::EthIfs,
+            "/redfish/v1/Systems/1/EthernetInterfaces/1" => Res::EthIf,
+            "/redfish/v1/Systems/1/Storage" => Res::Storages,
+            "/redfish/v1/Systems/1/Storage/1" => Res::Storage,
+            "/redfish/v1/Systems/1/Storage/1/Drives/1" => Res::Drive,
+            "/redfish/v1/Systems/1/Storage/1/Drives/1/Actions/Drive.SecureErase" => Res::DriveErase,
+            "/redfish/v1/Chassis" => Res::ChassisColl,
+            CHASSIS => Res::Chassis,
+            "/redfish/v1/Managers" => Res::Managers,
+            MGR => Res::Manager,
+            "/redfish/v1/Managers/1/VirtualMedia" => Res::VirtualMedias,
+            CD => Res::Cd,
+            "/redfish/v1/Managers/1/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia" => {
+                Res::CdInsert
+            }
+            "/redfish/v1/Managers/1/VirtualMedia/Cd/Actions/VirtualMedia.EjectMedia" => {
+                Res::CdEject
+            }
+            "/redfish/v1/SessionService" => Res::SessionService,
+            "/redfish/v1/SessionService/Sessions" => Res::Sessions,
+            "/redfish/v1/AccountService" => Res::AccountService,
+            "/redfish/v1/AccountService/Accounts" => Res::Accounts,
+            "/redfish/v1/AccountService/Roles" => Res::Roles,
+            "/redfish/v1/TaskService" => Res::TaskService,
+            "/redfish/v1/TaskService/Tasks" => Res::Tasks,
+            _ => {
+                if let Some(id) = p.strip_prefix("/redfish/v1/SessionService/Sessions/") {
+                    return Some(Res::Session(id.to_string()));
+                }
+                if let Some(id) = p.strip_prefix("/redfish/v1/AccountService/Accounts/") {
+                    let n: usize = id.parse().ok()?;
+                    return svc
+                        .auth
+                        .accounts
+                        .iter()
+                        .any(|a| a.id == n)
+                        .then_some(Res::Account(n));
+                }
+                if let Some(id) = p.strip_prefix("/redfish/v1/AccountService/Roles/") {
+                    return Role::parse(id).map(Res::Role);
+                }
+                return None;
+            }
+        };
+        Some(r)
+    }
+
+    fn public(&self, method: &Method) -> bool {
+        match self {
+            Res::Version | Res::Root | Res::OData | Res::Metadata => true,
+            Res::Sessions => method == Method::POST,
+            _ => false,
+        }
+    }
+
+    /// The methods the resource takes (HEAD goes with GET).
+    fn allow(&self) -> &'static str {
+        match self {
+            Res::SystemReset | Res::DriveErase | Res::CdInsert | Res::CdEject => "POST",
+            Res::System | Res::SessionService => "GET, HEAD, PATCH",
+            Res::Sessions => "GET, HEAD, POST",
+            Res::Session(_) => "GET, HEAD, DELETE",
+            _ => "GET, HEAD",
+        }
+    }
+}
+
+/// A strong ETag of a representation.
+pub fn etag_of(v: &Value) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, v.to_string().as_bytes());
+    let h: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{h}\"")
+}
+
+/// Whether an `If-Match` header lets a change to a resource whose ETag is
+/// `current` go ahead. Weak and strong forms of the same tag both match
+/// (sushy retries a weak tag as strong).
+pub fn if_match_ok(headers: &HeaderMap, current: &str) -> bool {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return true;
+    };
+    let Ok(v) = v.to_str() else { return false };
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    v.split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(current))
+}
+
+fn json_response(status: StatusCode, v: &Value, etag: bool) -> Response {
+    let mut r = (status, axum::Json(v.clone())).into_response();
+    if etag {
+        if let Ok(h) = HeaderValue::from_str(&etag_of(v)) {
+            r.headers_mut().insert(header::ETAG, h);
+        }
+    }
+    r
+}
+
+fn link(id: &str) -> Value {
+    json!({ "@odata.id": id })
+}
+
+fn collection(id: &str, ty: &str, name: &str, members: &[String]) -> Value {
+    let m: Vec<Value> = members.iter().map(|m| link(m)).collect();
+    json!({
+        "@odata.id": id,
+        "@odata.type": format!("#{ty}.{ty}"),
+        "Name": name,
+        "Members": m,
+        "Members@odata.count": m.len(),
+    })
+}
+
+fn status_of(state: &PlatformState) -> Value {
+    let enabled = if state.power == Power::Off {
+        "StandbyOffline"
+    } else {
+        "Enabled"
+    };
+    json!({"State": enabled, "Health": "OK"})
+}
+
+fn power_name(p: Power) -> &'static str {
+    match p {
+        Power::On => "On",
+        Power::Off => "Off",
+        Power::Paused => "Paused",
+    }
+}
+
+fn boot_target_name(t: BootTarget) -> &'static str {
+    match t {
+        BootTarget::None => "None",
+        BootTarget::Hdd => "Hdd",
+        BootTarget::Cd => "Cd",
+        BootTarget::Pxe => "Pxe",
+    }
+}
+
+/// The platform request a `ComputerSystem.Reset` asks for in a power
+/// state; `Ok(None)` when the server is already there (a no-op success,
+/// as OpenBMC answers), a conflict when it cannot apply.
+pub fn reset_plan(reset: &str, power: Power) -> Result<Option<PReq>, RfError> {
+    use Power::*;
+    let conflict = |why: &str| Err(RfError::conflict(format!("{reset}: {why}")));
+    match (reset, power) {
+        ("On", Off) => Ok(Some(PReq::PowerOn)),
+        ("On", On) => Ok(None),
+        ("On", Paused) => conflict("the server is paused; use Resume"),
+        ("ForceOff", Off) | ("GracefulShutdown", Off) => Ok(None),
+        ("ForceOff", _) => Ok(Some(PReq::ForceOff)),
+        ("GracefulShutdown", On) => Ok(Some(PReq::GracefulShutdown)),
+        ("GracefulShutdown", Paused) => {
+            conflict("a paused server cannot shut down; use Resume or ForceOff")
+        }
+        ("ForceRestart", Off) => conflict("the server is off; use On"),
+        ("ForceRestart", _) => Ok(Some(PReq::Reset)),
+        ("PowerCycle", Off) => Ok(Some(PReq::PowerOn)),
+        ("PowerCycle", _) => Ok(Some(PReq::PowerCycle)),
+        ("Pause", On) => Ok(Some(PReq::Pause)),
+        ("Pause", Paused) | ("Resume", On) => Ok(None),
+        ("Pause", Off) | ("Resume", Off) => conflict("the server is off"),
+        ("Resume", Paused) => Ok(Some(PReq::Resume)),
+        (other, _) => Err(RfError::value_not_in_list("ResetType", other)),
+    }
+}
+
+fn platform_error(e: PlatformError) -> RfError {
+    match e {
+        PlatformError::Refused(why) => RfError::conflict(format!("the platform refused: {why}")),
+        other => RfError::internal(other.to_string()),
+    }
+}
+
+/// Runs a platform request off the async threads (the channel blocks).
+async fn platform(svc: &Arc<Service>, req: PReq) -> Result<PlatformState, RfError> {
+    let s = svc.clone();
+    tokio::task::spawn_blocking(move || s.platform().call(req).map(|a| a.state))
+        .await
+        .map_err(|e| RfError::internal(format!("platform task: {e}")))?
+        .map_err(platform_error)
+}
+
+/// The body as a JSON object; an empty body is an empty object (sushy
+/// posts EjectMedia without one).
+fn body_object(body: &[u8]) -> Result<Map<String, Value>, RfError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(RfError::malformed_json("the body is not a JSON object")),
+        Err(e) => Err(RfError::malformed_json(e)),
+    }
+}
+
+fn get_str<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, RfError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(RfError::value_type(k)),
+    }
+}
+
+fn get_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, RfError> {
+    match m.get(k) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(RfError::value_type(k)),
+    }
+}
+
+fn require(p: &Principal, privilege: Privilege) -> Result<(), RfError> {
+    if p.has(privilege) {
+        Ok(())
+    } else {
+        Err(RfError::insufficient_privilege())
+    }
+}
+
+/// The one entry point: every request of the service.
+pub async fn handle(svc: Arc<Service>, req: Request<Body>) -> Response {
+    let mut r = match handle_inner(&svc, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let h = r.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response, RfError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+    let headers = parts.headers;
+    let body = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| RfError::too_large(BODY_LIMIT))?;
+    let res = Res::parse(&path, svc);
+    let principal = authenticate(svc, &headers);
+    let Some(res) = res else {
+        return Err(match principal {
+            Some(_) => RfError::not_found(&path),
+            None => RfError::no_session(),
+        });
+    };
+    let allow = res.allow();
+    let m = method.as_str();
+    if !allow.split(", ").any(|a| a == m) {
+        return Err(RfError::method_not_allowed(allow));
+    }
+    let principal = match principal {
+        Some(p) => Some(p),
+        None if res.public(&method) => None,
+        None => return Err(RfError::no_session()),
+    };
+    let head = method == Method::HEAD;
+    let method = if head { Method::GET } else { method };
+    let mut resp = match (method, principal) {
+        (Method::GET, _) if matches!(res, Res::Metadata) => (
+            [(header::CONTENT_TYPE, "application/xml")],
+            metadata::csdl(),
+        )
+            .into_response(),
+        (Method::GET, p) => {
+            let v = get(svc, &res, p.as_ref()).await?;
+            json_response(StatusCode::OK, &v, true)
+        }
+        (Method::POST, p) => post(svc, &res, p.as_ref(), &body).await?,
+        (Method::PATCH, Some(p)) => patch(svc, &res, &p, &headers, &body).await?,
+        (Method::DELETE, Some(p)) => delete(svc, &res, &p)?,
+        _ => return Err(RfError::no_session()),
+    };
+    if head {
+        *resp.body_mut() = Body::empty();
+    }
+    Ok(resp)
+}
+
+fn authenticate(svc: &Service, headers: &HeaderMap) -> Option<Principal> {
+    if let Some(t) = headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()) {
+        return svc.auth.token(t);
+    }
+    let a = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    svc.auth.basic(a)
+}
+
+async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Value, RfError> {
+    Ok(match res {
+        Res::Version => json!({"v1": "/redfish/v1/"}),
+        Res::OData => metadata::service_document(),
+        Res::Root => json!({
+            "@odata.id": "/redfish/v1/",
+            "@odata.type": "#ServiceRoot.v1_17_0.ServiceRoot",
+            "Id": "RootService",
+            "Name": "bmgnic RME Redfish service",
+            "RedfishVersion": "1.20.0",
+            "UUID": svc.uuid,
+            "Vendor": "bmgnic",
+            "Product": "bmgnic RME",
+            "Systems": link("/redfish/v1/Systems"),
+            "Chassis": link("/redfish/v1/Chassis"),
+            "Managers": link("/redfish/v1/Managers"),
+            "SessionService": link("/redfish/v1/SessionService"),
+            "AccountService": link("/redfish/v1/AccountService"),
+            "TaskService": link("/redfish/v1/TaskService"),
+            "Links": {"Sessions": link("/redfish/v1/SessionService/Sessions")},
+            "ProtocolFeaturesSupported": {
+                "ExcerptQuery": false, "ExpandQuery": {"ExpandAll": false, "Levels": false,
+                "Links": false, "NoLinks": false}, "FilterQuery": false, "OnlyMemberQuery": false,
+                "SelectQuery": false,
+            },
+        }),
+        Res::Systems => collection(
+            "/redfish/v1/Systems",
+            "ComputerSystemCollection",
+            "Computer Systems",
+            &[SYS.into()],
+        ),
+        Res::System => system(&platform(svc, PReq::Status).await?),
+        Res::EthIfs => collection(
+            "/redfish/v1/Systems/1/EthernetInterfaces",
+            "EthernetInterfaceCollection",
+            "Ethernet Interfaces",
+            &["/redfish/v1/Systems/1/EthernetInterfaces/1".into()],
+        ),
+        Res::EthIf => {
+            let s = svc.clone();
+            let dev = tokio::task::spawn_blocking(move || s.rme().dev_get())
+                .await
+                .map_err(|e| RfError::internal(e.to_string()))?
+                .map_err(|e| RfError::internal(format!("reading the NIC: {e}")))?;
+            let mac = dev
+                .guest_mac
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            let link_up = !dev.quarantined;
+            json!({
+                "@odata.id": "/redfish/v1/Systems/1/EthernetInterfaces/1",
+                "@odata.type": "#EthernetInterface.v1_12_0.EthernetInterface",
+                "Id": "1",
+                "Name": "BMGNIC guest port",
+                "Description": "The tenant's port of the BMGNIC; the MAC address is the one the RME provisioned",
+                "MACAddress": mac,
+                "PermanentMACAddress": mac,
+                "LinkStatus": if link_up { "LinkUp" } else { "LinkDown" },
+                "InterfaceEnabled": link_up,
+                "Status": {"State": if link_up { "Enabled" } else { "Disabled" }, "Health": if link_up { "OK" } else { "Warning" }},
+            })
+        }
+        Res::Storages => collection(
+            "/redfish/v1/Systems/1/Storage",
+            "StorageCollection",
+            "Storage",
+            &["/redfish/v1/Systems/1/Storage/1".into()],
+        ),
+        Res::Storage => {
+            let st = platform(svc, PReq::Status).await?;
+            let drives: Vec<Value> = if st.disk.present {
+                vec![link("/redfish/v1/Systems/1/Storage/1/Drives/1")]
+            } else {
+                vec![]
+            };
+            json!({
+                "@odata.id": "/redfish/v1/Systems/1/Storage/1",
+                "@odata.type": "#Storage.v1_15_0.Storage",
+                "Id": "1",
+                "Name": "NVMe storage",
+                "Drives": drives,
+                "Drives@odata.count": drives.len(),
+                "Status": {"State": "Enabled", "Health": "OK"},
+            })
+        }
+        Res::Drive => {
+            let st = platform(svc, PReq::Status).await?;
+            if !st.disk.present {
+                return Err(RfError::not_found(
+                    "/redfish/v1/Systems/1/Storage/1/Drives/1",
+                ));
+            }
+            json!({
+                "@odata.id": "/redfish/v1/Systems/1/Storage/1/Drives/1",
+                "@odata.type": "#Drive.v1_18_0.Drive",
+                "Id": "1",
+                "Name": "NVMe disk",
+                "CapacityBytes": st.disk.bytes,
+                "Protocol": "NVMe",
+                "MediaType": "SSD",
+                "Status": {"State": "Enabled", "Health": "OK"},
+                "Actions": {"#Drive.SecureErase": {
+                    "target": "/redfish/v1/Systems/1/Storage/1/Drives/1/Actions/Drive.SecureErase"}},
+            })
+        }
+        Res::ChassisColl => collection(
+            "/redfish/v1/Chassis",
+            "ChassisCollection",
+            "Chassis",
+            &[CHASSIS.into()],
+        ),
+        Res::Chassis => {
+            let st = platform(svc, PReq::Status).await?;
+            json!({
+                "@odata.id": CHASSIS,
+                "@odata.type": "#Chassis.v1_25_0.Chassis",
+                "Id": "1",
+                "Name": "Server chassis",
+                "ChassisType": "RackMount",
+                "PowerState": if st.power == Power::Off { "Off" } else { "On" },
+                "Status": status_of(&st),
+                "Links": {
+                    "ComputerSystems": [link(SYS)],
+                    "ManagedBy": [link(MGR)],
+                },
+            })
+        }
+        Res::Managers => collection(
+            "/redfish/v1/Managers",
+            "ManagerCollection",
+            "Managers",
+            &[MGR.into()],
+        ),
+        Res::Manager => json!({
+            "@odata.id": MGR,
+            "@odata.type": "#Manager.v1_19_0.Manager",
+            "Id": "1",
+            "Name": "bmgnic RME",
+            "ManagerType": "BMC",
+            "FirmwareVersion": env!("CARGO_PKG_VERSION"),
+            "UUID": svc.uuid,
+            "Status": {"State": "Enabled", "Health": "OK"},
+            "PowerState": "On",
+            "VirtualMedia": link("/redfish/v1/Managers/1/VirtualMedia"),
+            "Links": {
+                "ManagerForServers": [link(SYS)],
+                "ManagerForChassis": [link(CHASSIS)],
+            },
+        }),
+        Res::VirtualMedias => collection(
+            "/redfish/v1/Managers/1/VirtualMedia",
+            "VirtualMediaCollection",
+            "Virtual Media",
+            &[CD.into()],
+        ),
+        Res::Cd => {
+            let st = platform(svc, PReq::Status).await?;
+            let image = st.media.image.clone().filter(|_| st.media.inserted);
+            // Show the URL the image was inserted from, if it was ours.
+            let url = match (&image, svc.last_image_url()) {
+                (Some(name), Some((n, url))) if *name == n => Some(url),
+                (Some(name), _) => Some(name.clone()),
+                _ => None,
+            };
+            json!({
+                "@odata.id": CD,
+                "@odata.type": "#VirtualMedia.v1_6_0.VirtualMedia",
+                "Id": "Cd",
+                "Name": "Virtual CD",
+                "MediaTypes": ["CD", "DVD"],
+                "Inserted": st.media.inserted,
+                "Image": url,
+                "ImageName": image,
+                "WriteProtected": true,
+                "ConnectedVia": if st.media.inserted { "URI" } else { "NotConnected" },
+                "Actions": {
+                    "#VirtualMedia.InsertMedia": {"target": format!("{CD}/Actions/VirtualMedia.InsertMedia")},
+                    "#VirtualMedia.EjectMedia": {"target": format!("{CD}/Actions/VirtualMedia.EjectMedia")},
+                },
+            })
+        }
+        Res::SessionService => json!({
+            "@odata.id": "/redfish/v1/SessionService",
+            "@odata.type": "#SessionService.v1_1_8.SessionService",
+            "Id": "SessionService",
+            "Name": "Session Service",
+            "ServiceEnabled": true,
+            "SessionTimeout": svc.auth.timeout().as_secs(),
+            "Sessions": link("/redfish/v1/SessionService/Sessions"),
+            "Status": {"State": "Enabled", "Health": "OK"},
+        }),
+        Res::Sessions => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            let all = p.has(Privilege::ConfigureManager);
+            let members: Vec<String> = svc
+                .auth
+                .sessions()
+                .into_iter()
+                .filter(|(_, acc)| all || *acc == p.account)
+                .map(|(id, _)| format!("/redfish/v1/SessionService/Sessions/{id}"))
+                .collect();
+            collection(
+                "/redfish/v1/SessionService/Sessions",
+                "SessionCollection",
+                "Sessions",
+                &members,
+            )
+        }
+        Res::Session(id) => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            let path = format!("/redfish/v1/SessionService/Sessions/{id}");
+            let (_, acc) = svc
+                .auth
+                .sessions()
+                .into_iter()
+                .find(|(s, _)| s == id)
+                .ok_or_else(|| RfError::not_found(&path))?;
+            if acc != p.account && !p.has(Privilege::ConfigureManager) {
+                return Err(RfError::insufficient_privilege());
+            }
+            session_body(svc, id, acc)
+        }
+        Res::AccountService => json!({
+            "@odata.id": "/redfish/v1/AccountService",
+            "@odata.type": "#AccountService.v1_15_0.AccountService",
+            "Id": "AccountService",
+            "Name": "Account Service",
+            "ServiceEnabled": true,
+            "LocalAccountAuth": "Enabled",
+            "Accounts": link("/redfish/v1/AccountService/Accounts"),
+            "Roles": link("/redfish/v1/AccountService/Roles"),
+            "Status": {"State": "Enabled", "Health": "OK"},
+        }),
+        Res::Accounts => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            let all = p.has(Privilege::ConfigureUsers);
+            let members: Vec<String> = svc
+                .auth
+                .accounts
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| all || *i == p.account)
+                .map(|(_, a)| format!("/redfish/v1/AccountService/Accounts/{}", a.id))
+                .collect();
+            collection(
+                "/redfish/v1/AccountService/Accounts",
+                "ManagerAccountCollection",
+                "Accounts",
+                &members,
+            )
+        }
+        Res::Account(n) => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            let (i, a) = svc
+                .auth
+                .accounts
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.id == *n)
+                .ok_or_else(|| RfError::not_found("account"))?;
+            if i != p.account && !p.has(Privilege::ConfigureUsers) {
+                return Err(RfError::insufficient_privilege());
+            }
+            json!({
+                "@odata.id": format!("/redfish/v1/AccountService/Accounts/{n}"),
+                "@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount",
+                "Id": n.to_string(),
+                "Name": "User Account",
+                "UserName": a.user,
+                "RoleId": a.role.name(),
+                "Enabled": true,
+                "Locked": false,
+                "Password": null,
+                "AccountTypes": ["Redfish"],
+                "Links": {"Role": link(&format!("/redfish/v1/AccountService/Roles/{}", a.role.name()))},
+            })
+        }
+        Res::Roles => collection(
+            "/redfish/v1/AccountService/Roles",
+            "RoleCollection",
+            "Roles",
+            &Role::ALL
+                .iter()
+                .map(|r| format!("/redfish/v1/AccountService/Roles/{}", r.name()))
+                .collect::<Vec<_>>(),
+        ),
+        Res::Role(r) => json!({
+            "@odata.id": format!("/redfish/v1/AccountService/Roles/{}", r.name()),
+            "@odata.type": "#Role.v1_3_1.Role",
+            "Id": r.name(),
+            "Name": format!("{} role", r.name()),
+            "RoleId": r.name(),
+            "IsPredefined": true,
+            "AssignedPrivileges": r.privileges().iter().map(|p| p.name()).collect::<Vec<_>>(),
+        }),
+        Res::TaskService => json!({
+            "@odata.id": "/redfish/v1/TaskService",
+            "@odata.type": "#TaskService.v1_2_0.TaskService",
+            "Id": "TaskService",
+            "Name": "Task Service",
+            "ServiceEnabled": true,
+            "Tasks": link("/redfish/v1/TaskService/Tasks"),
+            "Status": {"State": "Enabled", "Health": "OK"},
+        }),
+        Res::Tasks => collection(
+            "/redfish/v1/TaskService/Tasks",
+            "TaskCollection",
+            "Tasks",
+            &[],
+        ),
+        _ => return Err(RfError::method_not_allowed(res.allow())),
+    })
+}
+
+fn session_body(svc: &Service, id: &str, account: usize) -> Value {
+    let user = svc
+        .auth
+        .accounts
+        .get(account)
+        .map(|a| a.user.clone())
+        .unwrap_or_default();
+    json!({
+        "@odata.id": format!("/redfish/v1/SessionService/Sessions/{id}"),
+        "@odata.type": "#Session.v1_7_0.Session",
+        "Id": id,
+        "Name": "User Session",
+        "UserName": user,
+        "Password": null,
+        "SessionType": "Redfish",
+    })
+}
+
+fn system(st: &PlatformState) -> Value {
+    let (target, enabled) = match (st.boot.target, st.boot.once) {
+        (BootTarget::None, _) => ("None", "Disabled"),
+        (t, true) => (boot_target_name(t), "Once"),
+        (t, false) => (boot_target_name(t), "Continuous"),
+    };
+    json!({
+        "@odata.id": SYS,
+        "@odata.type": "#ComputerSystem.v1_20_0.ComputerSystem",
+        "Id": "1",
+        "Name": "bmgnic server",
+        "SystemType": "Physical",
+        "Manufacturer": "bmgnic",
+        "PowerState": power_name(st.power),
+        "Status": status_of(st),
+        "Boot": {
+            "BootSourceOverrideTarget": target,
+            "BootSourceOverrideEnabled": enabled,
+            "BootSourceOverrideTarget@Redfish.AllowableValues": BOOT_TARGETS,
+        },
+        "EthernetInterfaces": link("/redfish/v1/Systems/1/EthernetInterfaces"),
+        "Storage": link("/redfish/v1/Systems/1/Storage"),
+        "Links": {"Chassis": [link(CHASSIS)], "ManagedBy": [link(MGR)]},
+        "Actions": {"#ComputerSystem.Reset": {
+            "target": format!("{SYS}/Actions/ComputerSystem.Reset"),
+            "ResetType@Redfish.AllowableValues": RESET_TYPES,
+        }},
+    })
+}
+
+async fn post(
+    svc: &Arc<Service>,
+    res: &Res,
+    p: Option<&Principal>,
+    body: &[u8],
+) -> Result<Response, RfError> {
+    let m = body_object(body)?;
+    match res {
+        Res::Sessions => {
+            let user =
+                get_str(&m, "UserName")?.ok_or_else(|| RfError::property_missing("UserName"))?;
+            let pw =
+                get_str(&m, "Password")?.ok_or_else(|| RfError::property_missing("Password"))?;
+            let who = svc
+                .auth
+                .check_password(user, pw)
+                .ok_or_else(RfError::no_session)?;
+            let (id, token) = svc.auth.login(&who);
+            let v = session_body(svc, &id, who.account);
+            let mut r = json_response(StatusCode::CREATED, &v, false);
+            let loc = format!("/redfish/v1/SessionService/Sessions/{id}");
+            if let (Ok(t), Ok(l)) = (HeaderValue::from_str(&token), HeaderValue::from_str(&loc)) {
+                r.headers_mut().insert("X-Auth-Token", t);
+                r.headers_mut().insert(header::LOCATION, l);
+            }
+            Ok(r)
+        }
+        Res::SystemReset => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureComponents)?;
+            const A: &str = "ComputerSystem.Reset";
+            if let Some(k) = m.keys().find(|k| *k != "ResetType") {
+                return Err(RfError::action_parameter_unknown(A, k));
+            }
+            let reset = get_str(&m, "ResetType")?
+                .ok_or_else(|| RfError::action_parameter_missing(A, "ResetType"))?;
+            if !RESET_TYPES.contains(&reset) {
+                return Err(RfError::value_not_in_list("ResetType", reset));
+            }
+            let st = platform(svc, PReq::Status).await?;
+            if let Some(req) = reset_plan(reset, st.power)? {
+                log::info!("redfish: {} asks {reset}", p.user);
+                platform(svc, req).await?;
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Res::CdInsert => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureManager)?;
+            const A: &str = "VirtualMedia.InsertMedia";
+            const KNOWN: [&str; 7] = [
+                "Image",
+                "Inserted",
+                "WriteProtected",
+                "TransferProtocolType",
+                "TransferMethod",
+                "UserName",
+                "Password",
+            ];
+            if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+                return Err(RfError::action_parameter_unknown(A, k));
+            }
+            let url = get_str(&m, "Image")?
+                .ok_or_else(|| RfError::action_parameter_missing(A, "Image"))?;
+            if get_bool(&m, "Inserted")? == Some(false) {
+                return Err(RfError::value_not_in_list("Inserted", "false"));
+            }
+            if get_bool(&m, "WriteProtected")? == Some(false) {
+                return Err(RfError::value_not_in_list("WriteProtected", "false"));
+            }
+            let _ = (
+                get_str(&m, "TransferProtocolType")?,
+                get_str(&m, "TransferMethod")?,
+            );
+            let name = image_name(url).ok_or_else(|| RfError::value_not_in_list("Image", url))?;
+            let st = platform(
+                svc,
+                PReq::MediaInsert {
+                    image: name.clone(),
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.status == StatusCode::CONFLICT {
+                    // The platform refuses an image it does not have.
+                    RfError::value_not_in_list("Image", url)
+                } else {
+                    e
+                }
+            })?;
+            log::info!("redfish: {} inserted {name}", p.user);
+            svc.set_last_image_url(name, url.to_string());
+            let _ = st;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Res::CdEject => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureManager)?;
+            if let Some(k) = m.keys().next() {
+                return Err(RfError::action_parameter_unknown(
+                    "VirtualMedia.EjectMedia",
+                    k,
+                ));
+            }
+            let st = platform(svc, PReq::Status).await?;
+            if st.media.inserted {
+                platform(svc, PReq::MediaEject).await?;
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Res::DriveErase => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureComponents)?;
+            Err(RfError::action_not_supported(
+                "Drive.SecureErase",
+                "erasing goes through a provisioning image, not implemented yet",
+            ))
+        }
+        _ => Err(RfError::method_not_allowed(res.allow())),
+    }
+}
+
+/// The image name of an InsertMedia `Image`: the last path segment of
+/// the URL (query and fragment dropped), as the platform takes names in
+/// its media directory only.
+pub fn image_name(url: &str) -> Option<String> {
+    let u = url.split(['?', '#']).next().unwrap_or("");
+    let name = u.rsplit('/').next().unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
+        return None;
+    }
+    Some(name.to_string())
+}
+
+async fn patch(
+    svc: &Arc<Service>,
+    res: &Res,
+    p: &Principal,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, RfError> {
+    let m = body_object(body)?;
+    match res {
+        Res::System => {
+            require(p, Privilege::ConfigureComponents)?;
+            let st = platform(svc, PReq::Status).await?;
+            if !if_match_ok(headers, &etag_of(&system(&st))) {
+                return Err(RfError::precondition_failed());
+            }
+            for k in m.keys() {
+                if k != "Boot" {
+                    return Err(if system(&st).get(k).is_some() {
+                        RfError::property_not_writable(k)
+                    } else {
+                        RfError::property_unknown(k)
+                    });
+                }
+            }
+            if let Some(boot) = m.get("Boot") {
+                let Value::Object(b) = boot else {
+                    return Err(RfError::value_type("Boot"));
+                };
+                for k in b.keys() {
+                    if k != "BootSourceOverrideTarget" && k != "BootSourceOverrideEnabled" {
+                        return Err(RfError::property_unknown(&format!("Boot/{k}")));
+                    }
+                }
+                let target = match get_str(b, "BootSourceOverrideTarget")? {
+                    None => st.boot.target,
+                    Some("None") => BootTarget::None,
+                    Some("Hdd") => BootTarget::Hdd,
+                    Some("Cd") => BootTarget::Cd,
+                    Some("Pxe") => BootTarget::Pxe,
+                    Some(other) => {
+                        return Err(RfError::value_not_in_list(
+                            "Boot/BootSourceOverrideTarget",
+                            other,
+                        ))
+                    }
+                };
+                let enabled = get_str(b, "BootSourceOverrideEnabled")?;
+                if let Some(e) = enabled {
+                    if !BOOT_ENABLED.contains(&e) {
+                        return Err(RfError::value_not_in_list(
+                            "Boot/BootSourceOverrideEnabled",
+                            e,
+                        ));
+                    }
+                }
+                // A target without a frequency on a disabled override is
+                // for once, the safe reading.
+                let (target, once) = match enabled {
+                    Some("Disabled") => (BootTarget::None, false),
+                    Some("Continuous") => (target, false),
+                    Some(_) => (target, true),
+                    None if st.boot.target == BootTarget::None => (target, true),
+                    None => (target, st.boot.once),
+                };
+                let once = once && target != BootTarget::None;
+                platform(svc, PReq::Boot { target, once }).await?;
+            }
+            let st = platform(svc, PReq::Status).await?;
+            Ok(json_response(StatusCode::OK, &system(&st), true))
+        }
+        Res::SessionService => {
+            require(p, Privilege::ConfigureManager)?;
+            let current = get(svc, res, Some(p)).await?;
+            if !if_match_ok(headers, &etag_of(&current)) {
+                return Err(RfError::precondition_failed());
+            }
+            for k in m.keys() {
+                if k != "SessionTimeout" {
+                    return Err(if current.get(k).is_some() {
+                        RfError::property_not_writable(k)
+                    } else {
+                        RfError::property_unknown(k)
+                    });
+                }
+            }
+            if let Some(v) = m.get("SessionTimeout") {
+                let Some(secs) = v.as_u64() else {
+                    return Err(RfError::value_type("SessionTimeout"));
+                };
+                if !(TIMEOUT_MIN..=TIMEOUT_MAX).contains(&secs) {
+                    return Err(RfError::new(
+                        StatusCode::BAD_REQUEST,
+                        "PropertyValueOutOfRange",
+                        format!("SessionTimeout must be {TIMEOUT_MIN} to {TIMEOUT_MAX} seconds"),
+                    )
+                    .related("SessionTimeout"));
+                }
+                svc.auth.set_timeout(secs);
+            }
+            let v = get(svc, res, Some(p)).await?;
+            Ok(json_response(StatusCode::OK, &v, true))
+        }
+        _ => Err(RfError::method_not_allowed(res.allow())),
+    }
+}
+
+fn delete(svc: &Arc<Service>, res: &Res, p: &Principal) -> Result<Response, RfError> {
+    let Res::Session(id) = res else {
+        return Err(RfError::method_not_allowed(res.allow()));
+    };
+    let path = format!("/redfish/v1/SessionService/Sessions/{id}");
+    let (_, acc) = svc
+        .auth
+        .sessions()
+        .into_iter()
+        .find(|(s, _)| s == id)
+        .ok_or_else(|| RfError::not_found(&path))?;
+    if acc != p.account && !p.has(Privilege::ConfigureManager) {
+        return Err(RfError::insufficient_privilege());
+    }
+    svc.auth.logout(id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
