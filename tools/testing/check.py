@@ -183,6 +183,11 @@ def main():
             rc, out = run("rmed", [python, os.path.join(TOP, "tools/testing/openflow/agent_live.py"),
                                    python, os.path.join(examples, "memory_agent")], 400)
             count_ktap("rmed", "rmed: agent with os-ken", out, rc)
+            # The Redfish service (over an in-memory platform) with sushy
+            # as Ironic drives it, then DMTF's protocol validator.
+            rc, out = run("redfish", [python, os.path.join(TOP, "tools/testing/redfish/host.py"),
+                                      os.path.join(examples, "redfish_memory")], 900)
+            count_ktap("redfish", "rmed: redfish with sushy and the validator", out, rc)
 
         # Coverage-guided fuzzing of everything that parses input, for a
         # bounded time; the corpus is kept in the cache between runs.
