@@ -191,6 +191,31 @@ impl RfError {
         )
     }
 
+    /// A request asking for an OData version the service does not speak
+    /// (DSP0266: 412 Precondition Failed).
+    pub fn odata_version_unsupported(value: &str) -> Self {
+        let h = format!(
+            "OData-Version: {}",
+            value.chars().take(64).collect::<String>()
+        );
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "HeaderInvalid",
+            format!("The header '{h}' is invalid: the service supports OData version 4.0 only."),
+        )
+        .args(&[&h])
+    }
+
+    /// A query parameter starting with `$`: none is implemented (DSP0266:
+    /// 501 Not Implemented).
+    pub fn query_not_supported(param: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "QueryNotSupported",
+            format!("Querying is not supported by the implementation: {param} is not supported."),
+        )
+    }
+
     /// The request cannot apply to the server's present state.
     pub fn conflict(why: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "OperationNotAllowed", why)

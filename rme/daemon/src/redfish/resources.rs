@@ -32,8 +32,16 @@ const RESET_TYPES: [&str; 7] = [
     "Pause",
     "Resume",
 ];
-const BOOT_TARGETS: [&str; 4] = ["None", "Hdd", "Cd", "Pxe"];
+/// The boot targets the platform takes: not Pxe, as the server's only
+/// NIC (the BMGNIC) has no network boot ROM.
+pub const BOOT_TARGETS: [&str; 3] = ["None", "Hdd", "Cd"];
 const BOOT_ENABLED: [&str; 3] = ["Disabled", "Once", "Continuous"];
+/// The boot modes: the platform's firmware is SeaBIOS, so Legacy only.
+pub const BOOT_MODES: [&str; 1] = ["Legacy"];
+/// The OData versions the service speaks (the `OData-Version` header).
+const ODATA_VERSIONS: [&str; 1] = ["4.0"];
+/// Where the JSON schemas the `Link: rel=describedby` header names live.
+pub const SCHEMA_BASE: &str = "https://redfish.dmtf.org/schemas/v1";
 
 /// What a path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +69,9 @@ enum Res {
     CdEject,
     SessionService,
     Sessions,
+    /// `Sessions/Members`: POST creates a session as on the collection
+    /// (DSP0266 lets a client POST to a collection's Members property).
+    SessionsMembers,
     Session(String),
     AccountService,
     Accounts,
@@ -102,6 +113,7 @@ impl Res {
             }
             "/redfish/v1/SessionService" => Res::SessionService,
             "/redfish/v1/SessionService/Sessions" => Res::Sessions,
+            "/redfish/v1/SessionService/Sessions/Members" => Res::SessionsMembers,
             "/redfish/v1/AccountService" => Res::AccountService,
             "/redfish/v1/AccountService/Accounts" => Res::Accounts,
             "/redfish/v1/AccountService/Roles" => Res::Roles,
@@ -132,7 +144,7 @@ impl Res {
     fn public(&self, method: &Method) -> bool {
         match self {
             Res::Version | Res::Root | Res::OData | Res::Metadata => true,
-            Res::Sessions => method == Method::POST,
+            Res::Sessions | Res::SessionsMembers => method == Method::POST,
             _ => false,
         }
     }
@@ -140,7 +152,11 @@ impl Res {
     /// The methods the resource takes (HEAD goes with GET).
     fn allow(&self) -> &'static str {
         match self {
-            Res::SystemReset | Res::DriveErase | Res::CdInsert | Res::CdEject => "POST",
+            Res::SystemReset
+            | Res::DriveErase
+            | Res::CdInsert
+            | Res::CdEject
+            | Res::SessionsMembers => "POST",
             Res::System | Res::SessionService => "GET, HEAD, PATCH",
             Res::Sessions => "GET, HEAD, POST",
             Res::Session(_) => "GET, HEAD, DELETE",
@@ -169,6 +185,25 @@ pub fn if_match_ok(headers: &HeaderMap, current: &str) -> bool {
         .any(|t| t.trim() == "*" || bare(t) == bare(current))
 }
 
+/// The `Link` header of a representation: its JSON schema, named by its
+/// `@odata.type` (`#Ns.vX_Y_Z.Type` gives `Ns.vX_Y_Z.json`, a
+/// collection's `#Ns.Ns` gives `Ns.json`), `rel=describedby`
+/// (DSP0266 "Link header"). None without a well-formed type.
+pub fn describedby(v: &Value) -> Option<String> {
+    let t = v.get("@odata.type")?.as_str()?.strip_prefix('#')?;
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let parts: Vec<&str> = t.split('.').collect();
+    if !parts.iter().all(|w| word(w)) {
+        return None;
+    }
+    let file = match parts.as_slice() {
+        [ns, ver, _] if ver.starts_with('v') => format!("{ns}.{ver}"),
+        [ns, ty] if ns == ty => ns.to_string(),
+        _ => return None,
+    };
+    Some(format!("<{SCHEMA_BASE}/{file}.json>; rel=describedby"))
+}
+
 fn json_response(status: StatusCode, v: &Value, etag: bool) -> Response {
     let mut r = (status, axum::Json(v.clone())).into_response();
     if etag {
@@ -176,7 +211,34 @@ fn json_response(status: StatusCode, v: &Value, etag: bool) -> Response {
             r.headers_mut().insert(header::ETAG, h);
         }
     }
+    if let Some(l) = describedby(v).and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LINK, l);
+    }
     r
+}
+
+/// The first query parameter whose name starts with `$` (`%24` encoded
+/// too): the service implements none of them (`$expand`, `$select`,
+/// `$filter`, `$top`, `$skip`, ...), and DSP0266 has such a request
+/// refused with 501. Other unknown parameters are ignored.
+pub fn dollar_param(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .find(|n| n.starts_with('$') || n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%24")))
+        .map(|n| n.chars().take(64).collect())
+}
+
+/// Every `OData-Version` header of a request must name a version the
+/// service speaks (4.0); another is 412 (DSP0266 "Request headers").
+pub fn odata_version_ok(headers: &HeaderMap) -> Result<(), RfError> {
+    for v in headers.get_all("OData-Version") {
+        let s = v.to_str().unwrap_or("");
+        if !ODATA_VERSIONS.contains(&s.trim()) {
+            return Err(RfError::odata_version_unsupported(s));
+        }
+    }
+    Ok(())
 }
 
 fn link(id: &str) -> Value {
@@ -340,6 +402,10 @@ async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response
         None if res.public(&method) => None,
         None => return Err(RfError::no_session()),
     };
+    odata_version_ok(&headers)?;
+    if let Some(q) = dollar_param(parts.uri.query()) {
+        return Err(RfError::query_not_supported(&q));
+    }
     let head = method == Method::HEAD;
     let method = if head { Method::GET } else { method };
     let mut resp = match (method, principal) {
@@ -357,8 +423,21 @@ async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response
         (Method::DELETE, Some(p)) => delete(svc, &res, &p)?,
         _ => return Err(RfError::no_session()),
     };
+    // The methods the resource takes, on every answer it gives (DSP0266
+    // has it on GET and HEAD).
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     if head {
-        *resp.body_mut() = Body::empty();
+        // The GET's headers, its length included, without its body.
+        let (mut parts, body) = resp.into_parts();
+        let n = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map(|b| b.len())
+            .unwrap_or(0);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        resp = Response::from_parts(parts, Body::empty());
     }
     Ok(resp)
 }
@@ -391,10 +470,17 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             "AccountService": link("/redfish/v1/AccountService"),
             "TaskService": link("/redfish/v1/TaskService"),
             "Links": {"Sessions": link("/redfish/v1/SessionService/Sessions")},
+            // No query parameter is implemented: a `$` one is 501, the
+            // others (only, excerpt, ...) are ignored.
             "ProtocolFeaturesSupported": {
-                "ExcerptQuery": false, "ExpandQuery": {"ExpandAll": false, "Levels": false,
-                "Links": false, "NoLinks": false}, "FilterQuery": false, "OnlyMemberQuery": false,
+                "ExcerptQuery": false,
+                "ExpandQuery": {"ExpandAll": false, "Levels": false, "Links": false,
+                    "NoLinks": false},
+                "FilterQuery": false,
+                "OnlyMemberQuery": false,
                 "SelectQuery": false,
+                "TopSkipQuery": false,
+                "DeepOperations": {"DeepPATCH": false, "DeepPOST": false},
             },
         }),
         Res::Systems => collection(
@@ -725,6 +811,8 @@ fn system(st: &PlatformState) -> Value {
             "BootSourceOverrideTarget": target,
             "BootSourceOverrideEnabled": enabled,
             "BootSourceOverrideTarget@Redfish.AllowableValues": BOOT_TARGETS,
+            "BootSourceOverrideMode": "Legacy",
+            "BootSourceOverrideMode@Redfish.AllowableValues": BOOT_MODES,
         },
         "EthernetInterfaces": link("/redfish/v1/Systems/1/EthernetInterfaces"),
         "Storage": link("/redfish/v1/Systems/1/Storage"),
@@ -744,7 +832,7 @@ async fn post(
 ) -> Result<Response, RfError> {
     let m = body_object(body)?;
     match res {
-        Res::Sessions => {
+        Res::Sessions | Res::SessionsMembers => {
             let user =
                 get_str(&m, "UserName")?.ok_or_else(|| RfError::property_missing("UserName"))?;
             let pw =
@@ -898,17 +986,33 @@ async fn patch(
                 let Value::Object(b) = boot else {
                     return Err(RfError::value_type("Boot"));
                 };
+                const KNOWN: [&str; 3] = [
+                    "BootSourceOverrideTarget",
+                    "BootSourceOverrideEnabled",
+                    "BootSourceOverrideMode",
+                ];
                 for k in b.keys() {
-                    if k != "BootSourceOverrideTarget" && k != "BootSourceOverrideEnabled" {
+                    if !KNOWN.contains(&k.as_str()) {
                         return Err(RfError::property_unknown(&format!("Boot/{k}")));
                     }
                 }
-                let target = match get_str(b, "BootSourceOverrideTarget")? {
+                // SeaBIOS boots Legacy only: Legacy is a no-op, UEFI is
+                // refused (Ironic's redfish driver sets the boot mode).
+                if let Some(mode) = get_str(b, "BootSourceOverrideMode")? {
+                    if !BOOT_MODES.contains(&mode) {
+                        return Err(RfError::value_not_in_list(
+                            "Boot/BootSourceOverrideMode",
+                            mode,
+                        ));
+                    }
+                }
+                let given_target = get_str(b, "BootSourceOverrideTarget")?;
+                let target = match given_target {
                     None => st.boot.target,
                     Some("None") => BootTarget::None,
                     Some("Hdd") => BootTarget::Hdd,
                     Some("Cd") => BootTarget::Cd,
-                    Some("Pxe") => BootTarget::Pxe,
+                    // Pxe is not offered: the platform refuses it.
                     Some(other) => {
                         return Err(RfError::value_not_in_list(
                             "Boot/BootSourceOverrideTarget",
@@ -935,7 +1039,9 @@ async fn patch(
                     None => (target, st.boot.once),
                 };
                 let once = once && target != BootTarget::None;
-                platform(svc, PReq::Boot { target, once }).await?;
+                if given_target.is_some() || enabled.is_some() {
+                    platform(svc, PReq::Boot { target, once }).await?;
+                }
             }
             let st = platform(svc, PReq::Status).await?;
             Ok(json_response(StatusCode::OK, &system(&st), true))

@@ -10,9 +10,11 @@ use axum::http::{header, Method, Request, StatusCode};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::resources::{handle, if_match_ok, image_name, reset_plan};
+use super::resources::{
+    describedby, dollar_param, handle, if_match_ok, image_name, reset_plan, BOOT_TARGETS,
+};
 use super::{auth, Service};
-use crate::platform::{MemoryPlatform, Power, Request as PReq};
+use crate::platform::{BootTarget, MemoryPlatform, Power, Request as PReq};
 use crate::rme::MemoryRme;
 
 fn svc() -> Arc<Service> {
@@ -290,4 +292,317 @@ async fn sessions() {
     )
     .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+fn message_id(v: &Value) -> &str {
+    v["error"]["@Message.ExtendedInfo"][0]["MessageId"]
+        .as_str()
+        .unwrap_or("")
+}
+
+const SYSTEM: &str = "/redfish/v1/Systems/1";
+
+#[tokio::test]
+async fn odata_version_header() {
+    let s = svc();
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        "/redfish/v1/",
+        None,
+        "",
+        &[("OData-Version", "4.0")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    for bad in ["4.1", "4.01", "3.0", ""] {
+        let (st, h, v) = call(
+            &s,
+            Method::GET,
+            "/redfish/v1/",
+            None,
+            "",
+            &[("OData-Version", bad)],
+        )
+        .await;
+        assert_eq!((bad, st), (bad, StatusCode::PRECONDITION_FAILED));
+        assert_eq!(message_id(&v), "Base.1.18.1.HeaderInvalid");
+        assert_eq!(h["OData-Version"], "4.0");
+    }
+    // A protected resource still asks for credentials first.
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        SYSTEM,
+        None,
+        "",
+        &[("OData-Version", "4.1")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn query_parameters() {
+    let s = svc();
+    for q in [
+        "$rpvunknown",
+        "$expand=*",
+        "$select=Name",
+        "$filter=Name%20eq%20x",
+        "$top=1",
+        "$skip=1",
+        "$levels=2",
+        "%24top=1",
+        "only&$expand=.",
+    ] {
+        let uri = format!("/redfish/v1/Systems?{q}");
+        let (st, _, v) = call(&s, Method::GET, &uri, Some("ro:r"), "", &[]).await;
+        assert_eq!((q, st), (q, StatusCode::NOT_IMPLEMENTED));
+        assert_eq!(message_id(&v), "Base.1.18.1.QueryNotSupported");
+    }
+    let (st, _, _) = call(&s, Method::GET, "/redfish/v1/?$rpvunknown", None, "", &[]).await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
+    for q in ["rpvunknown", "only", "excerpt", "a=$b", "x=1&y", ""] {
+        let uri = format!("/redfish/v1/Systems?{q}");
+        let (st, _, v) = call(&s, Method::GET, &uri, Some("ro:r"), "", &[]).await;
+        assert_eq!((q, st), (q, StatusCode::OK));
+        assert_eq!(v["Members@odata.count"], 1);
+    }
+    assert_eq!(dollar_param(None), None);
+    assert_eq!(dollar_param(Some("a=1&$top=2")).as_deref(), Some("$top"));
+    assert_eq!(dollar_param(Some("%24Top")).as_deref(), Some("%24Top"));
+    assert_eq!(dollar_param(Some("%2")), None);
+    assert_eq!(dollar_param(Some("\u{e9}&b")), None);
+    // The service root says nothing is supported, consistently.
+    let (_, _, root) = call(&s, Method::GET, "/redfish/v1/", None, "", &[]).await;
+    let f = &root["ProtocolFeaturesSupported"];
+    for k in [
+        "ExcerptQuery",
+        "FilterQuery",
+        "OnlyMemberQuery",
+        "SelectQuery",
+        "TopSkipQuery",
+    ] {
+        assert_eq!(f[k], false, "{k}");
+    }
+    for k in ["ExpandAll", "Levels", "Links", "NoLinks"] {
+        assert_eq!(f["ExpandQuery"][k], false, "{k}");
+    }
+}
+
+/// Every resource that GETs: (path, Allow).
+const GETTABLE: [(&str, &str); 24] = [
+    ("/redfish", "GET, HEAD"),
+    ("/redfish/v1/", "GET, HEAD"),
+    ("/redfish/v1/odata", "GET, HEAD"),
+    ("/redfish/v1/$metadata", "GET, HEAD"),
+    ("/redfish/v1/Systems", "GET, HEAD"),
+    (SYSTEM, "GET, HEAD, PATCH"),
+    ("/redfish/v1/Systems/1/EthernetInterfaces", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/EthernetInterfaces/1", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/Storage", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/Storage/1", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/Storage/1/Drives/1", "GET, HEAD"),
+    ("/redfish/v1/Chassis", "GET, HEAD"),
+    ("/redfish/v1/Chassis/1", "GET, HEAD"),
+    ("/redfish/v1/Managers", "GET, HEAD"),
+    ("/redfish/v1/Managers/1", "GET, HEAD"),
+    ("/redfish/v1/Managers/1/VirtualMedia", "GET, HEAD"),
+    ("/redfish/v1/Managers/1/VirtualMedia/Cd", "GET, HEAD"),
+    ("/redfish/v1/SessionService", "GET, HEAD, PATCH"),
+    ("/redfish/v1/SessionService/Sessions", "GET, HEAD, POST"),
+    ("/redfish/v1/AccountService", "GET, HEAD"),
+    ("/redfish/v1/AccountService/Accounts", "GET, HEAD"),
+    ("/redfish/v1/AccountService/Accounts/1", "GET, HEAD"),
+    ("/redfish/v1/AccountService/Roles/Operator", "GET, HEAD"),
+    ("/redfish/v1/TaskService/Tasks", "GET, HEAD"),
+];
+
+#[tokio::test]
+async fn allow_and_head_everywhere() {
+    let s = svc();
+    for (path, allow) in GETTABLE {
+        let (st, g, v) = call(&s, Method::GET, path, Some("admin:a"), "", &[]).await;
+        assert_eq!((path, st), (path, StatusCode::OK));
+        assert_eq!((path, g[header::ALLOW].to_str().unwrap()), (path, allow));
+        let req = Request::builder()
+            .method(Method::HEAD)
+            .uri(path)
+            .header(
+                header::AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("admin:a")
+                ),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let r = handle(s.clone(), req).await;
+        assert_eq!((path, r.status()), (path, StatusCode::OK));
+        let h = r.headers().clone();
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        assert!(body.is_empty(), "{path}: HEAD has a body");
+        // The length of the body a GET gets.
+        let len = match &v {
+            Value::Null => None,
+            v => Some(v.to_string().len().to_string()),
+        };
+        if let Some(len) = len {
+            assert_eq!(h[header::CONTENT_LENGTH].to_str().unwrap(), len, "{path}");
+        }
+        for k in [header::ALLOW, header::CONTENT_TYPE, header::LINK] {
+            assert_eq!((path, k.as_str(), h.get(&k)), (path, k.as_str(), g.get(&k)));
+        }
+        // The ETag of a live resource may differ between two reads
+        // only if it changed; these do not change between the two.
+        assert_eq!(h.get(header::ETAG), g.get(header::ETAG), "{path}");
+    }
+    // Actions take POST only; a 405 says so.
+    let (st, h, _) = call(&s, Method::GET, RESET, Some("ro:r"), "", &[]).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(h[header::ALLOW], "POST");
+    // A successful action says what the resource takes too.
+    let (st, h, _) = call(
+        &s,
+        Method::POST,
+        RESET,
+        Some("op:o"),
+        r#"{"ResetType":"On"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(h[header::ALLOW], "POST");
+}
+
+#[tokio::test]
+async fn link_describedby() {
+    let s = svc();
+    for (path, schema) in [
+        ("/redfish/v1/", "ServiceRoot.v1_17_0"),
+        (SYSTEM, "ComputerSystem.v1_20_0"),
+        ("/redfish/v1/Systems", "ComputerSystemCollection"),
+        ("/redfish/v1/SessionService/Sessions", "SessionCollection"),
+        ("/redfish/v1/AccountService", "AccountService.v1_15_0"),
+        (
+            "/redfish/v1/AccountService/Accounts",
+            "ManagerAccountCollection",
+        ),
+    ] {
+        let (_, h, v) = call(&s, Method::GET, path, Some("admin:a"), "", &[]).await;
+        let want = format!("<https://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby");
+        assert_eq!(
+            (path, h[header::LINK].to_str().unwrap()),
+            (path, want.as_str())
+        );
+        // The version in the Link is the @odata.type's.
+        let t = v["@odata.type"].as_str().unwrap();
+        assert!(t.starts_with(&format!("#{schema}.")), "{path}: {t}");
+    }
+    // Nothing to describe: no Link.
+    let (_, h, _) = call(&s, Method::GET, "/redfish/v1/odata", None, "", &[]).await;
+    assert!(!h.contains_key(header::LINK));
+    assert_eq!(describedby(&json!({"@odata.type": "#A.v1_0_0"})), None);
+    assert_eq!(describedby(&json!({"@odata.type": "A.A"})), None);
+    assert_eq!(describedby(&json!({"@odata.type": "#A>.A"})), None);
+    assert_eq!(describedby(&json!({"@odata.type": 1})), None);
+    assert_eq!(
+        describedby(&json!({"@odata.type": "#Role.v1_3_1.Role"})).as_deref(),
+        Some("<https://redfish.dmtf.org/schemas/v1/Role.v1_3_1.json>; rel=describedby")
+    );
+}
+
+#[tokio::test]
+async fn post_to_sessions_members() {
+    let s = svc();
+    let members = "/redfish/v1/SessionService/Sessions/Members";
+    let (st, h, v) = call(
+        &s,
+        Method::POST,
+        members,
+        None,
+        r#"{"UserName":"ro","Password":"r"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let loc = h[header::LOCATION].to_str().unwrap().to_string();
+    assert_eq!(v["@odata.id"], loc.as_str());
+    assert!(loc.starts_with("/redfish/v1/SessionService/Sessions/"));
+    let tok = h["X-Auth-Token"].to_str().unwrap().to_string();
+    let (st, _, _) = call(&s, Method::GET, &loc, None, "", &[("X-Auth-Token", &tok)]).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = call(
+        &s,
+        Method::POST,
+        members,
+        None,
+        r#"{"UserName":"ro","Password":"x"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, h, _) = call(&s, Method::GET, members, Some("ro:r"), "", &[]).await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(h[header::ALLOW], "POST");
+}
+
+#[tokio::test]
+async fn boot_mode_and_targets() {
+    let s = svc();
+    let (_, _, v) = call(&s, Method::GET, SYSTEM, Some("op:o"), "", &[]).await;
+    let boot = &v["Boot"];
+    assert_eq!(boot["BootSourceOverrideMode"], "Legacy");
+    assert_eq!(
+        boot["BootSourceOverrideMode@Redfish.AllowableValues"],
+        json!(["Legacy"])
+    );
+    assert_eq!(
+        boot["BootSourceOverrideTarget@Redfish.AllowableValues"],
+        json!(["None", "Hdd", "Cd"])
+    );
+    assert!(!BOOT_TARGETS.contains(&"Pxe"));
+    let patch = |body: &'static str| {
+        let s = s.clone();
+        async move { call(&s, Method::PATCH, SYSTEM, Some("op:o"), body, &[]).await }
+    };
+    // Legacy alone: a no-op.
+    let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideMode":"Legacy"}}"#).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["Boot"]["BootSourceOverrideMode"], "Legacy");
+    assert_eq!(v["Boot"]["BootSourceOverrideEnabled"], "Disabled");
+    // With a target, as sushy sends it.
+    let (st, _, v) = patch(
+        r#"{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Continuous","BootSourceOverrideMode":"Legacy"}}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Cd");
+    let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideMode":"Legacy"}}"#).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Cd");
+    assert_eq!(v["Boot"]["BootSourceOverrideEnabled"], "Continuous");
+    // UEFI is refused, and nothing of the request applies.
+    let (st, _, v) =
+        patch(r#"{"Boot":{"BootSourceOverrideTarget":"Hdd","BootSourceOverrideMode":"UEFI"}}"#)
+            .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(message_id(&v), "Base.1.18.1.PropertyValueNotInList");
+    assert_eq!(
+        v["error"]["@Message.ExtendedInfo"][0]["RelatedProperties"][0],
+        "#/Boot/BootSourceOverrideMode"
+    );
+    let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideMode":1}}"#).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(message_id(&v), "Base.1.18.1.PropertyValueTypeError");
+    // Pxe is not offered: refused before the platform.
+    let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideTarget":"Pxe"}}"#).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(message_id(&v), "Base.1.18.1.PropertyValueNotInList");
+    let st = s.platform().status().unwrap();
+    assert_eq!(st.boot.target, BootTarget::Cd);
+    assert!(!st.boot.once);
+    // The platform refuses pxe too, as a conflict.
+    assert!(s.platform().boot(BootTarget::Pxe, true).is_err());
 }
