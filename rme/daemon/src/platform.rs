@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -18,6 +18,36 @@ use serde::{Deserialize, Serialize};
 
 /// Where the RME VM sees the platform's channel.
 pub const DEFAULT_CHANNEL: &str = "/dev/virtio-ports/org.bmgnic.platform.0";
+
+/// Where the kernel lists virtio-serial ports with their names.
+const VIRTIO_PORTS_SYSFS: &str = "/sys/class/virtio-ports";
+
+/// `/dev/virtio-ports/NAME` is a link udev makes; without udev (a BMC's
+/// minimal Linux, the rack's VMs) the port is found by its name in
+/// `sysfs` (`<sysfs>/vportNpM/name`) and opened as `/dev/vportNpM`.
+/// Any other path, or one that exists, is taken as it is.
+pub fn resolve_port(path: &Path, sysfs: &Path) -> PathBuf {
+    let Some(name) = path
+        .strip_prefix("/dev/virtio-ports")
+        .ok()
+        .and_then(|n| n.to_str())
+    else {
+        return path.to_path_buf();
+    };
+    if path.exists() {
+        return path.to_path_buf();
+    }
+    let Ok(ports) = std::fs::read_dir(sysfs) else {
+        return path.to_path_buf();
+    };
+    for port in ports.flatten() {
+        let named = std::fs::read_to_string(port.path().join("name")).unwrap_or_default();
+        if named.trim_end() == name {
+            return Path::new("/dev").join(port.file_name());
+        }
+    }
+    path.to_path_buf()
+}
 
 /// The longest line either side sends (platform.rst).
 const MAX_LINE: usize = 64 * 1024;
@@ -221,16 +251,17 @@ impl ChannelPlatform {
     fn connect(&self) -> Result<Open, PlatformError> {
         let err =
             |e: std::io::Error| PlatformError::Channel(format!("{}: {e}", self.path.display()));
-        let meta = std::fs::metadata(&self.path).map_err(err)?;
+        let path = resolve_port(&self.path, Path::new(VIRTIO_PORTS_SYSFS));
+        let meta = std::fs::metadata(&path).map_err(err)?;
         let (reader, writer): (Box<dyn std::io::Read + Send>, Box<dyn Write + Send>) =
             if meta.file_type().is_socket() {
-                let s = std::os::unix::net::UnixStream::connect(&self.path).map_err(err)?;
+                let s = std::os::unix::net::UnixStream::connect(&path).map_err(err)?;
                 (Box::new(s.try_clone().map_err(err)?), Box::new(s))
             } else {
                 let f = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
-                    .open(&self.path)
+                    .open(&path)
                     .map_err(err)?;
                 (Box::new(f.try_clone().map_err(err)?), Box::new(f))
             };
@@ -435,7 +466,15 @@ impl Platform for MemoryPlatform {
                 self.running()?;
                 self.state.power = Power::On;
             }
-            Request::Boot { target, once } => self.state.boot = Boot { target, once },
+            Request::Boot { target, once } => {
+                // As the platform: the server's NIC has no boot ROM.
+                if target == BootTarget::Pxe {
+                    return Err(PlatformError::Refused(
+                        "pxe: the server's NIC has no network boot ROM".into(),
+                    ));
+                }
+                self.state.boot = Boot { target, once }
+            }
             Request::MediaInsert { image } => {
                 if image.is_empty() || image.contains('/') || image == "." || image == ".." {
                     return Err(PlatformError::Refused(
@@ -471,6 +510,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ports_are_found_by_name_without_udev() {
+        let sysfs = std::env::temp_dir().join(format!("bmgnic-vports-{}", std::process::id()));
+        for (port, name) in [
+            ("vport0p1", "org.example.other\n"),
+            ("vport0p2", "org.bmgnic.platform.0\n"),
+        ] {
+            std::fs::create_dir_all(sysfs.join(port)).unwrap();
+            std::fs::write(sysfs.join(port).join("name"), name).unwrap();
+        }
+        let want = Path::new("/dev/virtio-ports/org.bmgnic.platform.0");
+        assert_eq!(resolve_port(want, &sysfs), Path::new("/dev/vport0p2"));
+        let missing = Path::new("/dev/virtio-ports/org.bmgnic.absent");
+        assert_eq!(resolve_port(missing, &sysfs), missing);
+        let socket = Path::new("/run/platform.sock");
+        assert_eq!(resolve_port(socket, &sysfs), socket);
+        std::fs::remove_dir_all(&sysfs).unwrap();
+    }
+
+    #[test]
     fn requests_serialize_as_the_channel_says() {
         let j = |r: &Request| serde_json::to_string(r).unwrap();
         assert_eq!(j(&Request::PowerOn), r#"{"op":"power-on"}"#);
@@ -493,6 +551,11 @@ mod tests {
     fn memory_platform_rules() {
         let mut p = MemoryPlatform::new(1 << 30);
         assert!(p.pause().is_err());
+        assert!(matches!(
+            p.boot(BootTarget::Pxe, false),
+            Err(PlatformError::Refused(_))
+        ));
+        assert_eq!(p.state.boot, Boot::default());
         p.boot(BootTarget::Cd, true).unwrap();
         assert_eq!(p.power_on().unwrap().power, Power::On);
         assert!(p.power_on().is_err());
