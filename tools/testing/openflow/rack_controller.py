@@ -22,15 +22,23 @@ RMED = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(rack._cac
                     "release/bmgnic-rmed")
 
 
+def need_venv(*modules):
+    """Re-runs this process in the project's virtualenv unless every one
+    of `modules` is importable here."""
+    import importlib.util
+    if all(importlib.util.find_spec(m) is not None for m in modules):
+        return
+    venv = rack._script("setup.sh", "python")
+    python = os.path.join(venv, "bin/python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(venv):
+        raise SystemExit(f"{python} lacks {', '.join(modules)}: scripts/setup.sh python")
+    os.execv(python, [python] + sys.argv)
+
+
 def need_os_ken():
     """Re-runs this process in the project's virtualenv unless os-ken is
     importable here."""
-    try:
-        import os_ken  # noqa: F401
-    except ImportError:
-        venv = rack._script("setup.sh", "python")
-        python = os.path.join(venv, "bin/python")
-        os.execv(python, [python] + sys.argv)
+    need_venv("os_ken")
 
 
 def free_port():
