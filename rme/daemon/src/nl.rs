@@ -8,7 +8,7 @@
 
 use crate::rme::{
     DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec, IpPrefix, MeterSpec, Rme,
-    RmeError, RmeEvent,
+    RmeError, RmeEvent, Tenancy,
 };
 use bmgnic_wire::genl::{
     attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
@@ -195,6 +195,19 @@ fn parse_match(h: &Handle<'_>) -> FlowMatch {
 
 fn nested<'a>(h: &'a Handle<'a>, kind: u16) -> Option<Handle<'a>> {
     h.get_nested_attributes::<u16>(kind).ok()
+}
+
+/// The module's `counters` nest.
+fn dev_counters(c: &Handle<'_>) -> DevCounters {
+    use attr::counters as k;
+    DevCounters {
+        tx_packets: u64_ne(c, k::TX_PACKETS).unwrap_or(0),
+        tx_bytes: u64_ne(c, k::TX_BYTES).unwrap_or(0),
+        rx_packets: u64_ne(c, k::RX_PACKETS).unwrap_or(0),
+        rx_bytes: u64_ne(c, k::RX_BYTES).unwrap_or(0),
+        drops: 0,
+        table_misses: u64_ne(c, k::TABLE_MISSES).unwrap_or(0),
+    }
 }
 
 fn parse_flow(h: &Handle<'_>) -> Option<FlowInfo> {
@@ -409,6 +422,23 @@ impl Rme for Netlink {
         self.request(cmd::METER_SET, NlmF::ACK, attrs).map(|_| ())
     }
 
+    fn tenant_reset(&mut self) -> Result<Tenancy, RmeError> {
+        use attr::tenancy as a;
+        let replies = self.request(cmd::TENANT_RESET, NlmF::ACK, Vec::new())?;
+        let h = replies
+            .first()
+            .map(|m| m.attrs().get_attr_handle())
+            .ok_or_else(|| RmeError::new(5, "tenant-reset without a reply"))?;
+        Ok(Tenancy {
+            flows: u32_ne(&h, a::FLOWS).unwrap_or(0),
+            packets: u64_ne(&h, a::PACKETS).unwrap_or(0),
+            bytes: u64_ne(&h, a::BYTES).unwrap_or(0),
+            counters: nested(&h, a::COUNTERS)
+                .map(|c| dev_counters(&c))
+                .unwrap_or_default(),
+        })
+    }
+
     fn dev_get(&mut self) -> Result<DevState, RmeError> {
         use attr::dev as a;
         let replies = self.request(cmd::DEV_GET, NlmF::ACK, Vec::new())?;
@@ -428,15 +458,7 @@ impl Rme for Netlink {
             state.quarantined = u8_of(&p, attr::policy::QUARANTINED) == Some(1);
         }
         if let Some(c) = nested(&h, a::COUNTERS) {
-            use attr::counters as k;
-            state.counters = DevCounters {
-                tx_packets: u64_ne(&c, k::TX_PACKETS).unwrap_or(0),
-                tx_bytes: u64_ne(&c, k::TX_BYTES).unwrap_or(0),
-                rx_packets: u64_ne(&c, k::RX_PACKETS).unwrap_or(0),
-                rx_bytes: u64_ne(&c, k::RX_BYTES).unwrap_or(0),
-                drops: 0,
-                table_misses: u64_ne(&c, k::TABLE_MISSES).unwrap_or(0),
-            };
+            state.counters = dev_counters(&c);
         }
         Ok(state)
     }

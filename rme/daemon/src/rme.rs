@@ -107,6 +107,18 @@ pub struct DevState {
     pub sw_flows: u32,
 }
 
+/// What a tenancy was billed when it ended (`tenant-reset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tenancy {
+    /// Rules removed at the end.
+    pub flows: u32,
+    /// Every rule's traffic during the tenancy.
+    pub packets: u64,
+    pub bytes: u64,
+    /// The NIC's port counters at the end.
+    pub counters: DevCounters,
+}
+
 /// An event of the module's `events` group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RmeEvent {
@@ -170,6 +182,9 @@ pub trait Rme {
     fn dev_get(&mut self) -> Result<DevState, RmeError>;
     /// Sets the tenant's VNI, keeping its local VTEP.
     fn tenant_vni_set(&mut self, vni: u32) -> Result<(), RmeError>;
+    /// Ends the tenancy: the NIC keeps nothing of it (rules, VTEPs,
+    /// meters, identity, tenant); returns what it was billed.
+    fn tenant_reset(&mut self) -> Result<Tenancy, RmeError>;
 }
 
 /// The module's table, meters and device state, in memory: for tests,
@@ -246,6 +261,22 @@ impl Rme for MemoryRme {
         self.vni = Some(vni);
         Ok(())
     }
+
+    fn tenant_reset(&mut self) -> Result<Tenancy, RmeError> {
+        let mut ended = Tenancy {
+            flows: self.rules.len() as u32,
+            counters: self.dev.counters,
+            ..Tenancy::default()
+        };
+        for (_, packets, bytes) in std::mem::take(&mut self.rules).into_values() {
+            ended.packets += packets;
+            ended.bytes += bytes;
+        }
+        self.meters.clear();
+        self.vni = None;
+        self.dev.guest_mac = [0; 6];
+        Ok(ended)
+    }
 }
 
 /// A module shared with another thread (a test's traffic or events).
@@ -278,5 +309,11 @@ impl<T: Rme> Rme for std::sync::Arc<std::sync::Mutex<T>> {
         self.lock()
             .unwrap_or_else(|e| e.into_inner())
             .tenant_vni_set(vni)
+    }
+
+    fn tenant_reset(&mut self) -> Result<Tenancy, RmeError> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tenant_reset()
     }
 }
