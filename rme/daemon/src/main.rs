@@ -93,6 +93,10 @@ struct Args {
     /// Write the certificate in use (PEM) here, for clients to verify.
     #[arg(long)]
     tls_cert_out: Option<std::path::PathBuf>,
+    /// The erase medium (the cleanup system's ISO) in the platform's media
+    /// directory, which Drive.SecureErase boots.
+    #[arg(long, default_value = bmgnic_rmed::redfish::tasks::ERASE_MEDIA)]
+    erase_media: String,
     /// Another name (DNS or IP) of the self-signed certificate. Repeatable.
     #[arg(long = "redfish-san")]
     redfish_sans: Vec<String>,
@@ -187,7 +191,8 @@ fn main() {
         // waits on the agent's.
         let nl = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
         let platform = ChannelPlatform::new(&args.platform, std::time::Duration::from_secs(10));
-        let svc = Service::new(Box::new(platform), Box::new(nl), accounts);
+        let svc = Service::new(Box::new(platform), Box::new(nl), accounts)
+            .with_erase_media(args.erase_media.clone());
         let cfg = redfish::Config {
             addr: Some(addr),
             cert_key: args.tls_cert.clone().zip(args.tls_key.clone()),

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod errors;
 pub mod metadata;
 pub mod resources;
+pub mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +33,10 @@ pub struct Service {
     /// The URL the present image was inserted from (name, URL): the
     /// platform keeps names only.
     last_image: Mutex<Option<(String, String)>>,
+    /// Long operations, and the tenancies they ended.
+    tasks: Mutex<tasks::Tasks>,
+    /// The erase medium's name in the platform's media directory.
+    pub erase_media: String,
 }
 
 impl Service {
@@ -46,7 +51,19 @@ impl Service {
             auth: auth::Auth::new(accounts),
             uuid: auth::random_uuid(),
             last_image: Mutex::new(None),
+            tasks: Mutex::new(tasks::Tasks::default()),
+            erase_media: tasks::ERASE_MEDIA.into(),
         }
+    }
+
+    /// Erases with the medium `name` of the platform's media directory.
+    pub fn with_erase_media(mut self, name: impl Into<String>) -> Self {
+        self.erase_media = name.into();
+        self
+    }
+
+    pub fn tasks(&self) -> MutexGuard<'_, tasks::Tasks> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn platform(&self) -> MutexGuard<'_, Box<dyn Platform + Send>> {

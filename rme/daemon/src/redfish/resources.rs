@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
 use super::errors::RfError;
-use super::{metadata, Service};
+use super::{metadata, tasks, Service};
 use crate::platform::{BootTarget, PlatformError, PlatformState, Power, Request as PReq};
 
 /// The largest request body taken.
@@ -80,6 +80,8 @@ enum Res {
     Role(Role),
     TaskService,
     Tasks,
+    Task(u32),
+    TaskMonitor(u32),
 }
 
 impl Res {
@@ -120,6 +122,20 @@ impl Res {
             "/redfish/v1/TaskService" => Res::TaskService,
             "/redfish/v1/TaskService/Tasks" => Res::Tasks,
             _ => {
+                for (prefix, monitor) in [
+                    ("/redfish/v1/TaskService/Tasks/", false),
+                    ("/redfish/v1/TaskService/TaskMonitors/", true),
+                ] {
+                    if let Some(id) = p.strip_prefix(prefix) {
+                        let id: u32 = id.parse().ok()?;
+                        svc.tasks().get(id)?;
+                        return Some(if monitor {
+                            Res::TaskMonitor(id)
+                        } else {
+                            Res::Task(id)
+                        });
+                    }
+                }
                 if let Some(id) = p.strip_prefix("/redfish/v1/SessionService/Sessions/") {
                     return Some(Res::Session(id.to_string()));
                 }
@@ -416,7 +432,15 @@ async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response
             .into_response(),
         (Method::GET, p) => {
             let v = get(svc, &res, p.as_ref()).await?;
-            json_response(StatusCode::OK, &v, true)
+            if matches!(res, Res::TaskMonitor(_)) && v["TaskState"] == "Running" {
+                // DSP0266: the monitor says 202 until the task is done.
+                let mut r = json_response(StatusCode::ACCEPTED, &v, false);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                r
+            } else {
+                json_response(StatusCode::OK, &v, true)
+            }
         }
         (Method::POST, p) => post(svc, &res, p.as_ref(), &body).await?,
         (Method::PATCH, Some(p)) => patch(svc, &res, &p, &headers, &body).await?,
@@ -608,6 +632,12 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
                 "ManagerForServers": [link(SYS)],
                 "ManagerForChassis": [link(CHASSIS)],
             },
+            // What every tenancy the RME ended was billed (kept for the
+            // cloud's billing after the NIC forgot the tenant).
+            "Oem": {"Bmgnic": {
+                "@odata.type": "#BmgnicManager.v1_0_0.BmgnicManager",
+                "EndedTenancies": svc.tasks().tenancies.clone(),
+            }},
         }),
         Res::VirtualMedias => collection(
             "/redfish/v1/Managers/1/VirtualMedia",
@@ -768,8 +798,17 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             "/redfish/v1/TaskService/Tasks",
             "TaskCollection",
             "Tasks",
-            &[],
+            &svc.tasks()
+                .ids()
+                .into_iter()
+                .map(tasks::task_uri)
+                .collect::<Vec<_>>(),
         ),
+        Res::Task(id) | Res::TaskMonitor(id) => svc
+            .tasks()
+            .get(*id)
+            .map(tasks::Task::to_json)
+            .ok_or_else(|| RfError::not_found(&tasks::task_uri(*id)))?,
         _ => return Err(RfError::method_not_allowed(res.allow())),
     })
 }
@@ -937,10 +976,18 @@ async fn post(
         Res::DriveErase => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureComponents)?;
-            Err(RfError::action_not_supported(
-                "Drive.SecureErase",
-                "erasing goes through a provisioning image, not implemented yet",
-            ))
+            if let Some(k) = m.keys().next() {
+                return Err(RfError::action_parameter_unknown("Drive.SecureErase", k));
+            }
+            let task = tasks::start_erase(svc)
+                .ok_or_else(|| RfError::conflict("the drive is being erased already"))?;
+            let mut r = json_response(StatusCode::ACCEPTED, &task.to_json(), false);
+            let monitor = tasks::monitor_uri(task.id);
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&monitor).map_err(|e| RfError::internal(e.to_string()))?,
+            );
+            Ok(r)
         }
         _ => Err(RfError::method_not_allowed(res.allow())),
     }

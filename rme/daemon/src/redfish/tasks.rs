@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Long operations as Redfish tasks (DSP0266, "Asynchronous operations"):
+//! the action answers 202 with a task monitor in `Location`, whose GET
+//! answers 202 while the task runs and 200 once it is done; the task
+//! itself is a `Task` resource under the TaskService.
+//!
+//! The one long operation is the drive's secure erase, which is how a
+//! tenant leaves the server (the paper's §3.1, "cleanup"): the RME ends the
+//! tenancy in the NIC (final billing kept, nothing of the tenant left),
+//! then boots the cleanup system (rme/cleanup) on the server from virtual
+//! media, reads its report from the server's console through the
+//! platform, and takes the medium out again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::Service;
+use crate::platform::{BootTarget, Power};
+use crate::rme::Tenancy;
+
+/// The erase medium's name in the platform's media directory, unless
+/// the daemon is told another.
+pub const ERASE_MEDIA: &str = "erase.iso";
+/// How long the cleanup system may take, boot to report.
+const ERASE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long it may take to power off after its report.
+const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(120);
+/// The cleanup system's report line on the console.
+const RESULT_MARK: &str = "bmgnic-cleanup: result ";
+/// How often the console is read while the cleanup system works.
+const POLL: Duration = Duration::from_secs(2);
+
+/// `TaskState` values the service uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Completed,
+    Exception,
+}
+
+/// One task.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub id: u32,
+    name: String,
+    pub state: State,
+    start: SystemTime,
+    end: Option<SystemTime>,
+    percent: u8,
+    messages: Vec<String>,
+    /// What the task produced (its `Oem.Bmgnic`).
+    oem: Value,
+}
+
+/// URI of task `id`.
+pub fn task_uri(id: u32) -> String {
+    format!("/redfish/v1/TaskService/Tasks/{id}")
+}
+
+/// URI of the monitor of task `id`.
+pub fn monitor_uri(id: u32) -> String {
+    format!("/redfish/v1/TaskService/TaskMonitors/{id}")
+}
+
+/// RFC 3339 UTC time of `t` (DSP0266's `Edm.DateTimeOffset`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+impl Task {
+    /// The `Task` resource.
+    pub fn to_json(&self) -> Value {
+        let (state, status) = match self.state {
+            State::Running => ("Running", "OK"),
+            State::Completed => ("Completed", "OK"),
+            State::Exception => ("Exception", "Critical"),
+        };
+        let mut v = json!({
+            "@odata.id": task_uri(self.id),
+            "@odata.type": "#Task.v1_7_3.Task",
+            "Id": self.id.to_string(),
+            "Name": self.name,
+            "TaskState": state,
+            "TaskStatus": status,
+            "StartTime": rfc3339(self.start),
+            "PercentComplete": self.percent,
+            "TaskMonitor": monitor_uri(self.id),
+            "Messages": self.messages.iter().map(|m| json!({
+                "MessageId": "Base.1.18.1.Success",
+                "Message": m,
+                "Severity": "OK",
+                "MessageSeverity": "OK",
+            })).collect::<Vec<_>>(),
+            "Oem": { "Bmgnic": self.oem },
+        });
+        if let Some(end) = self.end {
+            v["EndTime"] = json!(rfc3339(end));
+        }
+        v
+    }
+}
+
+/// The service's tasks, and the tenancies that ended.
+#[derive(Default)]
+pub struct Tasks {
+    next: u32,
+    tasks: BTreeMap<u32, Task>,
+    /// Every tenancy the RME ended, oldest first: what each was billed.
+    pub tenancies: Vec<Value>,
+}
+
+impl Tasks {
+    /// Task `id`.
+    pub fn get(&self, id: u32) -> Option<&Task> {
+        self.tasks.get(&id)
+    }
+
+    /// Every task's id.
+    pub fn ids(&self) -> Vec<u32> {
+        self.tasks.keys().copied().collect()
+    }
+
+    fn running(&self, name: &str) -> bool {
+        self.tasks
+            .values()
+            .any(|t| t.name == name && t.state == State::Running)
+    }
+}
+
+const ERASE_NAME: &str = "Secure erase of Drive 1";
+
+fn update(svc: &Service, id: u32, f: impl FnOnce(&mut Task)) {
+    if let Some(t) = svc.tasks().tasks.get_mut(&id) {
+        f(t);
+    }
+}
+
+fn note(svc: &Service, id: u32, percent: u8, message: String) {
+    log::info!("task {id}: {message}");
+    update(svc, id, |t| {
+        t.percent = percent;
+        t.messages.push(message);
+    });
+}
+
+fn finish(svc: &Service, id: u32, result: Result<Value, String>) {
+    update(svc, id, |t| {
+        t.end = Some(SystemTime::now());
+        match result {
+            Ok(report) => {
+                t.state = State::Completed;
+                t.percent = 100;
+                t.oem["Erase"] = report;
+                t.messages.push("The drive is erased and verified.".into());
+            }
+            Err(e) => {
+                log::warn!("task {}: failed: {e}", t.id);
+                t.state = State::Exception;
+                t.messages.push(e);
+            }
+        }
+    });
+}
+
+/// Starts the secure erase of the drive; returns the task. `None` when
+/// one is already running.
+pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
+    let task = {
+        let mut tasks = svc.tasks();
+        if tasks.running(ERASE_NAME) {
+            return None;
+        }
+        tasks.next += 1;
+        let task = Task {
+            id: tasks.next,
+            name: ERASE_NAME.into(),
+            state: State::Running,
+            start: SystemTime::now(),
+            end: None,
+            percent: 0,
+            messages: Vec::new(),
+            oem: json!({}),
+        };
+        tasks.tasks.insert(task.id, task.clone());
+        task
+    };
+    let id = task.id;
+    let worker = svc.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{id}"))
+        .spawn(move || {
+            let result = erase(&worker, id);
+            finish(&worker, id, result);
+        });
+    if let Err(e) = spawned {
+        finish(svc, id, Err(format!("cannot start the task: {e}")));
+    }
+    Some(task)
+}
+
+fn tenancy_json(t: &Tenancy) -> Value {
+    json!({
+        "EndTime": rfc3339(SystemTime::now()),
+        "RulesRemoved": t.flows,
+        "BilledPackets": t.packets,
+        "BilledBytes": t.bytes,
+        "PortCounters": {
+            "TxPackets": t.counters.tx_packets,
+            "TxBytes": t.counters.tx_bytes,
+            "RxPackets": t.counters.rx_packets,
+            "RxBytes": t.counters.rx_bytes,
+            "TableMisses": t.counters.table_misses,
+        },
+    })
+}
+
+/// The platform's console from `offset` to its end, as text.
+fn console_from(svc: &Service, mut offset: u64) -> Result<(String, u64), String> {
+    let mut text = Vec::new();
+    loop {
+        let (data, next) = svc.platform().console(offset).map_err(|e| e.to_string())?;
+        if data.is_empty() {
+            return Ok((String::from_utf8_lossy(&text).into_owned(), next));
+        }
+        text.extend_from_slice(&data);
+        offset = next;
+    }
+}
+
+/// The cleanup system's report in `console`, if it printed one.
+pub fn find_report(console: &str) -> Option<Result<Value, String>> {
+    let line = console.lines().rev().find_map(|l| {
+        l.find(RESULT_MARK)
+            .map(|at| l[at + RESULT_MARK.len()..].trim())
+    })?;
+    Some(match serde_json::from_str::<Value>(line) {
+        Ok(report) if report["ok"] == json!(true) => Ok(report),
+        Ok(report) => Err(format!(
+            "the cleanup system failed: {}",
+            report["error"].as_str().unwrap_or("no reason given")
+        )),
+        Err(e) => Err(format!("the cleanup system's report is not JSON: {e}")),
+    })
+}
+
+fn erase(svc: &Service, id: u32) -> Result<Value, String> {
+    let platform_err = |what: &str| {
+        let what = what.to_string();
+        move |e: crate::platform::PlatformError| format!("{what}: {e}")
+    };
+    // The tenant leaves: nothing of it stays in the NIC, what it was
+    // billed stays with the RME.
+    let ended = svc
+        .rme()
+        .tenant_reset()
+        .map_err(|e| format!("ending the tenancy in the NIC: {e}"))?;
+    let billing = tenancy_json(&ended);
+    svc.tasks().tenancies.push(billing.clone());
+    update(svc, id, |t| t.oem["Tenancy"] = billing);
+    note(
+        svc,
+        id,
+        10,
+        format!(
+            "Tenancy ended in the NIC: {} rules removed, {} packets and {} bytes billed.",
+            ended.flows, ended.packets, ended.bytes
+        ),
+    );
+
+    let state = svc
+        .platform()
+        .force_off()
+        .map_err(platform_err("powering off"))?;
+    if state.media.inserted {
+        svc.platform()
+            .media_eject()
+            .map_err(platform_err("ejecting the medium"))?;
+    }
+    let media = svc.erase_media.clone();
+    svc.platform()
+        .media_insert(&media)
+        .map_err(platform_err("inserting the erase medium"))?;
+    svc.platform()
+        .boot(BootTarget::Cd, true)
+        .map_err(platform_err("booting from the CD"))?;
+    let (_, mut offset) = console_from(svc, 0)?;
+    svc.platform()
+        .power_on()
+        .map_err(platform_err("powering on"))?;
+    note(
+        svc,
+        id,
+        20,
+        format!("The server boots the cleanup system from {media}."),
+    );
+
+    let deadline = Instant::now() + ERASE_TIMEOUT;
+    let mut console = String::new();
+    let report = loop {
+        std::thread::sleep(POLL);
+        let (text, next) = console_from(svc, offset)?;
+        console.push_str(&text);
+        offset = next;
+        if let Some(report) = find_report(&console) {
+            break report;
+        }
+        let power = svc
+            .platform()
+            .status()
+            .map_err(platform_err("reading the power"))?
+            .power;
+        if power == Power::Off {
+            break Err("the server powered off without a report from the cleanup system".into());
+        }
+        if Instant::now() > deadline {
+            let _ = svc.platform().force_off();
+            break Err("the cleanup system did not report in time".into());
+        }
+    };
+
+    let off_by = Instant::now() + POWER_OFF_TIMEOUT;
+    while svc.platform().status().map(|s| s.power) != Ok(Power::Off) {
+        if Instant::now() > off_by {
+            svc.platform()
+                .force_off()
+                .map_err(platform_err("powering off"))?;
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    svc.platform()
+        .media_eject()
+        .map_err(platform_err("ejecting the erase medium"))?;
+    note(
+        svc,
+        id,
+        90,
+        "The cleanup system is done; the medium is out.".into(),
+    );
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_825_600);
+        assert_eq!(rfc3339(leap), "2000-02-29T12:00:00Z");
+    }
+
+    #[test]
+    fn reports_are_read_from_the_console() {
+        assert_eq!(find_report("booting\nnothing yet\n"), None);
+        let ok =
+            "x\nbmgnic-cleanup: result {\"job\":\"erase\",\"ok\":true,\"nonzero_blocks\":0}\r\n";
+        assert_eq!(
+            find_report(ok).unwrap().unwrap()["nonzero_blocks"],
+            json!(0)
+        );
+        let failed =
+            "bmgnic-cleanup: result {\"job\":\"erase\",\"ok\":false,\"error\":\"no disk\"}";
+        assert_eq!(
+            find_report(failed).unwrap().unwrap_err(),
+            "the cleanup system failed: no disk"
+        );
+        assert!(find_report("bmgnic-cleanup: result {garbage")
+            .unwrap()
+            .is_err());
+    }
+}
