@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
 use super::errors::RfError;
@@ -372,6 +373,18 @@ fn get_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, RfError> {
     }
 }
 
+/// The erase task owns the server's power, boot source and CD while it
+/// runs: other requests for them are refused, not interleaved.
+fn not_while_erasing(svc: &Service) -> Result<(), RfError> {
+    match svc.tasks().erasing() {
+        Some(id) => Err(RfError::conflict(format!(
+            "the drive is being erased: {}",
+            tasks::task_uri(id)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn require(p: &Principal, privilege: Privilege) -> Result<(), RfError> {
     if p.has(privilege) {
         Ok(())
@@ -434,9 +447,13 @@ async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response
             let v = get(svc, &res, p.as_ref()).await?;
             if matches!(res, Res::TaskMonitor(_)) && v["TaskState"] == "Running" {
                 // DSP0266: the monitor says 202 until the task is done.
+                // Retry-After as an HTTP-date: sushy (5.14) passes a
+                // delay in seconds to time.sleep() as a string.
                 let mut r = json_response(StatusCode::ACCEPTED, &v, false);
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                let at = tasks::http_date(SystemTime::now() + Duration::from_secs(5));
+                if let Ok(at) = HeaderValue::from_str(&at) {
+                    r.headers_mut().insert(header::RETRY_AFTER, at);
+                }
                 r
             } else {
                 json_response(StatusCode::OK, &v, true)
@@ -902,6 +919,7 @@ async fn post(
             if !RESET_TYPES.contains(&reset) {
                 return Err(RfError::value_not_in_list("ResetType", reset));
             }
+            not_while_erasing(svc)?;
             let st = platform(svc, PReq::Status).await?;
             if let Some(req) = reset_plan(reset, st.power)? {
                 log::info!("redfish: {} asks {reset}", p.user);
@@ -912,6 +930,7 @@ async fn post(
         Res::CdInsert => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureManager)?;
+            not_while_erasing(svc)?;
             const A: &str = "VirtualMedia.InsertMedia";
             const KNOWN: [&str; 7] = [
                 "Image",
@@ -961,6 +980,7 @@ async fn post(
         Res::CdEject => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureManager)?;
+            not_while_erasing(svc)?;
             if let Some(k) = m.keys().next() {
                 return Err(RfError::action_parameter_unknown(
                     "VirtualMedia.EjectMedia",
@@ -1016,6 +1036,7 @@ async fn patch(
     match res {
         Res::System => {
             require(p, Privilege::ConfigureComponents)?;
+            not_while_erasing(svc)?;
             let st = platform(svc, PReq::Status).await?;
             if !if_match_ok(headers, &etag_of(&system(&st))) {
                 return Err(RfError::precondition_failed());

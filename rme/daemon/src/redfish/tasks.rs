@@ -66,8 +66,8 @@ pub fn monitor_uri(id: u32) -> String {
     format!("/redfish/v1/TaskService/TaskMonitors/{id}")
 }
 
-/// RFC 3339 UTC time of `t` (DSP0266's `Edm.DateTimeOffset`).
-pub fn rfc3339(t: SystemTime) -> String {
+/// (year, month, day, seconds into the day) of `t`, UTC.
+fn civil(t: SystemTime) -> (i64, i64, i64, u64, u64) {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -83,8 +83,31 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest, days)
+}
+
+/// RFC 3339 UTC time of `t` (DSP0266's `Edm.DateTimeOffset`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let (year, month, day, rest, _) = civil(t);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The HTTP-date (RFC 9110) of `t`, as `Retry-After` may carry it.
+pub fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (year, month, day, rest, days) = civil(t);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
         rest / 3600,
         rest / 60 % 60,
         rest % 60
@@ -144,10 +167,16 @@ impl Tasks {
         self.tasks.keys().copied().collect()
     }
 
-    fn running(&self, name: &str) -> bool {
+    fn running(&self, name: &str) -> Option<u32> {
         self.tasks
             .values()
-            .any(|t| t.name == name && t.state == State::Running)
+            .find(|t| t.name == name && t.state == State::Running)
+            .map(|t| t.id)
+    }
+
+    /// The erase task that is running, if one is.
+    pub fn erasing(&self) -> Option<u32> {
+        self.running(ERASE_NAME)
     }
 }
 
@@ -191,7 +220,7 @@ fn finish(svc: &Service, id: u32, result: Result<Value, String>) {
 pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
     let task = {
         let mut tasks = svc.tasks();
-        if tasks.running(ERASE_NAME) {
+        if tasks.erasing().is_some() {
             return None;
         }
         tasks.next += 1;
@@ -375,6 +404,8 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_825_600);
         assert_eq!(rfc3339(leap), "2000-02-29T12:00:00Z");
+        assert_eq!(http_date(leap), "Tue, 29 Feb 2000 12:00:00 GMT");
+        assert_eq!(http_date(t), "Wed, 18 Nov 2026 11:06:40 GMT");
     }
 
     #[test]
