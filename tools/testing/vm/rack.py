@@ -144,6 +144,15 @@ def tenant_image():
                    os.path.join(TOP, "drivers/bmgnic/bmgnic.ko"), f"{SERVER_IP}/24")
 
 
+def provision_media(job):
+    """The RME's install or erase medium (scripts/build-provision-image.sh),
+    the install one carrying the tenant image."""
+    args = ["build-provision-image.sh", job, kernel_build_dir()]
+    if job == "install":
+        args.append(tenant_image())
+    return _script(*args)
+
+
 def platform_binary():
     """bmgnic-platform, built with the model (same crate)."""
     if os.environ.get("BMGNIC_MODEL"):
@@ -260,7 +269,8 @@ class Platform:
     its disk and media directory (bmgnic-platform,
     Documentation/bmgnic/platform.rst)."""
 
-    def __init__(self, rack, role, disk=None, media_dir=None):
+    def __init__(self, rack, role, disk=None, media_dir=None, power_on=True):
+        self.power_on = power_on
         self.channel = os.path.join(rack.sockdir, f"{role}.platform")
         self.qmp = os.path.join(rack.sockdir, f"{role}.qmp")
         self.log = os.path.join(rack.logdir, f"{role}-platform.log")
@@ -291,6 +301,8 @@ class VM:
         self.rack = rack
         self.role = role
         self.console = os.path.join(rack.logdir, f"{role}-console.log")
+        # There before the VM runs (a board may start with the power off).
+        open(self.console, "a").close()
         self.transcript = open(os.path.join(rack.logdir, f"{role}-commands.log"), "w")
         self.agent_path = os.path.join(rack.sockdir, f"{role}.agent")
         self.seq = 0
@@ -343,11 +355,13 @@ class VM:
             args += ["-chardev", f"socket,id=platform,path={platform_channel},reconnect-ms=500",
                      "-device", f"virtserialport,chardev=platform,name={PLATFORM_PORT_NAME}"]
         self.platform = platform
-        qemu_log = open(os.path.join(rack.logdir, f"{role}-qemu.log"), "w")
+        # A board's log has its QEMUs' output too.
+        qemu_log = open(platform.log if platform is not None
+                        else os.path.join(rack.logdir, f"{role}-qemu.log"), "w")
         if platform is not None:
             # The board owns this QEMU: it starts it, and starts it again.
             board = [rack.platform, "--channel", platform.channel, "--qmp", platform.qmp,
-                     "--console", self.console, "--power-on"]
+                     "--console", self.console] + (["--power-on"] if platform.power_on else [])
             if platform.disk:
                 board += ["--disk", platform.disk]
             if platform.media_dir:
@@ -358,6 +372,14 @@ class VM:
         self.proc = subprocess.Popen(args, stdout=qemu_log, stderr=subprocess.STDOUT)
         self.sock = None
         self.buf = b""
+        if platform is not None and not platform.power_on:
+            # The board is off: reconnect() once something powers it on.
+            deadline = time.time() + 10
+            while not os.path.exists(platform.channel):
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RackError(f"{role}: the board did not start ({platform.log})")
+                time.sleep(0.05)
+            return
         # Connect at once: what the guest writes while no one is connected
         # is lost. (What the host writes waits until the guest reads.)
         self._connect(30)
