@@ -3,7 +3,9 @@
 """`make demo`: boot the rack, configure the tenant from the RME with ynl,
 and show the NIC keeping the bare-metal guest in its virtual network;
 then boot it again and let an SDN controller (os-ken) run the tenant
-through the RME daemon's OpenFlow agent."""
+through the RME daemon's OpenFlow agent; then let a bare-metal
+provisioner (sushy, as Ironic) install a tenant on an empty server through
+the RME's Redfish service, and erase it when it leaves."""
 
 import os
 import subprocess
@@ -12,11 +14,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "openflow"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "redfish"))
 import rack  # noqa: E402
 import rack_controller  # noqa: E402
 
-# The controller's act needs os-ken, from the project's virtualenv.
-rack_controller.need_os_ken()
+# The controller's act needs os-ken, the provisioner's sushy: both from
+# the project's virtualenv.
+rack_controller.need_venv("os_ken", "sushy", "requests")
+
+import rack_redfish  # noqa: E402
 
 TOP = rack.TOP
 VNI, SERVER_IP, PEER_IP = rack.VNI, rack.SERVER_IP, rack.PEER_IP
@@ -108,6 +114,7 @@ def main():
             with open(model.log) as f:
                 print("".join(f.readlines()[-5:]).rstrip())
         openflow_act()
+        lifecycle_act()
     except rack.RackError as e:
         sys.exit(f"demo failed: {e}")
     print("\n== demo done: every VM and the model have been stopped")
@@ -150,6 +157,44 @@ def openflow_act():
         print(f"PORT_STATS host: rx {ports[1].rx_packets} packets, tx {ports[1].tx_packets}")
         show(rme, "the module's table, which the controller's flows became",
              f"{r.ynl()} --dump flow-get --output-json | head -c 600; echo")
+
+
+
+def lifecycle_act():
+    """The server's life, run by a bare-metal provisioner through Redfish."""
+    print("\n== a bare-metal provisioner runs the server through the RME's Redfish service: "
+          "sushy (OpenStack Ironic's Redfish library) on this machine; the server is a board "
+          "(bmgnic-platform) with an empty NVMe disk, the NIC on auxiliary power")
+    with rack.Rack("demo-lifecycle") as r:
+        lc = rack_redfish.redfish_rack(r)
+        system = lc.system()
+        drive = lc.sushy()._conn.get(rack_redfish.SYSTEM + "/Storage/1/Drives/1").json()
+        print(f"Systems/1: PowerState {system.power_state.value}; NIC "
+              f"{[i.mac_address for i in system.ethernet_interfaces.get_members()]}; "
+              f"drive {drive['CapacityBytes'] >> 20} MiB, "
+              f"{rack_redfish.nonzero_mib(lc.disk)} MiB of it written")
+        print("\n--- install: install.iso in the virtual CD, boot from Cd once, power on; "
+              "the installer writes the tenant image and powers off; eject, power on")
+        installed, booted = rack_redfish.install_tenant(lc)
+        print(f"installed in {installed:.0f} s, booted from the disk in {booted:.0f} s (TCG)")
+        show(lc.server, "the tenant, on its own disk, in its virtual network",
+             f"findmnt -n -o SOURCE,FSTYPE /; ping -n -c 2 {PEER_IP} | tail -2; "
+             "yes tenant-data | head -c 16M > /root/data; sync")
+        print("\n--- the tenant leaves: Drive.SecureErase, a Redfish task")
+        task, took = rack_redfish.erase_drive(lc)
+        for m in task.json["Messages"]:
+            print(f"task: {m['Message']}")
+        report = task.json["Oem"]["Bmgnic"].get("Erase", {})
+        print(f"task {task.task_state.value} in {took:.0f} s: {report.get('method')}, "
+              f"{report.get('blocks')} blocks read back, {report.get('nonzero_blocks')} not zero")
+        print(f"from the host: {rack_redfish.nonzero_mib(lc.disk)} MiB of the disk image "
+              "not zero")
+        show(lc.rme, "the NIC keeps nothing of the tenant",
+             f"{r.ynl()} --do dev-get --output-json | python3 -c "
+             "\"import json,sys; d=json.load(sys.stdin); print('identity', d['identity'], "
+             "'tenant vni', d['tenant']['vni'])\"")
+        billed = lc.sushy().get_manager("/redfish/v1/Managers/1").json["Oem"]["Bmgnic"]
+        print(f"the RME kept its billing: {billed['EndedTenancies'][-1]}")
 
 
 if __name__ == "__main__":
