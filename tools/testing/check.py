@@ -147,7 +147,8 @@ def main():
     model = os.path.join(TOP, "qemu")
     if ok_setup and not debug_only:
         rmed = os.path.join(TOP, "rme/daemon")
-        for crate, path in (("wire", os.path.join(TOP, "wire")), ("model", model), ("rmed", rmed)):
+        for crate, path in (("wire", os.path.join(TOP, "wire")), ("model", model), ("rmed", rmed),
+                            ("cleanup", os.path.join(TOP, "rme/cleanup"))):
             rc, _ = run(crate, ["cargo", "fmt", "--check"], 300, cwd=path)
             record(f"{crate}: cargo fmt --check", rc == 0)
             rc, _ = run(crate, ["cargo", "clippy", "--locked", "--all-targets", "--", "-D", "warnings"],
