@@ -717,17 +717,7 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
         }
         Res::Session(id) => {
             let p = p.ok_or_else(RfError::no_session)?;
-            let path = format!("/redfish/v1/SessionService/Sessions/{id}");
-            let (_, acc) = svc
-                .auth
-                .sessions()
-                .into_iter()
-                .find(|(s, _)| s == id)
-                .ok_or_else(|| RfError::not_found(&path))?;
-            if acc != p.account && !p.has(Privilege::ConfigureManager) {
-                return Err(RfError::insufficient_privilege());
-            }
-            session_body(svc, id, acc)
+            session_body(svc, id, session_account(svc, id, p)?)
         }
         Res::AccountService => json!({
             "@odata.id": "/redfish/v1/AccountService",
@@ -1150,20 +1140,26 @@ async fn patch(
     }
 }
 
-fn delete(svc: &Arc<Service>, res: &Res, p: &Principal) -> Result<Response, RfError> {
-    let Res::Session(id) = res else {
-        return Err(RfError::method_not_allowed(res.allow()));
-    };
-    let path = format!("/redfish/v1/SessionService/Sessions/{id}");
-    let (_, acc) = svc
+/// The account of session `id`, which `p` may see (its own, or any with
+/// ConfigureManager).
+fn session_account(svc: &Service, id: &str, p: &Principal) -> Result<usize, RfError> {
+    let (_, account) = svc
         .auth
         .sessions()
         .into_iter()
         .find(|(s, _)| s == id)
-        .ok_or_else(|| RfError::not_found(&path))?;
-    if acc != p.account && !p.has(Privilege::ConfigureManager) {
+        .ok_or_else(|| RfError::not_found(&format!("/redfish/v1/SessionService/Sessions/{id}")))?;
+    if account != p.account && !p.has(Privilege::ConfigureManager) {
         return Err(RfError::insufficient_privilege());
     }
+    Ok(account)
+}
+
+fn delete(svc: &Arc<Service>, res: &Res, p: &Principal) -> Result<Response, RfError> {
+    let Res::Session(id) = res else {
+        return Err(RfError::method_not_allowed(res.allow()));
+    };
+    session_account(svc, id, p)?;
     svc.auth.logout(id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
