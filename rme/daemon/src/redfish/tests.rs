@@ -50,6 +50,18 @@ async fn call(
     (st, h, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// A request as `user` (basic auth), without other headers.
+async fn as_user(
+    s: &Arc<Service>,
+    m: Method,
+    path: &str,
+    user: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    call(s, m, path, Some(user), body, &[]).await
+}
+
+const SYS: &str = "/redfish/v1/Systems/1";
 const RESET: &str = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
 
 #[tokio::test]
@@ -65,71 +77,30 @@ async fn auth_and_errors() {
     let (st, h, _) = call(&s, Method::GET, "/redfish/v1/Systems", None, "", &[]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert!(h.contains_key(header::WWW_AUTHENTICATE));
-    let (st, _, _) = call(
-        &s,
-        Method::GET,
-        "/redfish/v1/Systems",
-        Some("ro:x"),
-        "",
-        &[],
-    )
-    .await;
+    let (st, _, _) = as_user(&s, Method::GET, "/redfish/v1/Systems", "ro:x", "").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, _, v) = call(
-        &s,
-        Method::GET,
-        "/redfish/v1/Systems",
-        Some("ro:r"),
-        "",
-        &[],
-    )
-    .await;
+    let (st, _, v) = as_user(&s, Method::GET, "/redfish/v1/Systems", "ro:r", "").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["Members@odata.count"], 1);
-    let (st, _, v) = call(&s, Method::GET, "/redfish/v1/Nope", Some("ro:r"), "", &[]).await;
+    let (st, _, v) = as_user(&s, Method::GET, "/redfish/v1/Nope", "ro:r", "").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    assert_eq!(
-        v["error"]["@Message.ExtendedInfo"][0]["MessageId"],
-        "Base.1.18.1.ResourceNotFound"
-    );
-    let (st, h, _) = call(
-        &s,
-        Method::PUT,
-        "/redfish/v1/Systems/1",
-        Some("ro:r"),
-        "",
-        &[],
-    )
-    .await;
+    assert_eq!(message_id(&v), "Base.1.18.1.ResourceNotFound");
+    let (st, h, _) = as_user(&s, Method::PUT, SYS, "ro:r", "").await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h[header::ALLOW], "GET, HEAD, PATCH");
     let body = r#"{"ResetType":"On"}"#;
-    let (st, _, _) = call(&s, Method::POST, RESET, Some("ro:r"), body, &[]).await;
+    let (st, _, _) = as_user(&s, Method::POST, RESET, "ro:r", body).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _, v) = call(&s, Method::POST, RESET, Some("op:o"), "{bad", &[]).await;
+    let (st, _, v) = as_user(&s, Method::POST, RESET, "op:o", "{bad").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        v["error"]["@Message.ExtendedInfo"][0]["MessageId"],
-        "Base.1.18.1.MalformedJSON"
-    );
-    let (st, _, v) = call(&s, Method::POST, RESET, Some("op:o"), "{}", &[]).await;
+    assert_eq!(message_id(&v), "Base.1.18.1.MalformedJSON");
+    let (st, _, v) = as_user(&s, Method::POST, RESET, "op:o", "{}").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        v["error"]["@Message.ExtendedInfo"][0]["MessageId"],
-        "Base.1.18.1.ActionParameterMissing"
-    );
-    let (st, _, _) = call(
-        &s,
-        Method::POST,
-        RESET,
-        Some("op:o"),
-        r#"{"ResetType":"Nmi"}"#,
-        &[],
-    )
-    .await;
+    assert_eq!(message_id(&v), "Base.1.18.1.ActionParameterMissing");
+    let (st, _, _) = as_user(&s, Method::POST, RESET, "op:o", r#"{"ResetType":"Nmi"}"#).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let big = format!("{{\"x\":\"{}\"}}", "a".repeat(super::resources::BODY_LIMIT));
-    let (st, _, _) = call(&s, Method::POST, RESET, Some("op:o"), &big, &[]).await;
+    let (st, _, _) = as_user(&s, Method::POST, RESET, "op:o", &big).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
@@ -149,19 +120,11 @@ async fn reset_drives_the_platform() {
         ("ForceOff", Power::Off),
     ] {
         let body = json!({ "ResetType": reset }).to_string();
-        let (st, _, _) = call(&s, Method::POST, RESET, Some("op:o"), &body, &[]).await;
+        let (st, _, _) = as_user(&s, Method::POST, RESET, "op:o", &body).await;
         assert_eq!((reset, st), (reset, StatusCode::NO_CONTENT));
         assert_eq!((reset, power(&s)), (reset, want));
     }
-    let (st, _, _) = call(
-        &s,
-        Method::POST,
-        RESET,
-        Some("op:o"),
-        r#"{"ResetType":"Pause"}"#,
-        &[],
-    )
-    .await;
+    let (st, _, _) = as_user(&s, Method::POST, RESET, "op:o", r#"{"ResetType":"Pause"}"#).await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(reset_plan("On", Power::Off).unwrap(), Some(PReq::PowerOn));
     assert_eq!(
@@ -174,21 +137,13 @@ async fn reset_drives_the_platform() {
 #[tokio::test]
 async fn etag_and_if_match() {
     let s = svc();
-    let (_, h, _) = call(
-        &s,
-        Method::GET,
-        "/redfish/v1/Systems/1",
-        Some("op:o"),
-        "",
-        &[],
-    )
-    .await;
+    let (_, h, _) = as_user(&s, Method::GET, SYS, "op:o", "").await;
     let tag = h[header::ETAG].to_str().unwrap().to_string();
     let patch = r#"{"Boot":{"BootSourceOverrideTarget":"Cd","BootSourceOverrideEnabled":"Once"}}"#;
     let (st, _, _) = call(
         &s,
         Method::PATCH,
-        "/redfish/v1/Systems/1",
+        SYS,
         Some("op:o"),
         patch,
         &[("If-Match", "\"nope\"")],
@@ -199,7 +154,7 @@ async fn etag_and_if_match() {
     let (st, h2, v) = call(
         &s,
         Method::PATCH,
-        "/redfish/v1/Systems/1",
+        SYS,
         Some("op:o"),
         patch,
         &[("If-Match", &weak)],
@@ -209,25 +164,9 @@ async fn etag_and_if_match() {
     assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Cd");
     assert_ne!(h2[header::ETAG].to_str().unwrap(), tag);
     let bad = r#"{"Boot":{"BootSourceOverrideTarget":"Floppy"}}"#;
-    let (st, _, _) = call(
-        &s,
-        Method::PATCH,
-        "/redfish/v1/Systems/1",
-        Some("op:o"),
-        bad,
-        &[],
-    )
-    .await;
+    let (st, _, _) = as_user(&s, Method::PATCH, SYS, "op:o", bad).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, _, _) = call(
-        &s,
-        Method::PATCH,
-        "/redfish/v1/Systems/1",
-        Some("ro:r"),
-        patch,
-        &[],
-    )
-    .await;
+    let (st, _, _) = as_user(&s, Method::PATCH, SYS, "ro:r", patch).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let mut hm = axum::http::HeaderMap::new();
     assert!(if_match_ok(&hm, "\"a\""));
@@ -262,15 +201,7 @@ async fn sessions() {
     assert_eq!(st, StatusCode::CREATED);
     let tok = h["X-Auth-Token"].to_str().unwrap().to_string();
     let loc = h[header::LOCATION].to_str().unwrap().to_string();
-    let (st, _, _) = call(
-        &s,
-        Method::GET,
-        "/redfish/v1/Systems/1",
-        None,
-        "",
-        &[("X-Auth-Token", &tok)],
-    )
-    .await;
+    let (st, _, _) = call(&s, Method::GET, SYS, None, "", &[("X-Auth-Token", &tok)]).await;
     assert_eq!(st, StatusCode::OK);
     let (st, _, _) = call(
         &s,
@@ -282,15 +213,7 @@ async fn sessions() {
     )
     .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _, _) = call(
-        &s,
-        Method::GET,
-        "/redfish/v1/Systems/1",
-        None,
-        "",
-        &[("X-Auth-Token", &tok)],
-    )
-    .await;
+    let (st, _, _) = call(&s, Method::GET, SYS, None, "", &[("X-Auth-Token", &tok)]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
 
@@ -357,7 +280,7 @@ async fn query_parameters() {
         "only&$expand=.",
     ] {
         let uri = format!("/redfish/v1/Systems?{q}");
-        let (st, _, v) = call(&s, Method::GET, &uri, Some("ro:r"), "", &[]).await;
+        let (st, _, v) = as_user(&s, Method::GET, &uri, "ro:r", "").await;
         assert_eq!((q, st), (q, StatusCode::NOT_IMPLEMENTED));
         assert_eq!(message_id(&v), "Base.1.18.1.QueryNotSupported");
     }
@@ -365,7 +288,7 @@ async fn query_parameters() {
     assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
     for q in ["rpvunknown", "only", "excerpt", "a=$b", "x=1&y", ""] {
         let uri = format!("/redfish/v1/Systems?{q}");
-        let (st, _, v) = call(&s, Method::GET, &uri, Some("ro:r"), "", &[]).await;
+        let (st, _, v) = as_user(&s, Method::GET, &uri, "ro:r", "").await;
         assert_eq!((q, st), (q, StatusCode::OK));
         assert_eq!(v["Members@odata.count"], 1);
     }
@@ -423,7 +346,7 @@ const GETTABLE: [(&str, &str); 24] = [
 async fn allow_and_head_everywhere() {
     let s = svc();
     for (path, allow) in GETTABLE {
-        let (st, g, v) = call(&s, Method::GET, path, Some("admin:a"), "", &[]).await;
+        let (st, g, v) = as_user(&s, Method::GET, path, "admin:a", "").await;
         assert_eq!((path, st), (path, StatusCode::OK));
         assert_eq!((path, g[header::ALLOW].to_str().unwrap()), (path, allow));
         let req = Request::builder()
@@ -459,19 +382,11 @@ async fn allow_and_head_everywhere() {
         assert_eq!(h.get(header::ETAG), g.get(header::ETAG), "{path}");
     }
     // Actions take POST only; a 405 says so.
-    let (st, h, _) = call(&s, Method::GET, RESET, Some("ro:r"), "", &[]).await;
+    let (st, h, _) = as_user(&s, Method::GET, RESET, "ro:r", "").await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h[header::ALLOW], "POST");
     // A successful action says what the resource takes too.
-    let (st, h, _) = call(
-        &s,
-        Method::POST,
-        RESET,
-        Some("op:o"),
-        r#"{"ResetType":"On"}"#,
-        &[],
-    )
-    .await;
+    let (st, h, _) = as_user(&s, Method::POST, RESET, "op:o", r#"{"ResetType":"On"}"#).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     assert_eq!(h[header::ALLOW], "POST");
 }
@@ -490,7 +405,7 @@ async fn link_describedby() {
             "ManagerAccountCollection",
         ),
     ] {
-        let (_, h, v) = call(&s, Method::GET, path, Some("admin:a"), "", &[]).await;
+        let (_, h, v) = as_user(&s, Method::GET, path, "admin:a", "").await;
         let want = format!("<https://redfish.dmtf.org/schemas/v1/{schema}.json>; rel=describedby");
         assert_eq!(
             (path, h[header::LINK].to_str().unwrap()),
@@ -543,7 +458,7 @@ async fn post_to_sessions_members() {
     )
     .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, h, _) = call(&s, Method::GET, members, Some("ro:r"), "", &[]).await;
+    let (st, h, _) = as_user(&s, Method::GET, members, "ro:r", "").await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(h[header::ALLOW], "POST");
 }
@@ -551,7 +466,7 @@ async fn post_to_sessions_members() {
 #[tokio::test]
 async fn boot_mode_and_targets() {
     let s = svc();
-    let (_, _, v) = call(&s, Method::GET, SYSTEM, Some("op:o"), "", &[]).await;
+    let (_, _, v) = as_user(&s, Method::GET, SYSTEM, "op:o", "").await;
     let boot = &v["Boot"];
     assert_eq!(boot["BootSourceOverrideMode"], "Legacy");
     assert_eq!(
@@ -565,7 +480,7 @@ async fn boot_mode_and_targets() {
     assert!(!BOOT_TARGETS.contains(&"Pxe"));
     let patch = |body: &'static str| {
         let s = s.clone();
-        async move { call(&s, Method::PATCH, SYSTEM, Some("op:o"), body, &[]).await }
+        async move { as_user(&s, Method::PATCH, SYSTEM, "op:o", body).await }
     };
     // Legacy alone: a no-op.
     let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideMode":"Legacy"}}"#).await;
