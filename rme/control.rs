@@ -255,6 +255,26 @@ fn oem_get_one<A: Record + Copy>(sb: &Sideband, object: u8) -> Result<A> {
     answers.first().copied().ok_or(EIO)
 }
 
+/// DELs from the NIC, one by one, every object of `object` set in
+/// `slots` (indexed by its slot), forgetting each once the NIC did: a
+/// failure leaves the rest set, in the NIC and here alike.
+fn oem_del_all<A: Record>(sb: &Sideband, object: u8, slots: &mut KVec<Option<A>>) -> Result {
+    for (index, slot) in slots.iter_mut().enumerate() {
+        if slot.is_some() {
+            let mut gone = KVec::<A>::new();
+            oem_command(
+                sb,
+                oem::OP_DEL,
+                object,
+                &[SlotRecord { slot: index as u32 }],
+                &mut gone,
+            )?;
+            *slot = None;
+        }
+    }
+    Ok(())
+}
+
 impl Rme {
     /// Control over `sideband`, whose MAC the commands come from.
     /// Events for user space go to `notify`, from any context.
@@ -794,32 +814,8 @@ impl State {
         }
         let billed = self.table.totals();
         let port: PortCountersRecord = oem_get_one(sb, oem::OBJ_PORT_COUNTERS)?;
-        for index in 0..self.vteps.len() {
-            if self.vteps[index].is_some() {
-                let mut gone = KVec::<VtepRecord>::new();
-                oem_command(
-                    sb,
-                    oem::OP_DEL,
-                    oem::OBJ_VTEP,
-                    &[SlotRecord { slot: index as u32 }],
-                    &mut gone,
-                )?;
-                self.vteps[index] = None;
-            }
-        }
-        for index in 0..self.meters.len() {
-            if self.meters[index].is_some() {
-                let mut gone = KVec::<MeterRecord>::new();
-                oem_command(
-                    sb,
-                    oem::OP_DEL,
-                    oem::OBJ_METER,
-                    &[SlotRecord { slot: index as u32 }],
-                    &mut gone,
-                )?;
-                self.meters[index] = None;
-            }
-        }
+        oem_del_all(sb, oem::OBJ_VTEP, &mut self.vteps)?;
+        oem_del_all(sb, oem::OBJ_METER, &mut self.meters)?;
         let nobody = IdentityRecord {
             mtu_cap: self.identity.mtu_cap,
             ..IdentityRecord::default()
