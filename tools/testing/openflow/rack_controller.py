@@ -86,21 +86,15 @@ def openflow_rack(r, table_size=None):
     peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
     for vm in (server, rme, peer):
         vm.wait_ready()
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {rack.PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {rack.LOCAL_VTEP} lladdr {rack.LOCAL_VTEP_MAC} dev eth0 "
-             f"nud permanent; ip link add vxlan0 type vxlan id {rack.VNI} local {rack.PEER_VTEP} "
-             f"remote {rack.LOCAL_VTEP} dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {rack.PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {rack.MODULES[1]} sideband=eth0; "
-            f"ip addr add {rack.MGMT_GUEST_IP}/24 dev eth1; ip link set eth1 up")
+    peer_mac = rack.peer_vtep(peer)
+    rack.rme_up(rme, mgmt=True)
     # The VMs see the host's root, but not its /root: the daemon goes
     # through the rack's shared directory.
     shutil.copy(RMED, os.path.join(r.shared, "bmgnic-rmed"))
     rme.run(f"(/tmp/rack/bmgnic-rmed --controller ptcp:{rack.MGMT_GUEST_PORT} "
             f"--guest-mac {rack.FACTORY_MAC} --guest-ip {rack.SERVER_IP} --mtu-cap 1500 "
             f"--local-vtep {rack.LOCAL_VTEP_MAC},{rack.LOCAL_VTEP} "
-            f"--vtep 1={peer_mac.strip()},{rack.PEER_VTEP} > /tmp/rack/rmed.log 2>&1 &)")
+            f"--vtep 1={peer_mac},{rack.PEER_VTEP} > /tmp/rack/rmed.log 2>&1 &)")
     server.run(f"insmod {rack.MODULES[0]}")
     dev = rack.server_netdev(server)
     server.run(f"ip addr add {rack.SERVER_IP}/24 dev {dev}; ip link set {dev} up")

@@ -646,6 +646,28 @@ LOCAL_VTEP_MAC = "02:00:00:00:00:01"
 FACTORY_MAC = "52:54:00:b0:00:01"
 
 
+def peer_vtep(peer):
+    """Makes the peer VM the tenant's far VTEP: its fabric port at
+    PEER_VTEP (this server's VTEP known by address), Linux's vxlan device
+    with the tenant's VNI at PEER_IP. Returns the fabric port's MAC."""
+    _, mac = peer.run("cat /sys/class/net/eth0/address")
+    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
+             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
+             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
+             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
+             f"ip addr add {PEER_IP}/24 dev vxlan0")
+    return mac.strip()
+
+
+def rme_up(rme, mgmt=False):
+    """Loads bmgnic_rme on the RME VM's sideband (eth0); with `mgmt`, also
+    brings its management NIC (eth1) up at MGMT_GUEST_IP."""
+    command = f"ip link set eth0 up; insmod {MODULES[1]} sideband=eth0"
+    if mgmt:
+        command += f"; ip addr add {MGMT_GUEST_IP}/24 dev eth1; ip link set eth1 up"
+    rme.run(command)
+
+
 def vxlan_tenant_rack(rack, table_size=None, flows=({"ethertype": 0x0806},
                                                     {"ethertype": 0x0800}),
                       echo=False):
@@ -658,17 +680,12 @@ def vxlan_tenant_rack(rack, table_size=None, flows=({"ethertype": 0x0806},
     model, vms = standard_rack(rack, table_size=table_size)
     server, rme, peer = vms["server"], vms["rme"], vms["peer"]
     ynl = Ynl(rme, rack.ynl(), echo=echo)
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
-             f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
-             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {MODULES[1]} sideband=eth0")
+    peer_mac = peer_vtep(peer)
+    rme_up(rme)
     ynl("identity-set", {"identity": {"mac": FACTORY_MAC, "mtu-cap": 1500, "ipv4": [SERVER_IP]}})
     ynl("tenant-set", {"tenant": {"vni": VNI, "local-mac": LOCAL_VTEP_MAC,
                                   "local-ip": LOCAL_VTEP}})
-    ynl("vtep-set", {"index": 1, "mac": peer_mac.strip(), "ip": PEER_VTEP})
+    ynl("vtep-set", {"index": 1, "mac": peer_mac, "ip": PEER_VTEP})
     for match in flows:
         ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1, "match": match})
     server.run(f"insmod {MODULES[0]}")
