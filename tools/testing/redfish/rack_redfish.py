@@ -113,14 +113,8 @@ def redfish_rack(r):
     peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
     for vm in (rme, peer):
         vm.wait_ready()
-    _, peer_mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {rack.PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {rack.LOCAL_VTEP} lladdr {rack.LOCAL_VTEP_MAC} dev eth0 "
-             f"nud permanent; ip link add vxlan0 type vxlan id {rack.VNI} local {rack.PEER_VTEP} "
-             f"remote {rack.LOCAL_VTEP} dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {rack.PEER_IP}/24 dev vxlan0")
-    rme.run(f"ip link set eth0 up; insmod {rack.MODULES[1]} sideband=eth0; "
-            f"ip addr add {rack.MGMT_GUEST_IP}/24 dev eth1; ip link set eth1 up")
+    peer_mac = rack.peer_vtep(peer)
+    rack.rme_up(rme, mgmt=True)
     ynl = rack.Ynl(rme, r.ynl())
     # The daemon and its accounts go through the rack's shared directory.
     shutil.copy(rack_controller.RMED, os.path.join(r.shared, "bmgnic-rmed"))
@@ -143,7 +137,7 @@ def redfish_rack(r):
         _, log = rme.run("cat /tmp/rack/rmed.log")
         raise rack.RackError(f"the Redfish service did not come up: {log[-800:]}")
     lc = Lifecycle(r, server, rme, peer, ynl, board, url, cert)
-    lc.peer_mac, lc.disk = peer_mac.strip(), disk
+    lc.peer_mac, lc.disk, lc.model = peer_mac, disk, model
     configure_nic(lc)
     return lc
 

@@ -20,6 +20,7 @@ everything else.
 
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -101,6 +102,23 @@ def test_force_off_then_on_keeps_the_nic_configured(lc):
     took = lc.tenant_back()
     ksft_pr(f"power-on to tenant up (firmware, syslinux, kernel, init; TCG): {took:.1f} s")
     ksft_ge(pings(lc.server, 3), 2, "the tenant does not reach its peer after power-on")
+
+
+def test_server_qemu_killed_under_the_board(lc):
+    # The server's QEMU dies (SIGKILL: no QMP, no vfio-user goodbye).
+    _, before = lc.ynl("dev-get")
+    # Only QEMU's own command line has "-qmp unix:PATH,..."; the board's
+    # has "--qmp PATH".
+    rc = subprocess.run(["pkill", "-KILL", "-f", f"unix:{lc.board.qmp},"]).returncode
+    ksft_eq(rc, 0, "no QEMU of the server's board to kill")
+    ksft_true(lc.wait_power(sushy.PowerState.OFF, 30), "Redfish does not see the server off")
+    ksft_true(lc.board.request("status")["ok"], "the board went with its server")
+    ksft_true(lc.model.proc.poll() is None, "the NIC model died with the server's QEMU")
+    _, after = lc.ynl("dev-get")
+    ksft_eq(after["identity"], before["identity"], "the NIC lost its identity")
+    lc.system().reset_system(sushy.ResetType.ON)
+    lc.tenant_back()
+    ksft_ge(pings(lc.server, 3), 2, "the tenant does not reach its peer after the crash")
 
 
 def test_graceful_shutdown_reaches_the_guest(lc):
@@ -236,6 +254,7 @@ def main():
         test_redfish_shows_the_server_and_its_nic,
         test_pause_holds_the_tenant_and_resume_releases_it,
         test_force_off_then_on_keeps_the_nic_configured,
+        test_server_qemu_killed_under_the_board,
         test_graceful_shutdown_reaches_the_guest,
         test_boot_source_override,
         test_accounts_and_roles,
