@@ -115,6 +115,10 @@ struct Private<T> {
     /// From [`Arc::into_raw`]; the [`Registration`] owns that reference.
     data: *const T,
     napi: Napi,
+    /// Under RTNL: set by [`Registration::suspend`] when it stopped the
+    /// running interface, cleared by whatever undoes that stop (resume, or
+    /// a close in between).
+    stopped_for_sleep: bool,
 }
 
 /// A network device registered by [`Registration<T>`], as its callbacks
@@ -161,6 +165,17 @@ impl<T: Operations> Device<T> {
         // SAFETY: The context is added when `T` has a poll (type invariant)
         // and lives in the private area, as long as `self`.
         Some(unsafe { Napi::from_raw((*self.private()).napi.as_raw()) })
+    }
+
+    /// Clears the private `stopped_for_sleep` flag, returning its value.
+    ///
+    /// # Safety
+    ///
+    /// RTNL is held.
+    unsafe fn take_stopped_for_sleep(&self) -> bool {
+        // SAFETY: The private area is valid (type invariant); RTNL, held per
+        // the safety requirements, serialises every access to the flag.
+        unsafe { core::mem::take(&mut (*self.private()).stopped_for_sleep) }
     }
 
     /// The bus device the interface belongs to, for DMA.
@@ -336,6 +351,12 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
     unsafe extern "C" fn stop(dev: *mut bindings::net_device) -> c_int {
         // SAFETY: Per the function's safety requirements.
         let dev = unsafe { Device::<T>::from_raw(dev) };
+        // SAFETY: Under RTNL, as the core calls `ndo_stop`.
+        if unsafe { dev.take_stopped_for_sleep() } {
+            // Closed while asleep: `Registration::suspend` already stopped
+            // it, NAPI included.
+            return 0;
+        }
         if let Some(napi) = dev.napi() {
             // SAFETY: Under RTNL, after a successful open, which enabled it.
             unsafe { napi.disable() };
@@ -638,10 +659,95 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
         }
     }
 
+    /// Takes the interface out of service for a system sleep, from a
+    /// suspend-type callback of the parent's driver ([`pci::Sleep`]).
+    ///
+    /// The interface is detached: the stack stops its queue and refuses to
+    /// open it or run ethtool requests on it. If it is up, it is stopped as
+    /// a close would, NAPI first, so the driver's [`Operations::stop`] quiesces
+    /// the device; it stays up as user space sees it, with its address and
+    /// settings. Idempotent until [`Self::resume`].
+    pub fn suspend(&self) {
+        let raw = self.dev.as_ptr();
+        let dev = self.device();
+        let _rtnl = Rtnl::lock();
+        // SAFETY: `raw` is registered (type invariant); under RTNL.
+        unsafe { bindings::netif_device_detach(raw) };
+        // SAFETY: The private area is valid (type invariant); RTNL, held,
+        // serialises every access to the flag.
+        let stopped_for_sleep = unsafe { &mut (*dev.private()).stopped_for_sleep };
+        if !dev.is_running() || *stopped_for_sleep {
+            return;
+        }
+        if let Some(napi) = dev.napi() {
+            // SAFETY: Under RTNL, on a running interface whose datapath is not
+            // stopped for sleep: the last open enabled NAPI and nothing has
+            // disabled it since.
+            unsafe { napi.disable() };
+        }
+        if let Err(e) = T::stop(dev) {
+            dev_warn!(dev.parent(), "stopping for sleep failed: {:?}\n", e);
+        }
+        *stopped_for_sleep = true;
+    }
+
+    /// Puts the interface back in service after a system sleep, from a
+    /// resume-type callback of the parent's driver.
+    ///
+    /// If [`Self::suspend`] stopped it, the interface is opened again as an
+    /// open would, NAPI first: the driver's [`Operations::open`] must program
+    /// the device from scratch, as after a restore it may have lost every
+    /// setting or be another device. If that fails the interface is closed,
+    /// as `ip link set down` would, rather than left up without a datapath,
+    /// and the error returned. The interface is attached in either case.
+    pub fn resume(&self) -> Result {
+        let raw = self.dev.as_ptr();
+        let dev = self.device();
+        let _rtnl = Rtnl::lock();
+        // SAFETY: Under RTNL.
+        let reopen = unsafe { dev.take_stopped_for_sleep() };
+        let mut result = Ok(());
+        if reopen {
+            if let Some(napi) = dev.napi() {
+                // SAFETY: Under RTNL; `suspend` disabled NAPI and, the flag
+                // being set until now, nothing has enabled it since.
+                unsafe { napi.enable() };
+            }
+            result = T::open(dev);
+            if result.is_err() {
+                // SAFETY: `raw` is registered and running; under RTNL. The
+                // close disables NAPI, enabled above, and calls the driver's
+                // stop on what the failed open left.
+                unsafe { bindings::dev_close(raw) };
+            }
+        }
+        // SAFETY: `raw` is registered (type invariant); under RTNL.
+        unsafe { bindings::netif_device_attach(raw) };
+        result
+    }
+
     /// The registered device.
     pub fn device(&self) -> &Device<T> {
         // SAFETY: Registered and allocated for `T` while `self` lives.
         unsafe { Device::from_raw(self.dev.as_ptr()) }
+    }
+}
+
+/// The RTNL mutex, held while this lives.
+struct Rtnl;
+
+impl Rtnl {
+    fn lock() -> Self {
+        // SAFETY: Taken in process context, from callbacks that do not hold it.
+        unsafe { bindings::rtnl_lock() };
+        Self
+    }
+}
+
+impl Drop for Rtnl {
+    fn drop(&mut self) {
+        // SAFETY: Taken by `Rtnl::lock`.
+        unsafe { bindings::rtnl_unlock() };
     }
 }
 
