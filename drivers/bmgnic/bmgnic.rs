@@ -8,6 +8,11 @@
 //! function, maps BAR0 (the guest block only: the MSI-X table above it
 //! belongs to the PCI core), checks the register map it speaks and
 //! registers an Ethernet interface (see `nic.rs`).
+//!
+//! Across a system sleep the interface is detached and its datapath
+//! stopped; on the way back the device is identified again and programmed
+//! from scratch, as after a hibernation restore it may be another BMGNIC
+//! (the guest restored on another server).
 
 use kernel::{
     device::Core,
@@ -28,7 +33,7 @@ use regs::guest;
 /// Per-device state.
 struct BmgnicData<'bound> {
     pdev: &'bound pci::Device,
-    _netdev: netdev::Registration<'bound, Nic>,
+    netdev: netdev::Registration<'bound, Nic>,
 }
 
 /// The MAC address from `MAC_LO`/`MAC_HI` (little-endian, as the device
@@ -66,6 +71,7 @@ impl pci::Driver for BmgnicDriver {
     type Data<'bound> = BmgnicData<'bound>;
 
     const ID_TABLE: pci::IdTable<Self::IdInfo> = &PCI_TABLE;
+    const SLEEP_OPS: Option<pci::SleepOps<Self>> = Some(pci::SleepOps::new());
 
     fn probe<'bound>(
         pdev: &'bound pci::Device<Core<'_>>,
@@ -144,10 +150,60 @@ impl pci::Driver for BmgnicDriver {
             Nic::new(bar.into_devres()?, mtu),
             Some(irqs),
         )?;
-        Ok(BmgnicData {
-            pdev,
-            _netdev: netdev,
-        })
+        Ok(BmgnicData { pdev, netdev })
+    }
+}
+
+impl pci::Sleep for BmgnicDriver {
+    fn suspend<'bound>(
+        _pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        // A running interface is stopped as by a close: the device is reset
+        // and its rings freed, so it does no DMA while the system sleeps.
+        this.netdev.suspend();
+        Ok(())
+    }
+
+    fn resume<'bound>(
+        pdev: &'bound pci::Device<Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) -> Result {
+        let nic = this.netdev.device();
+        let bar = nic.data().bar().access(pdev.as_ref())?;
+        // Nothing is assumed to have survived in the device: it may be a
+        // new one, which must still speak this register map.
+        let id = bar.read32(guest::ID);
+        let version = bar.read32(guest::VERSION);
+        if let Err(e) = check_id(id, version) {
+            dev_err!(
+                pdev,
+                "resumed on an unsupported device: ID {:#010x}, version {}.{}\n",
+                id,
+                guest::version_major(version),
+                guest::version_minor(version)
+            );
+            return Err(e);
+        }
+        // The cloud gives a moved guest's NIC the same MAC before the guest
+        // resumes; if it did not, say so, as the NIC drops frames from any
+        // other source address.
+        let mac = mac_from_regs(bar.read32(guest::MAC_LO), bar.read32(guest::MAC_HI));
+        if mac != nic.mac() {
+            dev_warn!(
+                pdev,
+                "the device's MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} is not the interface's\n",
+                mac[0],
+                mac[1],
+                mac[2],
+                mac[3],
+                mac[4],
+                mac[5]
+            );
+        }
+        // Reopening a running interface resets the device and programs its
+        // rings, MTU and moderation again (`Nic::open`).
+        this.netdev.resume()
     }
 }
 

@@ -102,6 +102,11 @@ pub(crate) struct Nic {
 }
 
 impl Nic {
+    /// The guest register block.
+    pub(crate) fn bar(&self) -> &Bar0 {
+        &self.bar
+    }
+
     pub(crate) fn new(bar: Bar0, mtu: u32) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             bar,
