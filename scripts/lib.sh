@@ -22,10 +22,12 @@ die() { printf '[%s] error: %s\n' "${BMGNIC_STAGE:-bmgnic}" "$*" >&2; exit 1; }
 # Stable hash of files and strings given on stdin.
 input_hash() { sha256sum | cut -c1-16; }
 
-# Hash of a list of files (content and relative name).
+# Hash of a list of files (content and name relative to the checkout, so
+# that ./scripts/x.sh and $BMGNIC_TOP/scripts/x.sh share a cache entry).
 files_hash() {
 	local f
 	for f in "$@"; do
+		f=$(realpath "$f")
 		printf '%s\n' "${f#"$BMGNIC_TOP"/}"
 		cat "$f"
 	done | input_hash
