@@ -3,15 +3,17 @@
 #
 # The rack agent, PID 1's last part in every rack VM (init.sh, and the
 # tenant image's init): it serves the host's commands on the agent console
-# (/dev/hvc0): one line "<id> <base64 script>" in, "@@BEGIN <id>", output,
-# "@@END <id> <rc>" out; the line "poweroff" powers the VM off.
-# Usage: agent.sh ROLE
+# (/dev/hvc0, or the tenant image's second UART): one line
+# "<id> <base64 script>" in, "@@BEGIN <id>", output, "@@END <id> <rc>" out;
+# the line "poweroff" powers the VM off.
+# Usage: agent.sh ROLE [TTY]
 role=${1:-rack}
+tty=${2:-/dev/hvc0}
 
 # Settings of a tty that nobody holds open do not last: open it, then make
 # it a clean byte pipe (no echo, no CR/LF translation).
-exec 3<>/dev/hvc0
-stty raw -echo <&3
+exec 3<>"$tty"
+stty raw -echo 115200 <&3
 printf '@@READY %s\n' "$role" >&3
 while IFS=' ' read -r id script <&3; do
 	[ "$id" = poweroff ] && break

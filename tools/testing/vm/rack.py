@@ -264,6 +264,10 @@ REDFISH_GUEST_PORT = 8443
 PLATFORM_PORT_NAME = "org.bmgnic.platform.0"
 
 
+class AgentTimeout(RackError):
+    """A VM's agent did not answer in time."""
+
+
 class Platform:
     """Where a platform VM's board is: its channel socket, its QMP socket,
     its disk and media directory (bmgnic-platform,
@@ -313,10 +317,14 @@ class VM:
                 # Appended to: a platform's server boots many times.
                 "-chardev", f"file,id=serial,path={self.console},append=on",
                 "-serial", "chardev:serial",
-                "-chardev", f"socket,id=agent,path={self.agent_path},server=on,wait=off",
-                "-device", "virtio-serial-pci", "-device", "virtconsole,chardev=agent"]
+                "-chardev", f"socket,id=agent,path={self.agent_path},server=on,wait=off"]
         if platform is None or platform.disk is None:
+            args += ["-device", "virtio-serial-pci", "-device", "virtconsole,chardev=agent"]
             args += self._direct_boot(rack, role, cmdline)
+        else:
+            # The tenant image's agent is on its second UART (ttyS1), which
+            # survives a hibernation restore (tools/testing/vm/tenant-init.sh).
+            args += ["-device", "isa-serial,chardev=agent,index=1"]
         # else: the firmware boots the board's disk (or its virtual CD): no
         # kernel from the host, no host directory shared in.
         if model is not None:
@@ -425,8 +433,8 @@ class VM:
         while marker not in self.buf:
             left = deadline - time.time()
             if left <= 0:
-                raise RackError(f"{self.role} VM: timed out after {timeout}s "
-                                f"(console: {self.console})")
+                raise AgentTimeout(f"{self.role} VM: timed out after {timeout}s "
+                                   f"(console: {self.console})")
             if self.proc.poll() is not None:
                 raise RackError(f"{self.role} VM: QEMU exited (console: {self.console})")
             self.sock.settimeout(min(left, 1.0))
@@ -450,8 +458,23 @@ class VM:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout=180):
-        """Waits until the VM's agent answers a first command."""
-        self.run("true", timeout=timeout)
+        """Waits until the VM's agent answers a first command. The command
+        is sent again every few seconds: the first ones can be lost before
+        the agent reads its tty (a UART's FIFO is reset when the agent opens
+        it; after a hibernation, the boot kernel reads the console before it
+        restores the image). The agent answers the later ones by their id."""
+        deadline = time.time() + timeout
+        while True:
+            self.seq += 1
+            seq = str(self.seq).encode()
+            self.sock.sendall(seq + b" " + base64.b64encode(b"true") + b"\n")
+            try:
+                self._read_until(b"\n@@END " + seq + b" ", max(1, min(5, deadline - time.time())))
+                self._read_until(b"\n", 5)
+                break
+            except AgentTimeout:
+                if time.time() > deadline:
+                    raise
         self.transcript.write(f"# {self.role} ready\n")
 
     def run(self, command, timeout=120, check=True):

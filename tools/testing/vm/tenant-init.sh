@@ -33,4 +33,7 @@ if insmod /lib/modules/bmgnic/bmgnic.ko; then
 fi
 acpid
 
-exec sh /usr/local/lib/bmgnic/agent.sh server
+# The agent's tty is the second UART (the rack gives a platform's server
+# no virtio console), which the serial driver reprograms when a
+# hibernation image is restored on a new QEMU.
+exec sh /usr/local/lib/bmgnic/agent.sh server /dev/ttyS1
