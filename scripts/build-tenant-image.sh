@@ -8,6 +8,8 @@
 #   p1 (32 MiB) FAT16, active: syslinux, the rack kernel, syslinux.cfg
 #   p2 (rest)   ext4: Debian (mmdebstrap, minbase and a few tools), bmgnic.ko,
 #               and the tenant's init (tools/testing/vm/tenant-init.sh)
+#   p3 (128 MiB) swap, which the kernel also resumes from (resume=): the
+#               tenant hibernates into it when the RME checkpoints it
 #
 # Built without mounting anything (mkfs.fat/mke2fs write at offsets, mtools
 # and syslinux work on the image file), so it needs no loop device. Cached
@@ -34,6 +36,9 @@ disk_mib=512
 boot_start=2048
 boot_sectors=65536
 root_start=$((boot_start + boot_sectors))
+swap_sectors=262144
+swap_start=$((disk_mib * 2048 - swap_sectors))
+root_sectors=$((swap_start - root_start))
 
 vm="$BMGNIC_TOP/tools/testing/vm"
 key=$({
@@ -47,7 +52,7 @@ if [ -e "$out" ]; then
 	exit 0
 fi
 
-for tool in mmdebstrap mkfs.fat syslinux mcopy mke2fs sfdisk; do
+for tool in mmdebstrap mkfs.fat syslinux mcopy mke2fs mkswap sfdisk; do
 	command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup.sh packages"
 done
 mbr=/usr/lib/syslinux/mbr/mbr.bin
@@ -79,7 +84,8 @@ mkdir -p "$root/etc/bmgnic" "$root/etc/acpi/events"
 echo "$address" >"$root/etc/bmgnic/address"
 echo "tenant-$key" >"$root/etc/bmgnic/build-id"
 echo tenant >"$root/etc/hostname"
-printf '/dev/nvme0n1p2 / ext4 defaults 0 1\n' >"$root/etc/fstab"
+printf '/dev/nvme0n1p2 / ext4 defaults 0 1\n/dev/nvme0n1p3 none swap sw 0 0\n' \
+	>"$root/etc/fstab"
 printf 'event=button/power.*\naction=/usr/local/sbin/bmgnic-poweroff\n' \
 	>"$root/etc/acpi/events/powerbtn"
 
@@ -88,7 +94,8 @@ truncate -s "${disk_mib}M" "$img"
 sfdisk --quiet "$img" <<EOF
 label: dos
 start=$boot_start, size=$boot_sectors, type=e, bootable
-start=$root_start, type=83
+start=$root_start, size=$root_sectors, type=83
+start=$swap_start, size=$swap_sectors, type=82
 EOF
 dd if="$mbr" of="$img" bs=440 count=1 conv=notrunc status=none
 mkfs.fat -F 16 -n BMGNICBOOT -h "$boot_start" --offset "$boot_start" "$img" \
@@ -101,12 +108,15 @@ PROMPT 0
 TIMEOUT 0
 LABEL tenant
   LINUX /bzImage
-  APPEND root=/dev/nvme0n1p2 rootfstype=ext4 rootwait rw console=ttyS0 panic=-1 init=/usr/local/sbin/bmgnic-init
+  APPEND root=/dev/nvme0n1p2 rootfstype=ext4 rootwait rw resume=/dev/nvme0n1p3 resumewait console=ttyS0 panic=-1 init=/usr/local/sbin/bmgnic-init
 EOF
 mcopy -i "$img@@$((boot_start * 512))" "$kernel" ::/bzImage
 mcopy -i "$img@@$((boot_start * 512))" "$tmp/syslinux.cfg" ::/syslinux.cfg
 mke2fs -q -F -t ext4 -L tenant-root -d "$root" -E offset=$((root_start * 512)) \
-	"$img" $(((disk_mib * 1024 - root_start / 2)))k
+	"$img" $((root_sectors / 2))k
+truncate -s $((swap_sectors * 512)) "$tmp/swap"
+mkswap -q -L tenant-swap "$tmp/swap"
+dd if="$tmp/swap" of="$img" bs=512 seek="$swap_start" conv=notrunc,sparse status=none
 mv "$img" "$out"
 # Keep this image and the most recent other one.
 ls -1t "$BMGNIC_CACHE"/images/tenant-*.img 2>/dev/null | tail -n +3 | xargs -r rm -f

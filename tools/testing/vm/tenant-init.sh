@@ -4,9 +4,10 @@
 # PID 1 of the tenant OS image (scripts/build-tenant-image.sh): a Debian
 # root on the server's own NVMe disk, booted by SeaBIOS through syslinux.
 # It mounts the kernel's file systems, loads bmgnic, brings the tenant's
-# interface up with the address in /etc/bmgnic/address, lets acpid turn
-# the power button into a clean power-off (Redfish GracefulShutdown), and
-# becomes the rack agent (agent.sh), as every rack VM does.
+# interface up with the address in /etc/bmgnic/address, turns on swap
+# (where it also hibernates to), lets acpid turn the power button into a
+# clean power-off (Redfish GracefulShutdown), and becomes the rack agent
+# (agent.sh), as every rack VM does.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LC_ALL=C
 
@@ -19,6 +20,7 @@ for d in /tmp /run /dev/shm; do
 	mount -t tmpfs tmpfs "$d"
 done
 mount -o remount,rw /
+swapon -a
 hostname tenant
 ip link set lo up
 echo "bmgnic-tenant: root on $(findmnt -n -o SOURCE /), booted $(cat /etc/bmgnic/build-id)"
