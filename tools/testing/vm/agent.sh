@@ -18,7 +18,9 @@ printf '@@READY %s\n' "$role" >&3
 while IFS=' ' read -r id script <&3; do
 	[ "$id" = poweroff ] && break
 	printf '%s' "$script" | base64 -d >/tmp/.agent-cmd 2>/dev/null
-	( cd /root && sh /tmp/.agent-cmd ) </dev/null >/tmp/.agent-out 2>&1
+	# Without fd 3: a command (or what it leaves running) must not write
+	# into the agent's channel.
+	( cd /root && sh /tmp/.agent-cmd ) </dev/null >/tmp/.agent-out 2>&1 3>&-
 	rc=$?
 	{
 		printf '@@BEGIN %s\n' "$id"
