@@ -130,10 +130,14 @@ def test_counter_connects(s):
     ksft_in("/dev/nvme0n1p3", swaps, "the tenant's swap is not on")
     ksft_ge(pings(s.server, 3), 2, "the tenant does not reach its peer")
     s.peer.run(f"cat > /tmp/recorder.py <<'EOF'\n{RECORDER}\nEOF\n"
-               "(python3 /tmp/recorder.py > /tmp/recorder.err 2>&1 &); sleep 1")
+               "(python3 /tmp/recorder.py > /tmp/recorder.err 2>&1 &)")
+    # Python starts slowly from the 9p root under TCG: connect once it
+    # listens.
+    listening = wait_for(lambda: f":{COUNTER_PORT} " in s.peer.run("ss -Hltn")[1], timeout=60)
+    ksft_true(listening, "the peer's recorder does not listen")
     # bash's /dev/tcp: the tenant image has no netcat.
     s.server.run(f"cat > /root/counter.sh <<'EOF'\n"
-                 f"exec 3<>/dev/tcp/{rack.PEER_IP}/{COUNTER_PORT}\n"
+                 f"exec 3<>/dev/tcp/{rack.PEER_IP}/{COUNTER_PORT} || exit 1\n"
                  "i=0\nwhile :; do i=$((i+1)); echo $i >&3 || exit 1; sleep 0.2; done\nEOF\n"
                  "(setsid bash /root/counter.sh > /dev/null 2>&1 &); sleep 1")
     ksft_true(s.counting(), "the peer records no count from the tenant")
