@@ -66,6 +66,23 @@ fn check_id(id: u32, version: u32) -> Result<u32> {
     Ok(version)
 }
 
+/// Reads and checks the device's ID and version, logging a device this
+/// driver cannot drive; returns the version.
+fn identify(pdev: &pci::Device<Core<'_>>, bar: &pci::Bar<'_, { guest::REGS_END }>) -> Result<u32> {
+    let id = bar.read32(guest::ID);
+    let version = bar.read32(guest::VERSION);
+    check_id(id, version).inspect_err(|_| {
+        dev_err!(
+            pdev,
+            "unsupported device: ID {:#010x}, version {}.{} (driver speaks {}.x)\n",
+            id,
+            guest::version_major(version),
+            guest::version_minor(version),
+            guest::VERSION_MAJOR
+        );
+    })
+}
+
 impl pci::Driver for BmgnicDriver {
     type IdInfo = ();
     type Data<'bound> = BmgnicData<'bound>;
@@ -80,23 +97,11 @@ impl pci::Driver for BmgnicDriver {
         pdev.enable_device_mem()?;
         let bar = pdev.iomap_region_sized::<{ guest::REGS_END }>(0, c"bmgnic")?;
 
-        let id = bar.read32(guest::ID);
-        let version = bar.read32(guest::VERSION);
-        if let Err(e) = check_id(id, version) {
-            dev_err!(
-                pdev,
-                "unsupported device: ID {:#010x}, version {}.{} (driver speaks {}.x)\n",
-                id,
-                guest::version_major(version),
-                guest::version_minor(version),
-                guest::VERSION_MAJOR
-            );
-            return Err(e);
-        }
+        let version = identify(pdev, &bar)?;
         dev_info!(
             pdev,
             "BMGNIC ID {:#010x}, register map v{}.{}\n",
-            id,
+            guest::ID_MAGIC,
             guest::version_major(version),
             guest::version_minor(version)
         );
@@ -173,18 +178,7 @@ impl pci::Sleep for BmgnicDriver {
         let bar = nic.data().bar().access(pdev.as_ref())?;
         // Nothing is assumed to have survived in the device: it may be a
         // new one, which must still speak this register map.
-        let id = bar.read32(guest::ID);
-        let version = bar.read32(guest::VERSION);
-        if let Err(e) = check_id(id, version) {
-            dev_err!(
-                pdev,
-                "resumed on an unsupported device: ID {:#010x}, version {}.{}\n",
-                id,
-                guest::version_major(version),
-                guest::version_minor(version)
-            );
-            return Err(e);
-        }
+        identify(pdev, bar)?;
         // The cloud gives a moved guest's NIC the same MAC before the guest
         // resumes; if it did not, say so, as the NIC drops frames from any
         // other source address.
