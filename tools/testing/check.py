@@ -198,6 +198,7 @@ def main():
         fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
         for fuzz_dir, target in (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
                                  ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
+                                 ("qemu/fuzz", "checkpoint_disk"),
                                  ("rme/daemon/fuzz", "openflow_message")):
             corpus = os.path.join(CACHE, "fuzz-corpus", target)
             os.makedirs(corpus, exist_ok=True)

@@ -16,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         console: None,
         disk: None,
         media_dir: None,
+        guest_agent: None,
+        checkpoints: None,
     });
     for line in data.split(|&b| b == b'\n') {
         let answer = channel::answer(&mut board, line);

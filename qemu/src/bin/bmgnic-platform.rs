@@ -40,6 +40,13 @@ struct Args {
     /// The directory virtual media images are taken from.
     #[arg(long)]
     media_dir: Option<PathBuf>,
+    /// Where the server's QEMU opens the tenant's guest agent channel.
+    #[arg(long)]
+    guest_agent: Option<PathBuf>,
+    /// Provider storage: the directory checkpoints are kept in, shared
+    /// by the boards a tenant may move between.
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
     /// Power the server on at once.
     #[arg(long)]
     power_on: bool,
@@ -61,6 +68,8 @@ fn run(args: Args) -> Result<(), String> {
         console: args.console,
         disk: args.disk,
         media_dir: args.media_dir,
+        guest_agent: args.guest_agent,
+        checkpoints: args.checkpoint_dir,
     })));
     if args.power_on {
         board

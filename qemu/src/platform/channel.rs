@@ -16,6 +16,7 @@ use base64::Engine as _;
 use log::{info, warn};
 use serde_json::{json, Value};
 
+use super::checkpoint::KernelBuild;
 use super::Board;
 
 /// The longest request line.
@@ -60,6 +61,26 @@ fn dispatch(board: &mut Board, request: &Value) -> Result<Value, String> {
                 "data": base64::engine::general_purpose::STANDARD.encode(data),
                 "next": next,
             });
+        }
+        "hibernate" => {
+            let kernel = board.hibernate()?;
+            extra = json!({ "kernel": kernel.to_json() });
+        }
+        "guest-ping" => board.guest_ping()?,
+        "checkpoint-save" => {
+            let meta = request.get("meta").cloned().unwrap_or(Value::Null);
+            let kernel = request
+                .get("kernel")
+                .and_then(KernelBuild::from_json)
+                .ok_or(
+                    "'kernel' (release, version, machine: what hibernate answered) is required",
+                )?;
+            let manifest = board.checkpoint_save(string_arg(request, "name")?, &kernel, meta)?;
+            extra = json!({ "checkpoint": manifest });
+        }
+        "checkpoint-restore" => {
+            let manifest = board.checkpoint_restore(string_arg(request, "name")?)?;
+            extra = json!({ "checkpoint": manifest });
         }
         _ => return Err(format!("unknown request '{op}'")),
     }
@@ -159,6 +180,8 @@ mod tests {
             console: None,
             disk: None,
             media_dir: None,
+            guest_agent: None,
+            checkpoints: None,
         })
     }
 
@@ -196,6 +219,53 @@ mod tests {
         let a = answer(&mut b, br#"{"op": "power-on"}"#);
         assert_eq!(a["ok"], json!(false));
         assert_eq!(b.state()["power"], json!("off"));
+    }
+
+    const KERNEL: &str =
+        r##""kernel": {"release": "7.3.0", "version": "#1 SMP", "machine": "x86_64"}"##;
+
+    #[test]
+    fn checkpoints_need_storage_a_disk_and_the_power_off() {
+        let mut b = board();
+        let a = answer(&mut b, br#"{"op": "checkpoint-save", "name": "c1"}"#);
+        assert_eq!(a["ok"], json!(false));
+        let a = answer(
+            &mut b,
+            format!(r#"{{"op": "checkpoint-save", "name": "c1", {KERNEL}}}"#).as_bytes(),
+        );
+        assert_eq!(a["error"], json!("this board has no checkpoint storage"));
+        let a = answer(&mut b, br#"{"op": "checkpoint-restore"}"#);
+        assert_eq!(a["ok"], json!(false));
+        let dir = std::env::temp_dir().join(format!("bmgnic-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = dir.join("disk.img");
+        std::fs::write(&disk, vec![0u8; 4096]).unwrap();
+        let mut b = Board::new(BoardConfig {
+            disk: Some(disk.clone()),
+            checkpoints: Some(dir.clone()),
+            ..board().config.clone()
+        });
+        // A disk without a partition table, let alone a hibernation
+        // image, is not stored, and a missing checkpoint is not restored:
+        // the disk is left as it was.
+        let a = answer(
+            &mut b,
+            format!(r#"{{"op": "checkpoint-save", "name": "c1", {KERNEL}}}"#).as_bytes(),
+        );
+        assert_eq!(a["error"], json!("the disk has no MBR partition table"));
+        assert!(!dir.join("c1.json").exists());
+        let a = answer(&mut b, br#"{"op": "checkpoint-restore", "name": "c1"}"#);
+        assert_eq!(a["error"], json!("no checkpoint 'c1' in provider storage"));
+        let a = answer(
+            &mut b,
+            format!(r#"{{"op": "checkpoint-save", "name": "../c1", {KERNEL}}}"#).as_bytes(),
+        );
+        assert_eq!(a["ok"], json!(false));
+        assert_eq!(std::fs::read(&disk).unwrap(), vec![0u8; 4096]);
+        // The guest agent is only reached while the server runs.
+        let a = answer(&mut b, br#"{"op": "hibernate"}"#);
+        assert_eq!(a["error"], json!("the server is off"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! a power cycle.
 
 pub mod channel;
+pub mod checkpoint;
+pub mod qga;
 pub mod qmp;
 
 use std::fs::File;
@@ -31,6 +33,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONSOLE_CHUNK: usize = 32 * 1024;
 /// The qdev id of the virtual CD drive.
 const CD_DEVICE: &str = "bmgnic-vcd";
+/// The guest agent's port name, as qemu-ga looks for it.
+const QGA_PORT: &str = "org.qemu.guest_agent.0";
 
 /// What the board boots from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +91,11 @@ pub struct BoardConfig {
     pub disk: Option<PathBuf>,
     /// The directory virtual media images are taken from.
     pub media_dir: Option<PathBuf>,
+    /// Where the server's QEMU opens the guest agent's channel (a
+    /// virtio-serial port named `org.qemu.guest_agent.0`).
+    pub guest_agent: Option<PathBuf>,
+    /// Provider storage: the directory checkpoints are kept in.
+    pub checkpoints: Option<PathBuf>,
 }
 
 /// The power states of platform.rst.
@@ -230,6 +239,19 @@ impl Board {
             args.push(format!(
                 "ide-cd,drive=bmgnic-cd,bus=ide.0,id={CD_DEVICE},bootindex={cd_index}"
             ));
+        }
+        if let Some(agent) = &self.config.guest_agent {
+            args.extend([
+                "-chardev".into(),
+                format!(
+                    "socket,id=bmgnic-qga,path={},server=on,wait=off",
+                    agent.display()
+                ),
+                "-device".into(),
+                "virtio-serial-pci,id=bmgnic-vser".into(),
+                "-device".into(),
+                format!("virtserialport,bus=bmgnic-vser.0,chardev=bmgnic-qga,name={QGA_PORT}"),
+            ]);
         }
         args
     }
@@ -414,6 +436,69 @@ impl Board {
             .map_err(|e| format!("console: {e}"))?;
         let next = offset + data.len() as u64;
         Ok((data, next))
+    }
+
+    fn guest_agent(&mut self) -> Result<qga::GuestAgent, String> {
+        self.running()?;
+        let path = self
+            .config
+            .guest_agent
+            .as_ref()
+            .ok_or("this board has no channel to a guest agent")?;
+        qga::GuestAgent::connect(path)
+    }
+
+    /// Ask the tenant to hibernate; it powers off once its image is
+    /// written. Returns the kernel it runs, which the image needs.
+    pub fn hibernate(&mut self) -> Result<checkpoint::KernelBuild, String> {
+        if self.power() == Power::Paused {
+            return Err("the server is paused".into());
+        }
+        let mut agent = self.guest_agent()?;
+        let kernel = agent.kernel()?;
+        info!("asking the guest to hibernate (kernel {kernel})");
+        agent.suspend_disk()?;
+        Ok(kernel)
+    }
+
+    /// Whether the tenant's guest agent answers.
+    pub fn guest_ping(&mut self) -> Result<(), String> {
+        self.guest_agent().map(drop)
+    }
+
+    fn checkpoint_parts(&mut self) -> Result<(checkpoint::Store, PathBuf), String> {
+        if self.power() != Power::Off {
+            return Err("the server must be off".into());
+        }
+        let dir = self
+            .config
+            .checkpoints
+            .clone()
+            .ok_or("this board has no checkpoint storage")?;
+        let disk = self.config.disk.clone().ok_or("this server has no disk")?;
+        Ok((checkpoint::Store::new(dir), disk))
+    }
+
+    /// Store the disk as checkpoint `name` of an image written by
+    /// `kernel`, with the RME's `meta`.
+    pub fn checkpoint_save(
+        &mut self,
+        name: &str,
+        kernel: &checkpoint::KernelBuild,
+        meta: Value,
+    ) -> Result<Value, String> {
+        let (store, disk) = self.checkpoint_parts()?;
+        let manifest = store.save(name, &disk, kernel, meta)?;
+        info!("checkpoint {name} saved");
+        Ok(manifest)
+    }
+
+    /// Put checkpoint `name` on the disk, once it is known to resume.
+    pub fn checkpoint_restore(&mut self, name: &str) -> Result<Value, String> {
+        let (store, disk) = self.checkpoint_parts()?;
+        let manifest = store.restore(name, &disk)?;
+        info!("checkpoint {name} restored onto the disk");
+        Ok(manifest)
     }
 
     /// The QMP socket path (for cleanup).
