@@ -7,13 +7,14 @@
 //! module serves and `make check` checks against the family's YAML spec.
 
 use crate::rme::{
-    DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec, IpPrefix, MeterSpec, Rme,
-    RmeError, RmeEvent, Tenancy,
+    apply_nic_config, errno, DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec,
+    IdentityConfig, IpPrefix, MeterSpec, MissPolicy, NicConfig, NicConfigSteps, PolicyConfig, Rme,
+    RmeError, RmeEvent, Tenancy, TenantConfig, VtepConfig,
 };
 use bmgnic_wire::genl::{
     attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
 };
-use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, MISS_ALLOW, MISS_DROP};
+use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP, MISS_ALLOW, MISS_DROP};
 use neli::{
     consts::{nl::NlmF, socket::NlFamily},
     err::RouterError,
@@ -23,6 +24,7 @@ use neli::{
     types::{Buffer, GenlBuffer},
     utils::Groups,
 };
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 type Msg = Genlmsghdr<u8, u16>;
 type Attrs = GenlBuffer<u16, Buffer>;
@@ -141,6 +143,23 @@ fn match_attrs(m: &FlowMatch) -> Result<Vec<Nlattr<u16, Buffer>>, RmeError> {
     Ok(out)
 }
 
+/// flow-add's attributes for `spec`.
+fn flow_attrs(spec: &FlowSpec) -> Result<Vec<Nlattr<u16, Buffer>>, RmeError> {
+    use attr::flow as a;
+    let mut attrs = vec![
+        nla(a::PRIORITY, spec.priority.to_ne_bytes().to_vec())?,
+        nla(a::ACTION, vec![spec.action.to_attr()])?,
+    ];
+    if let Some(m) = spec.meter {
+        attrs.push(nla(a::METER, u16::from(m).to_ne_bytes().to_vec())?);
+    }
+    if let FlowAction::Encap { vtep } = spec.action {
+        attrs.push(nla(a::VTEP, u16::from(vtep).to_ne_bytes().to_vec())?);
+    }
+    attrs.push(nest(a::MATCH, match_attrs(&spec.matching)?)?);
+    Ok(attrs)
+}
+
 fn raw<'a>(h: &'a Handle<'a>, kind: u16) -> Option<&'a [u8]> {
     h.get_attribute(kind).map(|a| a.nla_payload().as_ref())
 }
@@ -234,6 +253,172 @@ fn parse_flow(h: &Handle<'_>) -> Option<FlowInfo> {
     })
 }
 
+/// The payloads of every `kind` attribute (multi-attr).
+fn all_raw<'a>(h: &'a Handle<'a>, kind: u16) -> impl Iterator<Item = &'a [u8]> {
+    h.iter()
+        .filter(move |a| *a.nla_type().nla_type() == kind)
+        .map(|a| a.nla_payload().as_ref())
+}
+
+/// A reply the configuration cannot be read from: the module and this
+/// daemon disagree on the family.
+fn garbled(what: impl std::fmt::Display) -> RmeError {
+    RmeError::new(errno::EIO, what.to_string())
+}
+
+/// The payload of a `kind` attribute the module always sends, exactly `N`
+/// bytes long.
+fn exact<const N: usize>(h: &Handle<'_>, kind: u16, what: &str) -> Result<[u8; N], RmeError> {
+    raw(h, kind)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| garbled(format!("{what}: missing or not {N} bytes")))
+}
+
+/// A nest that must be readable if present: read as absent, a garbled
+/// one would drop part of the configuration.
+fn nest_of<'a>(h: &'a Handle<'a>, kind: u16, what: &str) -> Result<Option<Handle<'a>>, RmeError> {
+    match nested(h, kind) {
+        Some(n) => Ok(Some(n)),
+        None if h.get_attribute(kind).is_some() => Err(garbled(format!("{what}: unreadable"))),
+        None => Ok(None),
+    }
+}
+
+/// An index (u16 on the wire) of one of the NIC's 256 VTEPs or meters.
+fn index_u8(h: &Handle<'_>, kind: u16, what: &str) -> Result<u8, RmeError> {
+    u16_ne(h, kind)
+        .and_then(|i| u8::try_from(i).ok())
+        .ok_or_else(|| garbled(format!("{what}: missing or out of range")))
+}
+
+/// dev-get's `identity` nest.
+fn identity_config(h: &Handle<'_>) -> Result<IdentityConfig, RmeError> {
+    use attr::identity as a;
+    let mut ipv4 = Vec::new();
+    for b in all_raw(h, a::IPV4) {
+        let b = <[u8; 4]>::try_from(b).map_err(|_| garbled("identity: IPv4 not 4 bytes"))?;
+        ipv4.push(Ipv4Addr::from(b));
+    }
+    let mut ipv6 = Vec::new();
+    for b in all_raw(h, a::IPV6) {
+        let b = <[u8; 16]>::try_from(b).map_err(|_| garbled("identity: IPv6 not 16 bytes"))?;
+        ipv6.push(Ipv6Addr::from(b));
+    }
+    Ok(IdentityConfig {
+        mac: exact(h, a::MAC, "identity mac")?,
+        mtu_cap: u32::from_ne_bytes(exact(h, a::MTU_CAP, "identity mtu-cap")?),
+        ipv4,
+        ipv6,
+    })
+}
+
+/// dev-get's `tenant` nest; the module sends a zeroed one without a
+/// tenant, which is `None`.
+fn tenant_config(h: &Handle<'_>) -> Result<Option<TenantConfig>, RmeError> {
+    use attr::tenant as a;
+    let t = TenantConfig {
+        vni: u32::from_ne_bytes(exact(h, a::VNI, "tenant vni")?),
+        local_mac: exact(h, a::LOCAL_MAC, "tenant local-mac")?,
+        local_ip: Ipv4Addr::from(exact::<4>(h, a::LOCAL_IP, "tenant local-ip")?),
+    };
+    Ok((!t.is_unset()).then_some(t))
+}
+
+/// dev-get's `policy` nest: its miss policy, if reported.
+fn policy_config(h: &Handle<'_>) -> Result<Option<PolicyConfig>, RmeError> {
+    let miss = match u8_of(h, attr::policy::MISS_POLICY) {
+        None => return Ok(None),
+        Some(MISS_DROP) => MissPolicy::Drop,
+        Some(MISS_ALLOW) => MissPolicy::Allow,
+        Some(v) => return Err(garbled(format!("policy: unknown miss policy {v}"))),
+    };
+    Ok(Some(PolicyConfig { miss }))
+}
+
+/// A vtep-get dump message.
+fn vtep_config(h: &Handle<'_>) -> Result<VtepConfig, RmeError> {
+    use attr::vtep as a;
+    let index = index_u8(h, a::INDEX, "vtep index")?;
+    let what = format!("vtep {index}");
+    Ok(VtepConfig {
+        index,
+        mac: exact(h, a::MAC, &what)?,
+        ip: Ipv4Addr::from(exact::<4>(h, a::IP, &what)?),
+    })
+}
+
+/// A meter-get dump message.
+fn meter_config(h: &Handle<'_>) -> Result<MeterSpec, RmeError> {
+    use attr::meter as a;
+    let index = index_u8(h, a::INDEX, "meter index")?;
+    let what = format!("meter {index}");
+    let packets = match u8_of(h, a::UNIT) {
+        // Bytes when absent, as the family says.
+        None | Some(meter_unit::BYTES) => false,
+        Some(meter_unit::PACKETS) => true,
+        Some(u) => return Err(garbled(format!("{what}: unknown unit {u}"))),
+    };
+    Ok(MeterSpec {
+        index,
+        rate: u64::from_ne_bytes(exact(h, a::RATE, &what)?),
+        burst: u32::from_ne_bytes(exact(h, a::BURST, &what)?),
+        packets,
+    })
+}
+
+/// A flow-get dump message, refused rather than read approximately where
+/// [`parse_flow`] (enough for the agent) would lose part of the rule:
+/// re-applying it would make a different rule.
+fn flow_config(h: &Handle<'_>) -> Result<FlowSpec, RmeError> {
+    use attr::{flow as a, matches as m};
+    let id = u32_ne(h, a::ID).ok_or_else(|| garbled("flow without an id"))?;
+    let what = format!("flow {id}");
+    match u8_of(h, a::ACTION) {
+        Some(ACTION_DROP | ACTION_ALLOW) => {}
+        Some(ACTION_ENCAP) => {
+            index_u8(h, a::VTEP, &format!("{what} vtep"))?;
+        }
+        _ => return Err(garbled(format!("{what}: missing or unknown action"))),
+    }
+    if h.get_attribute(a::METER).is_some() {
+        index_u8(h, a::METER, &format!("{what} meter"))?;
+    }
+    if let Some(mh) = nest_of(h, a::MATCH, &format!("{what} match"))? {
+        for attr in mh.iter() {
+            let kind = *attr.nla_type().nla_type();
+            let len = attr.nla_payload().as_ref().len();
+            let want = match kind {
+                m::IN_PORT | m::IP_PROTO | m::IP_SRC_PREFIX | m::IP_DST_PREFIX => 1,
+                m::ETHERTYPE | m::VLAN_TCI | m::L4_SRC | m::L4_DST => 2,
+                m::ETH_SRC | m::ETH_SRC_MASK | m::ETH_DST | m::ETH_DST_MASK => 6,
+                m::IP_SRC | m::IP_DST if len == 16 => {
+                    return Err(RmeError::new(
+                        errno::EOPNOTSUPP,
+                        format!(
+                            "{what} matches IPv6 addresses, which the daemon's flows cannot hold"
+                        ),
+                    ))
+                }
+                m::IP_SRC | m::IP_DST => 4,
+                _ => {
+                    return Err(RmeError::new(
+                        errno::EOPNOTSUPP,
+                        format!("{what} matches on attribute {kind}, unknown to the daemon"),
+                    ))
+                }
+            };
+            if len != want {
+                return Err(garbled(format!(
+                    "{what}: match attribute {kind} of {len} bytes"
+                )));
+            }
+        }
+    }
+    parse_flow(h)
+        .map(|f| f.spec)
+        .ok_or_else(|| garbled(format!("{what}: unreadable")))
+}
+
 impl Netlink {
     /// Opens a socket and resolves the family; fails with a clear message
     /// when `bmgnic_rme` is not loaded.
@@ -273,17 +458,45 @@ impl Netlink {
         mtu_cap: u32,
         ipv4: &[[u8; 4]],
     ) -> Result<(), RmeError> {
+        self.identity_request(mac, Some(mtu_cap), ipv4, &[])
+    }
+
+    /// identity-set: without `mtu_cap` the module keeps its own; without
+    /// addresses, its addresses.
+    fn identity_request(
+        &self,
+        mac: [u8; 6],
+        mtu_cap: Option<u32>,
+        ipv4: &[[u8; 4]],
+        ipv6: &[[u8; 16]],
+    ) -> Result<(), RmeError> {
         use attr::identity as a;
-        let mut attrs = vec![
-            nla(a::MAC, mac.to_vec())?,
-            nla(a::MTU_CAP, mtu_cap.to_ne_bytes().to_vec())?,
-        ];
+        let mut attrs = vec![nla(a::MAC, mac.to_vec())?];
+        if let Some(cap) = mtu_cap {
+            attrs.push(nla(a::MTU_CAP, cap.to_ne_bytes().to_vec())?);
+        }
         for ip in ipv4 {
             attrs.push(nla(a::IPV4, ip.to_vec())?);
+        }
+        for ip in ipv6 {
+            attrs.push(nla(a::IPV6, ip.to_vec())?);
         }
         let nest = nest(attr::dev::IDENTITY, attrs)?;
         self.request(cmd::IDENTITY_SET, NlmF::ACK, vec![nest])
             .map(|_| ())
+    }
+
+    /// A dump of `command`, each message read with `parse`.
+    fn dump<T>(
+        &self,
+        command: u8,
+        parse: impl Fn(&Handle<'_>) -> Result<T, RmeError>,
+    ) -> Result<Vec<T>, RmeError> {
+        let replies = self.request(command, NlmF::DUMP | NlmF::ACK, Vec::new())?;
+        replies
+            .iter()
+            .map(|m| parse(&m.attrs().get_attr_handle()))
+            .collect()
     }
 
     /// Sets the tenant's VNI and this server's VTEP.
@@ -362,18 +575,7 @@ impl Netlink {
 impl Rme for Netlink {
     fn flow_add(&mut self, spec: &FlowSpec) -> Result<u32, RmeError> {
         use attr::flow as a;
-        let mut attrs = vec![
-            nla(a::PRIORITY, spec.priority.to_ne_bytes().to_vec())?,
-            nla(a::ACTION, vec![spec.action.to_attr()])?,
-        ];
-        if let Some(m) = spec.meter {
-            attrs.push(nla(a::METER, u16::from(m).to_ne_bytes().to_vec())?);
-        }
-        if let FlowAction::Encap { vtep } = spec.action {
-            attrs.push(nla(a::VTEP, u16::from(vtep).to_ne_bytes().to_vec())?);
-        }
-        attrs.push(nest(a::MATCH, match_attrs(&spec.matching)?)?);
-        let replies = self.request(cmd::FLOW_ADD, NlmF::ACK, attrs)?;
+        let replies = self.request(cmd::FLOW_ADD, NlmF::ACK, flow_attrs(spec)?)?;
         replies
             .iter()
             .find_map(|m| u32_ne(&m.attrs().get_attr_handle(), a::ID))
@@ -488,6 +690,59 @@ impl Rme for Netlink {
         self.request(cmd::TENANT_SET, NlmF::ACK, vec![tenant])
             .map(|_| ())
     }
+
+    fn nic_config(&mut self) -> Result<NicConfig, RmeError> {
+        use attr::dev as a;
+        let replies = self.request(cmd::DEV_GET, NlmF::ACK, Vec::new())?;
+        let h = replies
+            .first()
+            .map(|m| m.attrs().get_attr_handle())
+            .ok_or_else(|| garbled("dev-get without a reply"))?;
+        let identity = nest_of(&h, a::IDENTITY, "dev-get identity")?
+            .ok_or_else(|| garbled("dev-get without an identity"))
+            .and_then(|i| identity_config(&i))?;
+        let tenant = match nest_of(&h, a::TENANT, "dev-get tenant")? {
+            Some(t) => tenant_config(&t)?,
+            None => None,
+        };
+        let policy = match nest_of(&h, a::POLICY, "dev-get policy")? {
+            Some(p) => policy_config(&p)?,
+            None => None,
+        };
+        Ok(NicConfig {
+            identity,
+            tenant,
+            vteps: self.dump(cmd::VTEP_GET, vtep_config)?,
+            meters: self.dump(cmd::METER_GET, meter_config)?,
+            flows: self.dump(cmd::FLOW_GET, flow_config)?,
+            policy,
+        })
+    }
+
+    fn nic_config_apply(&mut self, cfg: &NicConfig) -> Result<(), RmeError> {
+        apply_nic_config(self, cfg)
+    }
+}
+
+impl NicConfigSteps for Netlink {
+    fn identity_apply(&mut self, id: &IdentityConfig) -> Result<(), RmeError> {
+        let ipv4: Vec<[u8; 4]> = id.ipv4.iter().map(Ipv4Addr::octets).collect();
+        let ipv6: Vec<[u8; 16]> = id.ipv6.iter().map(Ipv6Addr::octets).collect();
+        let mtu_cap = (id.mtu_cap != 0).then_some(id.mtu_cap);
+        self.identity_request(id.mac, mtu_cap, &ipv4, &ipv6)
+    }
+
+    fn tenant_apply(&mut self, t: &TenantConfig) -> Result<(), RmeError> {
+        self.tenant_set(t.vni, t.local_mac, t.local_ip.octets())
+    }
+
+    fn vtep_apply(&mut self, v: &VtepConfig) -> Result<(), RmeError> {
+        self.vtep_set(v.index, v.mac, v.ip.octets())
+    }
+
+    fn policy_apply(&mut self, p: &PolicyConfig) -> Result<(), RmeError> {
+        self.miss_policy_set(p.miss == MissPolicy::Allow)
+    }
 }
 
 impl Events {
@@ -521,5 +776,210 @@ impl Events {
                 _ => continue,
             });
         }
+    }
+}
+
+/// The replies' parsing, on attributes laid out as the module sends them.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rme::errno::{EIO, EOPNOTSUPP};
+
+    fn handle(attrs: Vec<Nlattr<u16, Buffer>>) -> Handle<'static> {
+        neli::attr::AttrHandle::new(attrs.into_iter().collect::<Attrs>())
+    }
+
+    fn a(kind: u16, payload: &[u8]) -> Nlattr<u16, Buffer> {
+        nla(kind, payload.to_vec()).expect("attribute")
+    }
+
+    const MAC: [u8; 6] = [0x02, 0, 0, 0xaa, 0xbb, 0x01];
+
+    #[test]
+    fn dev_get_nests() {
+        use attr::{dev, identity as i, policy as p, tenant as t};
+        let v6: Ipv6Addr = "fd00::5".parse().expect("address");
+        let h = handle(vec![
+            a(dev::SW_FLOWS, &0u32.to_ne_bytes()),
+            nest(
+                dev::IDENTITY,
+                vec![
+                    a(i::MAC, &MAC),
+                    a(i::MTU_CAP, &1500u32.to_ne_bytes()),
+                    a(i::IPV4, &[10, 0, 0, 5]),
+                    a(i::IPV4, &[10, 0, 1, 5]),
+                    a(i::IPV6, &v6.octets()),
+                ],
+            )
+            .expect("nest"),
+            nest(
+                dev::TENANT,
+                vec![
+                    a(t::VNI, &0u32.to_ne_bytes()),
+                    a(t::LOCAL_MAC, &[0; 6]),
+                    a(t::LOCAL_IP, &[0; 4]),
+                ],
+            )
+            .expect("nest"),
+            nest(
+                dev::POLICY,
+                vec![a(p::QUARANTINED, &[0]), a(p::MISS_POLICY, &[MISS_ALLOW])],
+            )
+            .expect("nest"),
+        ]);
+        let id = nested(&h, dev::IDENTITY).expect("identity");
+        assert_eq!(
+            identity_config(&id),
+            Ok(IdentityConfig {
+                mac: MAC,
+                mtu_cap: 1500,
+                ipv4: vec![Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 1, 5)],
+                ipv6: vec![v6],
+            })
+        );
+        // The module's zeroed nest without a tenant.
+        let tn = nested(&h, dev::TENANT).expect("tenant");
+        assert_eq!(tenant_config(&tn), Ok(None));
+        let pn = nested(&h, dev::POLICY).expect("policy");
+        assert_eq!(
+            policy_config(&pn),
+            Ok(Some(PolicyConfig {
+                miss: MissPolicy::Allow
+            }))
+        );
+
+        let tn = handle(vec![
+            a(t::VNI, &0u32.to_ne_bytes()),
+            a(t::LOCAL_MAC, &MAC),
+            a(t::LOCAL_IP, &[192, 168, 0, 10]),
+        ]);
+        assert_eq!(
+            tenant_config(&tn),
+            Ok(Some(TenantConfig {
+                vni: 0,
+                local_mac: MAC,
+                local_ip: Ipv4Addr::new(192, 168, 0, 10),
+            }))
+        );
+        assert_eq!(
+            policy_config(&handle(vec![a(p::QUARANTINED, &[1])])),
+            Ok(None)
+        );
+        assert_eq!(
+            policy_config(&handle(vec![a(p::MISS_POLICY, &[7])])).map_err(|e| e.errno),
+            Err(EIO)
+        );
+        // A short MAC is not read as a shorter one.
+        let bad = handle(vec![a(i::MAC, &MAC[..5]), a(i::MTU_CAP, &[0; 4])]);
+        assert_eq!(identity_config(&bad).map_err(|e| e.errno), Err(EIO));
+    }
+
+    #[test]
+    fn vtep_and_meter_dumps() {
+        use attr::{meter as m, vtep as v};
+        let h = handle(vec![
+            a(v::INDEX, &3u16.to_ne_bytes()),
+            a(v::MAC, &MAC),
+            a(v::IP, &[192, 168, 0, 11]),
+        ]);
+        assert_eq!(
+            vtep_config(&h),
+            Ok(VtepConfig {
+                index: 3,
+                mac: MAC,
+                ip: Ipv4Addr::new(192, 168, 0, 11),
+            })
+        );
+        let h = handle(vec![a(v::INDEX, &300u16.to_ne_bytes())]);
+        assert!(vtep_config(&h).is_err());
+
+        let meter = |unit: Option<u8>| {
+            let mut attrs = vec![
+                a(m::INDEX, &7u16.to_ne_bytes()),
+                a(m::RATE, &1000u64.to_ne_bytes()),
+                a(m::BURST, &10u32.to_ne_bytes()),
+            ];
+            attrs.extend(unit.map(|u| a(m::UNIT, &[u])));
+            meter_config(&handle(attrs)).map(|m| m.packets)
+        };
+        assert_eq!(meter(None), Ok(false));
+        assert_eq!(meter(Some(meter_unit::BYTES)), Ok(false));
+        assert_eq!(meter(Some(meter_unit::PACKETS)), Ok(true));
+        assert!(meter(Some(2)).is_err());
+    }
+
+    fn dumped(spec: &FlowSpec, id: u32) -> Vec<Nlattr<u16, Buffer>> {
+        use attr::flow as f;
+        let mut attrs = vec![a(f::ID, &id.to_ne_bytes())];
+        attrs.extend(flow_attrs(spec).expect("flow attributes"));
+        attrs.push(a(f::PACKETS, &5u64.to_ne_bytes()));
+        attrs.push(a(f::BYTES, &500u64.to_ne_bytes()));
+        attrs.push(a(f::NIC_SLOT, &2u32.to_ne_bytes()));
+        attrs
+    }
+
+    #[test]
+    fn flow_dump_reads_back_what_flow_add_sends() {
+        let spec = FlowSpec {
+            priority: 100,
+            action: FlowAction::Encap { vtep: 3 },
+            meter: Some(7),
+            matching: crate::rme::tests::every_match(MAC),
+        };
+        assert_eq!(flow_config(&handle(dumped(&spec, 9))), Ok(spec));
+        let drop = FlowSpec {
+            priority: 0,
+            action: FlowAction::Drop,
+            meter: None,
+            matching: FlowMatch::default(),
+        };
+        assert_eq!(flow_config(&handle(dumped(&drop, 10))), Ok(drop));
+    }
+
+    #[test]
+    fn flow_dump_refuses_what_a_flow_spec_cannot_hold() {
+        use attr::{flow as f, matches as m};
+        let spec = FlowSpec {
+            priority: 1,
+            action: FlowAction::Allow,
+            meter: None,
+            matching: FlowMatch::default(),
+        };
+        let with_match = |attrs: Vec<Nlattr<u16, Buffer>>| {
+            let mut msg: Vec<_> = dumped(&spec, 4)
+                .into_iter()
+                .filter(|x| *x.nla_type().nla_type() != f::MATCH)
+                .collect();
+            msg.push(nest(f::MATCH, attrs).expect("nest"));
+            flow_config(&handle(msg))
+        };
+        let v6 = with_match(vec![
+            a(m::ETHERTYPE, &0x86ddu16.to_be_bytes()),
+            a(m::IP_DST, &[0xfd; 16]),
+            a(m::IP_DST_PREFIX, &[64]),
+        ])
+        .expect_err("IPv6");
+        assert_eq!(v6.errno, EOPNOTSUPP);
+        assert_eq!(
+            v6.message.as_deref(),
+            Some("flow 4 matches IPv6 addresses, which the daemon's flows cannot hold")
+        );
+        assert_eq!(
+            with_match(vec![a(15, &[0])]).map_err(|e| e.errno),
+            Err(EOPNOTSUPP)
+        );
+        assert_eq!(
+            with_match(vec![a(m::L4_DST, &[0; 4])]).map_err(|e| e.errno),
+            Err(EIO)
+        );
+        // Without an id, or with an action it does not know.
+        let no_id: Vec<_> = dumped(&spec, 4).into_iter().skip(1).collect();
+        assert!(flow_config(&handle(no_id)).is_err());
+        let mut bad_action: Vec<_> = dumped(&spec, 4)
+            .into_iter()
+            .filter(|x| *x.nla_type().nla_type() != f::ACTION)
+            .collect();
+        bad_action.push(a(f::ACTION, &[9]));
+        assert!(flow_config(&handle(bad_action)).is_err());
     }
 }
