@@ -112,7 +112,8 @@ struct Args {
     /// Provisioning: the guest's MTU cap.
     #[arg(long, default_value_t = 1500)]
     mtu_cap: u32,
-    /// Provisioning: this server's VTEP, MAC,IP.
+    /// This server's VTEP, MAC,IP: provisioned for the controller, and
+    /// the one a tenant restored here (Redfish) sends from.
     #[arg(long)]
     local_vtep: Option<Vtep>,
     /// Provisioning: remote VTEP INDEX=MAC,IP, shown as tunnel port
@@ -192,7 +193,8 @@ fn main() {
         let nl = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
         let platform = ChannelPlatform::new(&args.platform, std::time::Duration::from_secs(10));
         let svc = Service::new(Box::new(platform), Box::new(nl), accounts)
-            .with_erase_media(args.erase_media.clone());
+            .with_erase_media(args.erase_media.clone())
+            .with_local_vtep(args.local_vtep.map(|v| (v.mac.0, v.ip)));
         let cfg = redfish::Config {
             addr: Some(addr),
             cert_key: args.tls_cert.clone().zip(args.tls_key.clone()),

@@ -6,6 +6,7 @@
 //! the RME VM's virtio-serial port (or, for tests, a unix socket);
 //! [`MemoryPlatform`] follows the same rules in memory.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -113,10 +114,32 @@ pub enum Request {
     PowerCycle,
     Pause,
     Resume,
-    Boot { target: BootTarget, once: bool },
-    MediaInsert { image: String },
+    Boot {
+        target: BootTarget,
+        once: bool,
+    },
+    MediaInsert {
+        image: String,
+    },
     MediaEject,
-    Console { offset: u64 },
+    Console {
+        offset: u64,
+    },
+    /// Ask the tenant's guest agent to hibernate (it powers off after).
+    Hibernate,
+    /// Whether the tenant's guest agent answers.
+    GuestPing,
+    /// Keep the (off) server's disk as checkpoint `name` of an image
+    /// written by `kernel` (what `hibernate` answered), with `meta`.
+    CheckpointSave {
+        name: String,
+        kernel: serde_json::Value,
+        meta: serde_json::Value,
+    },
+    /// Put checkpoint `name` on the (off) server's disk.
+    CheckpointRestore {
+        name: String,
+    },
 }
 
 /// A successful answer: the state, and for `console` its data.
@@ -125,6 +148,10 @@ pub struct Answer {
     pub state: PlatformState,
     /// `console` only: the bytes (decoded) and the next offset.
     pub console: Option<(Vec<u8>, u64)>,
+    /// `checkpoint-save` and `checkpoint-restore`: the manifest.
+    pub checkpoint: Option<serde_json::Value>,
+    /// `hibernate`: the kernel the guest runs.
+    pub kernel: Option<serde_json::Value>,
 }
 
 /// Why a request failed.
@@ -191,6 +218,38 @@ pub trait Platform {
     fn media_eject(&mut self) -> Result<PlatformState, PlatformError> {
         self.call(Request::MediaEject).map(|a| a.state)
     }
+    /// Asks the tenant to hibernate; returns the kernel it runs.
+    fn hibernate(&mut self) -> Result<serde_json::Value, PlatformError> {
+        self.call(Request::Hibernate)?
+            .kernel
+            .ok_or_else(|| PlatformError::Channel("hibernate answer without kernel".into()))
+    }
+    fn guest_ping(&mut self) -> Result<PlatformState, PlatformError> {
+        self.call(Request::GuestPing).map(|a| a.state)
+    }
+    /// Stores the disk as checkpoint `name`; returns its manifest.
+    fn checkpoint_save(
+        &mut self,
+        name: &str,
+        kernel: serde_json::Value,
+        meta: serde_json::Value,
+    ) -> Result<serde_json::Value, PlatformError> {
+        let a = self.call(Request::CheckpointSave {
+            name: name.to_string(),
+            kernel,
+            meta,
+        })?;
+        a.checkpoint
+            .ok_or_else(|| PlatformError::Channel("checkpoint answer without manifest".into()))
+    }
+    /// Puts checkpoint `name` on the disk; returns its manifest.
+    fn checkpoint_restore(&mut self, name: &str) -> Result<serde_json::Value, PlatformError> {
+        let a = self.call(Request::CheckpointRestore {
+            name: name.to_string(),
+        })?;
+        a.checkpoint
+            .ok_or_else(|| PlatformError::Channel("checkpoint answer without manifest".into()))
+    }
     /// The console from `offset`: (bytes, next offset).
     fn console(&mut self, offset: u64) -> Result<(Vec<u8>, u64), PlatformError> {
         let a = self.call(Request::Console { offset })?;
@@ -218,6 +277,10 @@ struct RawAnswer {
     data: Option<String>,
     #[serde(default)]
     next: Option<u64>,
+    #[serde(default)]
+    checkpoint: Option<serde_json::Value>,
+    #[serde(default)]
+    kernel: Option<serde_json::Value>,
 }
 
 /// An open channel: its write side, and the lines a reader thread gets.
@@ -372,7 +435,12 @@ impl Platform for ChannelPlatform {
             }
             _ => None,
         };
-        Ok(Answer { state, console })
+        Ok(Answer {
+            state,
+            console,
+            checkpoint: a.checkpoint,
+            kernel: a.kernel,
+        })
     }
 }
 
@@ -388,6 +456,10 @@ pub struct MemoryPlatform {
     pub boots: u32,
     /// The boot source each boot used.
     pub booted_from: Vec<BootTarget>,
+    /// Whether the disk holds a hibernation image.
+    pub hibernated: bool,
+    /// Stored checkpoints: name and manifest.
+    pub checkpoints: BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for MemoryPlatform {
@@ -413,6 +485,8 @@ impl MemoryPlatform {
             console: Vec::new(),
             boots: 0,
             booted_from: Vec::new(),
+            hibernated: false,
+            checkpoints: BTreeMap::new(),
         }
     }
 
@@ -436,6 +510,8 @@ impl MemoryPlatform {
 impl Platform for MemoryPlatform {
     fn call(&mut self, req: Request) -> Result<Answer, PlatformError> {
         let mut console = None;
+        let mut checkpoint = None;
+        let mut kernel = None;
         match req {
             Request::Status => {}
             Request::PowerOn => {
@@ -497,10 +573,59 @@ impl Platform for MemoryPlatform {
                 let end = (start + CONSOLE_CHUNK).min(self.console.len());
                 console = Some((self.console[start..end].to_vec(), end as u64));
             }
+            Request::Hibernate => {
+                self.running()?;
+                self.state.power = Power::Off;
+                self.hibernated = true;
+                kernel = Some(serde_json::json!(
+                    {"release": "memory", "version": "#1", "machine": "x86_64"}
+                ));
+            }
+            Request::GuestPing => self.running()?,
+            Request::CheckpointSave { name, kernel, meta } => {
+                if self.state.power != Power::Off {
+                    return Err(PlatformError::Refused("the server must be off".into()));
+                }
+                if !self.hibernated {
+                    return Err(PlatformError::Refused(
+                        "the disk holds no hibernation image: the tenant did not hibernate".into(),
+                    ));
+                }
+                if self.checkpoints.contains_key(&name) {
+                    return Err(PlatformError::Refused(format!(
+                        "checkpoint '{name}' exists"
+                    )));
+                }
+                let manifest = serde_json::json!({
+                    "name": name,
+                    "disk_bytes": self.state.disk.bytes,
+                    "image_bytes": 1 << 20,
+                    "kernel": kernel,
+                    "meta": meta,
+                });
+                self.checkpoints.insert(name, manifest.clone());
+                checkpoint = Some(manifest);
+            }
+            Request::CheckpointRestore { name } => {
+                if self.state.power != Power::Off {
+                    return Err(PlatformError::Refused("the server must be off".into()));
+                }
+                let manifest = self.checkpoints.get(&name).cloned().ok_or_else(|| {
+                    PlatformError::Refused(format!("no checkpoint '{name}' in provider storage"))
+                })?;
+                self.hibernated = true;
+                checkpoint = Some(manifest);
+            }
+        }
+        if self.state.power != Power::Off {
+            // A booted kernel consumes its image (resumed or not).
+            self.hibernated = false;
         }
         Ok(Answer {
             state: self.state.clone(),
             console,
+            checkpoint,
+            kernel,
         })
     }
 }

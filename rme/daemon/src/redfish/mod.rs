@@ -37,6 +37,9 @@ pub struct Service {
     tasks: Mutex<tasks::Tasks>,
     /// The erase medium's name in the platform's media directory.
     pub erase_media: String,
+    /// This server's VTEP (MAC, IP): a tenant restored here sends its
+    /// VXLAN traffic from it, whichever server it was checkpointed on.
+    pub local_vtep: Option<([u8; 6], std::net::Ipv4Addr)>,
 }
 
 impl Service {
@@ -53,7 +56,14 @@ impl Service {
             last_image: Mutex::new(None),
             tasks: Mutex::new(tasks::Tasks::default()),
             erase_media: tasks::ERASE_MEDIA.into(),
+            local_vtep: None,
         }
+    }
+
+    /// Restores tenants behind this server's VTEP `(mac, ip)`.
+    pub fn with_local_vtep(mut self, vtep: Option<([u8; 6], std::net::Ipv4Addr)>) -> Self {
+        self.local_vtep = vtep;
+        self
     }
 
     /// Erases with the medium `name` of the platform's media directory.

@@ -24,6 +24,8 @@ const SYS: &str = "/redfish/v1/Systems/1";
 const MGR: &str = "/redfish/v1/Managers/1";
 const CHASSIS: &str = "/redfish/v1/Chassis/1";
 const CD: &str = "/redfish/v1/Managers/1/VirtualMedia/Cd";
+const CHECKPOINT_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Checkpoint";
+const RESTORE_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Restore";
 const RESET_TYPES: [&str; 7] = [
     "On",
     "ForceOff",
@@ -54,6 +56,9 @@ enum Res {
     Systems,
     System,
     SystemReset,
+    /// The OEM actions of Documentation/bmgnic/migration.rst.
+    SystemCheckpoint,
+    SystemRestore,
     EthIfs,
     EthIf,
     Storages,
@@ -96,6 +101,8 @@ impl Res {
             "/redfish/v1/Systems" => Res::Systems,
             SYS => Res::System,
             "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset" => Res::SystemReset,
+            CHECKPOINT_ACTION => Res::SystemCheckpoint,
+            RESTORE_ACTION => Res::SystemRestore,
             "/redfish/v1/Systems/1/EthernetInterfaces" => Res::EthIfs,
             "/redfish/v1/Systems/1/EthernetInterfaces/1" => Res::EthIf,
             "/redfish/v1/Systems/1/Storage" => Res::Storages,
@@ -170,6 +177,8 @@ impl Res {
     fn allow(&self) -> &'static str {
         match self {
             Res::SystemReset
+            | Res::SystemCheckpoint
+            | Res::SystemRestore
             | Res::DriveErase
             | Res::CdInsert
             | Res::CdEject
@@ -375,14 +384,72 @@ fn get_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, RfError> {
 
 /// The erase task owns the server's power, boot source and CD while it
 /// runs: other requests for them are refused, not interleaved.
+/// Buttons and media wait while a task (an erase, a checkpoint, a
+/// restore) owns the server.
 fn not_while_erasing(svc: &Service) -> Result<(), RfError> {
-    match svc.tasks().erasing() {
+    match svc.tasks().busy() {
         Some(id) => Err(RfError::conflict(format!(
-            "the drive is being erased: {}",
+            "a task owns the server: {}",
             tasks::task_uri(id)
         ))),
         None => Ok(()),
     }
+}
+
+/// What the tenant on this server is billed so far: its rules' traffic
+/// here, and what it brought in its checkpoint.
+fn current_tenancy(svc: &Service) -> Value {
+    let (mut packets, mut bytes) = (0, 0);
+    match svc.rme().flow_dump() {
+        Ok(flows) => {
+            for f in flows {
+                packets += f.packets;
+                bytes += f.bytes;
+            }
+        }
+        Err(e) => return json!({ "Error": e.to_string() }),
+    }
+    let carried = svc.tasks().carried.clone();
+    let (from, cp, cb) = carried.map_or((None, 0, 0), |(n, p, b)| {
+        ((!n.is_empty()).then_some(n), p, b)
+    });
+    json!({
+        "BilledPackets": cp + packets,
+        "BilledBytes": cb + bytes,
+        "CarriedPackets": cp,
+        "CarriedBytes": cb,
+        "RestoredFrom": from,
+    })
+}
+
+/// Answers 202 with task `task`'s monitor.
+fn accepted(task: &tasks::Task) -> Result<Response, RfError> {
+    let mut r = json_response(StatusCode::ACCEPTED, &task.to_json(), false);
+    let monitor = tasks::monitor_uri(task.id);
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&monitor).map_err(|e| RfError::internal(e.to_string()))?,
+    );
+    Ok(r)
+}
+
+/// The `CheckpointName` of a checkpoint or restore action.
+fn checkpoint_name(m: &serde_json::Map<String, Value>, action: &str) -> Result<String, RfError> {
+    if let Some(k) = m.keys().find(|k| *k != "CheckpointName") {
+        return Err(RfError::action_parameter_unknown(action, k));
+    }
+    let name = get_str(m, "CheckpointName")?
+        .ok_or_else(|| RfError::action_parameter_missing(action, "CheckpointName"))?;
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        return Err(RfError::value_not_in_list("CheckpointName", name));
+    }
+    Ok(name.to_string())
 }
 
 fn require(p: &Principal, privilege: Privilege) -> Result<(), RfError> {
@@ -654,6 +721,7 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             "Oem": {"Bmgnic": {
                 "@odata.type": "#BmgnicManager.v1_0_0.BmgnicManager",
                 "EndedTenancies": svc.tasks().tenancies.clone(),
+                "CurrentTenancy": current_tenancy(svc),
             }},
         }),
         Res::VirtualMedias => collection(
@@ -863,10 +931,16 @@ fn system(st: &PlatformState) -> Value {
         "EthernetInterfaces": link("/redfish/v1/Systems/1/EthernetInterfaces"),
         "Storage": link("/redfish/v1/Systems/1/Storage"),
         "Links": {"Chassis": [link(CHASSIS)], "ManagedBy": [link(MGR)]},
-        "Actions": {"#ComputerSystem.Reset": {
-            "target": format!("{SYS}/Actions/ComputerSystem.Reset"),
-            "ResetType@Redfish.AllowableValues": RESET_TYPES,
-        }},
+        "Actions": {
+            "#ComputerSystem.Reset": {
+                "target": format!("{SYS}/Actions/ComputerSystem.Reset"),
+                "ResetType@Redfish.AllowableValues": RESET_TYPES,
+            },
+            "Oem": {
+                "#BmgnicComputerSystem.Checkpoint": {"target": CHECKPOINT_ACTION},
+                "#BmgnicComputerSystem.Restore": {"target": RESTORE_ACTION},
+            },
+        },
     })
 }
 
@@ -989,15 +1063,30 @@ async fn post(
             if let Some(k) = m.keys().next() {
                 return Err(RfError::action_parameter_unknown("Drive.SecureErase", k));
             }
+            not_while_erasing(svc)?;
             let task = tasks::start_erase(svc)
-                .ok_or_else(|| RfError::conflict("the drive is being erased already"))?;
-            let mut r = json_response(StatusCode::ACCEPTED, &task.to_json(), false);
-            let monitor = tasks::monitor_uri(task.id);
-            r.headers_mut().insert(
-                header::LOCATION,
-                HeaderValue::from_str(&monitor).map_err(|e| RfError::internal(e.to_string()))?,
-            );
-            Ok(r)
+                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            accepted(&task)
+        }
+        Res::SystemCheckpoint => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureComponents)?;
+            let name = checkpoint_name(&m, "BmgnicComputerSystem.Checkpoint")?;
+            not_while_erasing(svc)?;
+            log::info!("redfish: {} asks for checkpoint {name}", p.user);
+            let task = tasks::start_checkpoint(svc, name)
+                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            accepted(&task)
+        }
+        Res::SystemRestore => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureComponents)?;
+            let name = checkpoint_name(&m, "BmgnicComputerSystem.Restore")?;
+            not_while_erasing(svc)?;
+            log::info!("redfish: {} asks to restore checkpoint {name}", p.user);
+            let task = tasks::start_restore(svc, name)
+                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            accepted(&task)
         }
         _ => Err(RfError::method_not_allowed(res.allow())),
     }

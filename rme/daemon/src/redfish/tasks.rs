@@ -154,6 +154,10 @@ pub struct Tasks {
     tasks: BTreeMap<u32, Task>,
     /// Every tenancy the RME ended, oldest first: what each was billed.
     pub tenancies: Vec<Value>,
+    /// What the tenant on this server was billed before the NIC's
+    /// counters started: (the checkpoint it came in, empty if none;
+    /// packets; bytes).
+    pub carried: Option<(String, u64, u64)>,
 }
 
 impl Tasks {
@@ -178,9 +182,23 @@ impl Tasks {
     pub fn erasing(&self) -> Option<u32> {
         self.running(ERASE_NAME)
     }
+
+    /// The task that owns the server (an erase, a checkpoint or a
+    /// restore), if one runs: the others wait for it.
+    pub fn busy(&self) -> Option<u32> {
+        [ERASE_NAME, CHECKPOINT_NAME, RESTORE_NAME]
+            .iter()
+            .find_map(|n| self.running(n))
+    }
 }
 
 const ERASE_NAME: &str = "Secure erase of Drive 1";
+const CHECKPOINT_NAME: &str = "Checkpoint of the tenant";
+const RESTORE_NAME: &str = "Restore of a checkpoint";
+/// How long the tenant may take to write its image and power off.
+const HIBERNATE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the restored tenant's guest agent may take to answer.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn update(svc: &Service, id: u32, f: impl FnOnce(&mut Task)) {
     if let Some(t) = svc.tasks().tasks.get_mut(&id) {
@@ -196,15 +214,15 @@ fn note(svc: &Service, id: u32, percent: u8, message: String) {
     });
 }
 
-fn finish(svc: &Service, id: u32, result: Result<Value, String>) {
+/// Ends task `id`: with its last message, or its error.
+fn finish(svc: &Service, id: u32, result: Result<String, String>) {
     update(svc, id, |t| {
         t.end = Some(SystemTime::now());
         match result {
-            Ok(report) => {
+            Ok(message) => {
                 t.state = State::Completed;
                 t.percent = 100;
-                t.oem["Erase"] = report;
-                t.messages.push("The drive is erased and verified.".into());
+                t.messages.push(message);
             }
             Err(e) => {
                 log::warn!("task {}: failed: {e}", t.id);
@@ -215,18 +233,22 @@ fn finish(svc: &Service, id: u32, result: Result<Value, String>) {
     });
 }
 
-/// Starts the secure erase of the drive; returns the task. `None` when
-/// one is already running.
-pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
+/// Starts `job` as task `name` on its own thread; `None` when a task
+/// that owns the server runs already.
+fn start(
+    svc: &Arc<Service>,
+    name: &str,
+    job: impl FnOnce(&Service, u32) -> Result<String, String> + Send + 'static,
+) -> Option<Task> {
     let task = {
         let mut tasks = svc.tasks();
-        if tasks.erasing().is_some() {
+        if tasks.busy().is_some() {
             return None;
         }
         tasks.next += 1;
         let task = Task {
             id: tasks.next,
-            name: ERASE_NAME.into(),
+            name: name.into(),
             state: State::Running,
             start: SystemTime::now(),
             end: None,
@@ -242,13 +264,266 @@ pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
     let spawned = std::thread::Builder::new()
         .name(format!("task-{id}"))
         .spawn(move || {
-            let result = erase(&worker, id);
+            let result = job(&worker, id);
             finish(&worker, id, result);
         });
     if let Err(e) = spawned {
         finish(svc, id, Err(format!("cannot start the task: {e}")));
     }
     Some(task)
+}
+
+/// Starts the secure erase of the drive; returns the task. `None` when
+/// the server is busy with another task.
+pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
+    start(svc, ERASE_NAME, |svc, id| {
+        let report = erase(svc, id)?;
+        update(svc, id, |t| t.oem["Erase"] = report);
+        Ok("The drive is erased and verified.".into())
+    })
+}
+
+/// Starts the checkpoint of the tenant as `name`; `None` when the server
+/// is busy with another task.
+pub fn start_checkpoint(svc: &Arc<Service>, name: String) -> Option<Task> {
+    start(svc, CHECKPOINT_NAME, move |svc, id| {
+        checkpoint(svc, id, &name)
+    })
+}
+
+/// Starts the restore of checkpoint `name` on this server; `None` when
+/// the server is busy with another task.
+pub fn start_restore(svc: &Arc<Service>, name: String) -> Option<Task> {
+    start(svc, RESTORE_NAME, move |svc, id| restore(svc, id, &name))
+}
+
+fn seconds(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// Waits until the server is off; whether it went off in `timeout`.
+fn wait_off(svc: &Service, timeout: Duration) -> Result<bool, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match svc.platform().status() {
+            Ok(s) if s.power == Power::Off => return Ok(true),
+            Ok(_) | Err(crate::platform::PlatformError::Timeout) => {}
+            Err(e) => return Err(format!("reading the power: {e}")),
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The checkpoint (Documentation/bmgnic/migration.rst): the tenant
+/// hibernates into its swap and powers off; the tenancy ends in the NIC,
+/// its configuration and billing going into the checkpoint; the platform
+/// keeps the disk in provider storage.
+fn checkpoint(svc: &Service, id: u32, name: &str) -> Result<String, String> {
+    let started = Instant::now();
+    let state = svc
+        .platform()
+        .status()
+        .map_err(|e| format!("reading the power: {e}"))?;
+    if state.power != Power::On {
+        return Err("the server is not running: there is no tenant to checkpoint".into());
+    }
+    // The kernel the tenant runs is the one its image will need.
+    let kernel = svc
+        .platform()
+        .hibernate()
+        .map_err(|e| format!("asking the tenant to hibernate: {e}"))?;
+    note(
+        svc,
+        id,
+        10,
+        format!(
+            "The tenant (kernel {} {}) was asked to hibernate (guest-suspend-disk).",
+            kernel["release"].as_str().unwrap_or("?"),
+            kernel["version"].as_str().unwrap_or("?")
+        ),
+    );
+    if !wait_off(svc, HIBERNATE_TIMEOUT)? {
+        return Err(format!(
+            "the tenant did not hibernate within {} s: the server is left on",
+            HIBERNATE_TIMEOUT.as_secs()
+        ));
+    }
+    let hibernated = seconds(started);
+    note(
+        svc,
+        id,
+        50,
+        format!("The tenant hibernated; the server is off after {hibernated} s."),
+    );
+
+    // The NIC forgets the tenant before its disk leaves: the server is
+    // free, and nothing reaches the tenant's address here any more.
+    let nic = svc
+        .rme()
+        .nic_config()
+        .map_err(|e| format!("reading the NIC's configuration: {e}"))?;
+    let ended = svc
+        .rme()
+        .tenant_reset()
+        .map_err(|e| format!("ending the tenancy in the NIC: {e}"))?;
+    let carried = svc.tasks().carried.take();
+    let (before_packets, before_bytes) = carried.as_ref().map_or((0, 0), |c| (c.1, c.2));
+    let mut billing = tenancy_json(&ended);
+    billing["Checkpoint"] = json!(name);
+    billing["CarriedPackets"] = json!(before_packets);
+    billing["CarriedBytes"] = json!(before_bytes);
+    billing["TotalBilledPackets"] = json!(before_packets + ended.packets);
+    billing["TotalBilledBytes"] = json!(before_bytes + ended.bytes);
+    svc.tasks().tenancies.push(billing.clone());
+    update(svc, id, |t| t.oem["Tenancy"] = billing.clone());
+    let nic_json = serde_json::to_value(&nic).map_err(|e| e.to_string())?;
+    let meta = json!({ "Nic": nic_json, "Billing": billing });
+
+    let stored = Instant::now();
+    let manifest = match svc.platform().checkpoint_save(name, kernel, meta) {
+        Ok(m) => m,
+        Err(e) => {
+            // The tenant stays here: its NIC as it was, its image on the
+            // disk for a power-on to resume, and its bill goes on from
+            // what the NIC counted (the tenancy did not end after all).
+            let back = svc.rme().nic_config_apply(&nic);
+            {
+                let mut tasks = svc.tasks();
+                tasks.tenancies.pop();
+                tasks.carried = Some((
+                    carried.map(|c| c.0).unwrap_or_default(),
+                    before_packets + ended.packets,
+                    before_bytes + ended.bytes,
+                ));
+            }
+            return Err(format!(
+                "storing the checkpoint: {e}; the server is off with the tenant's image on its \
+                 disk, and the NIC's configuration {}",
+                match back {
+                    Ok(()) => "was put back".to_string(),
+                    Err(e) => format!("could not be put back: {e}"),
+                }
+            ));
+        }
+    };
+    let store_secs = seconds(stored);
+    let image = manifest["image_bytes"].as_u64().unwrap_or(0);
+    let disk = manifest["disk_bytes"].as_u64().unwrap_or(0);
+    update(svc, id, |t| {
+        t.oem["Checkpoint"] = json!({
+            "Name": name,
+            "DiskBytes": disk,
+            "ImageBytes": image,
+            "Kernel": manifest["kernel"],
+            "HibernateSeconds": hibernated,
+            "StoreSeconds": store_secs,
+        })
+    });
+    Ok(format!(
+        "Checkpoint {name} stored in {} s: a {} MiB hibernation image on a {} MiB disk.",
+        seconds(started),
+        image >> 20,
+        disk >> 20
+    ))
+}
+
+/// The restore of checkpoint `name` on this server: the platform checks
+/// and copies the disk; the NIC gets the tenant's configuration before
+/// the power comes on; the tenant's kernel resumes from its image.
+fn restore(svc: &Service, id: u32, name: &str) -> Result<String, String> {
+    let started = Instant::now();
+    let state = svc
+        .platform()
+        .status()
+        .map_err(|e| format!("reading the power: {e}"))?;
+    if state.power != Power::Off {
+        return Err("the server must be off to restore a checkpoint onto it".into());
+    }
+    // Checked before the disk is touched: the NIC must be free.
+    let held = svc
+        .rme()
+        .nic_config()
+        .map_err(|e| format!("reading the NIC: {e}"))?
+        .held();
+    if !held.is_empty() {
+        return Err(format!(
+            "the NIC has a tenant ({}): end its tenancy (Drive.SecureErase) before a restore",
+            held.join(", ")
+        ));
+    }
+    let manifest = svc
+        .platform()
+        .checkpoint_restore(name)
+        .map_err(|e| format!("restoring checkpoint {name}: {e}"))?;
+    note(
+        svc,
+        id,
+        30,
+        format!(
+            "Checkpoint {name} is on the disk after {} s.",
+            seconds(started)
+        ),
+    );
+    let meta = &manifest["meta"];
+    let mut nic: crate::rme::NicConfig = serde_json::from_value(meta["Nic"].clone())
+        .map_err(|e| format!("checkpoint {name}: its NIC configuration is unreadable: {e}"))?;
+    // The tenant's identity, VNI, peers and rules go with it; the VTEP it
+    // sends from is this server's.
+    if let (Some(tenant), Some((mac, ip))) = (nic.tenant.as_mut(), svc.local_vtep) {
+        tenant.local_mac = mac;
+        tenant.local_ip = ip;
+    }
+    if let Err(e) = svc.rme().nic_config_apply(&nic) {
+        let _ = svc.rme().tenant_reset();
+        return Err(format!(
+            "giving the NIC the tenant's configuration: {e}; the server is left off"
+        ));
+    }
+    let billing = &meta["Billing"];
+    let carried = (
+        name.to_string(),
+        billing["TotalBilledPackets"].as_u64().unwrap_or(0),
+        billing["TotalBilledBytes"].as_u64().unwrap_or(0),
+    );
+    update(svc, id, |t| {
+        t.oem["Restore"] = json!({
+            "Name": name,
+            "CarriedPackets": carried.1,
+            "CarriedBytes": carried.2,
+        })
+    });
+    svc.tasks().carried = Some(carried);
+    note(
+        svc,
+        id,
+        50,
+        "The NIC has the tenant's identity, tenant, VTEPs, meters and rules.".into(),
+    );
+    svc.platform()
+        .power_on()
+        .map_err(|e| format!("powering on: {e}"))?;
+    let powered = Instant::now();
+    let deadline = powered + RESUME_TIMEOUT;
+    while svc.platform().guest_ping().is_err() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the tenant's guest agent did not answer within {} s of the power-on",
+                RESUME_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let resumed = seconds(powered);
+    update(svc, id, |t| {
+        t.oem["Restore"]["ResumeSeconds"] = json!(resumed)
+    });
+    Ok(format!(
+        "The tenant runs again: its guest agent answered {resumed} s after the power-on ({} s in all).",
+        seconds(started)
+    ))
 }
 
 fn tenancy_json(t: &Tenancy) -> Value {
@@ -307,7 +582,13 @@ fn erase(svc: &Service, id: u32) -> Result<Value, String> {
         .rme()
         .tenant_reset()
         .map_err(|e| format!("ending the tenancy in the NIC: {e}"))?;
-    let billing = tenancy_json(&ended);
+    let mut billing = tenancy_json(&ended);
+    if let Some((checkpoint, packets, bytes)) = svc.tasks().carried.take() {
+        // The tenant came here in a checkpoint: its bill goes on.
+        billing["RestoredFrom"] = json!(checkpoint);
+        billing["TotalBilledPackets"] = json!(packets + ended.packets);
+        billing["TotalBilledBytes"] = json!(bytes + ended.bytes);
+    }
     svc.tasks().tenancies.push(billing.clone());
     update(svc, id, |t| t.oem["Tenancy"] = billing);
     note(

@@ -521,3 +521,121 @@ async fn boot_mode_and_targets() {
     // The platform refuses pxe too, as a conflict.
     assert!(s.platform().boot(BootTarget::Pxe, true).is_err());
 }
+
+const CHECKPOINT: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Checkpoint";
+const RESTORE: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Restore";
+
+/// Runs an action that answers with a task; returns the finished task.
+async fn run_task(s: &Arc<Service>, path: &str, body: &str) -> Value {
+    let (st, h, _) = as_user(s, Method::POST, path, "admin:a", body).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{path} {body}");
+    let monitor = h[header::LOCATION].to_str().unwrap().to_string();
+    for _ in 0..200 {
+        let (st, _, task) = as_user(s, Method::GET, &monitor, "admin:a", "").await;
+        if st == StatusCode::OK {
+            return task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{path}: the task did not end");
+}
+
+#[tokio::test]
+async fn checkpoint_and_restore_move_the_nic_configuration() {
+    use crate::rme::{
+        IdentityConfig, MissPolicy, NicConfig, PolicyConfig, TenantConfig, VtepConfig,
+    };
+    let s = svc();
+    let config = NicConfig {
+        identity: IdentityConfig {
+            mac: [2, 0, 0, 0, 0, 9],
+            mtu_cap: 1500,
+            ipv4: vec!["10.10.1.1".parse().unwrap()],
+            ipv6: vec![],
+        },
+        tenant: Some(TenantConfig {
+            vni: 5001,
+            local_mac: [2, 0, 0, 0, 0, 1],
+            local_ip: "192.168.0.1".parse().unwrap(),
+        }),
+        vteps: vec![VtepConfig {
+            index: 1,
+            mac: [2, 0, 0, 0, 0, 2],
+            ip: "192.168.0.2".parse().unwrap(),
+        }],
+        meters: vec![],
+        flows: vec![],
+        policy: Some(PolicyConfig {
+            miss: MissPolicy::Drop,
+        }),
+    };
+    s.rme().nic_config_apply(&config).unwrap();
+
+    // Bad requests are refused before any task starts.
+    for body in [
+        "{}",
+        r#"{"CheckpointName": "../x"}"#,
+        r#"{"CheckpointName": "c1", "Other": 1}"#,
+    ] {
+        let (st, _, _) = as_user(&s, Method::POST, CHECKPOINT, "admin:a", body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (st, _, _) = as_user(
+        &s,
+        Method::POST,
+        CHECKPOINT,
+        "ro:r",
+        r#"{"CheckpointName": "c1"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // An off server has nothing to checkpoint.
+    let task = run_task(&s, CHECKPOINT, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    assert_eq!(s.rme().nic_config().unwrap(), config);
+
+    s.platform().power_on().unwrap();
+    let task = run_task(&s, CHECKPOINT, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Completed", "{task}");
+    assert_eq!(task["Oem"]["Bmgnic"]["Checkpoint"]["Name"], "c1");
+    assert_eq!(s.platform().status().unwrap().power, Power::Off);
+    // The NIC forgot the tenant.
+    assert_eq!(s.rme().dev_get().unwrap().guest_mac, [0; 6]);
+
+    // A name that exists is not overwritten; a missing one not restored.
+    s.platform().power_on().unwrap();
+    let task = run_task(&s, CHECKPOINT, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    s.platform().force_off().unwrap();
+    let task = run_task(&s, RESTORE, r#"{"CheckpointName": "nope"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    assert_eq!(s.rme().dev_get().unwrap().guest_mac, [0; 6]);
+
+    let task = run_task(&s, RESTORE, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Completed", "{task}");
+    assert_eq!(s.rme().nic_config().unwrap(), config);
+    assert_eq!(s.platform().status().unwrap().power, Power::On);
+    let (_, _, mgr) = as_user(&s, Method::GET, "/redfish/v1/Managers/1", "ro:r", "").await;
+    assert_eq!(mgr["Oem"]["Bmgnic"]["CurrentTenancy"]["RestoredFrom"], "c1");
+
+    // A checkpoint that cannot be stored leaves the tenant here: the NIC
+    // as it was, no tenancy ended, the bill going on.
+    let ended = s.tasks().tenancies.len();
+    let task = run_task(&s, CHECKPOINT, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    assert!(
+        task["Messages"].to_string().contains("was put back"),
+        "{task}"
+    );
+    assert_eq!(s.rme().nic_config().unwrap(), config);
+    assert_eq!(s.tasks().tenancies.len(), ended);
+    assert_eq!(s.tasks().carried.as_ref().map(|c| c.0.as_str()), Some("c1"));
+
+    // A NIC with a tenant takes no restore.
+    s.platform().force_off().unwrap();
+    let task = run_task(&s, RESTORE, r#"{"CheckpointName": "c1"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    let messages = task["Messages"].to_string();
+    assert!(messages.contains("the NIC has a tenant"), "{messages}");
+}
