@@ -9,7 +9,9 @@
 #   p2 (rest)   ext4: Debian (mmdebstrap, minbase and a few tools), bmgnic.ko,
 #               and the tenant's init (tools/testing/vm/tenant-init.sh)
 #   p3 (128 MiB) swap, which the kernel also resumes from (resume=): the
-#               tenant hibernates into it when the RME checkpoints it
+#               tenant hibernates into it when the RME checkpoints it,
+#               asked by qemu-ga (guest-suspend-disk) on the board's
+#               virtio-serial port org.qemu.guest_agent.0
 #
 # Built without mounting anything (mkfs.fat/mke2fs write at offsets, mtools
 # and syslinux work on the image file), so it needs no loop device. Cached
@@ -31,7 +33,7 @@ address=${3:-10.10.1.1/24}
 . /etc/os-release
 suite=${BMGNIC_TENANT_SUITE:-$VERSION_CODENAME}
 mirror=${BMGNIC_TENANT_MIRROR:-http://deb.debian.org/debian}
-packages=iproute2,iputils-ping,ethtool,iperf3,kmod,procps,pciutils,acpid
+packages=iproute2,iputils-ping,ethtool,iperf3,kmod,procps,pciutils,acpid,qemu-guest-agent
 disk_mib=512
 boot_start=2048
 boot_sectors=65536

@@ -273,12 +273,17 @@ class Platform:
     its disk and media directory (bmgnic-platform,
     Documentation/bmgnic/platform.rst)."""
 
-    def __init__(self, rack, role, disk=None, media_dir=None, power_on=True):
+    def __init__(self, rack, role, disk=None, media_dir=None, power_on=True,
+                 checkpoint_dir=None):
         self.power_on = power_on
         self.channel = os.path.join(rack.sockdir, f"{role}.platform")
         self.qmp = os.path.join(rack.sockdir, f"{role}.qmp")
+        # The tenant's qemu-ga, which the board asks to hibernate.
+        self.guest_agent = os.path.join(rack.sockdir, f"{role}.qga")
         self.log = os.path.join(rack.logdir, f"{role}-platform.log")
         self.disk, self.media_dir = disk, media_dir
+        # Provider storage, shared by the boards a tenant moves between.
+        self.checkpoint_dir = checkpoint_dir
 
     def request(self, op, timeout=30, **args):
         """One request on the channel, as the RME would send it (for the
@@ -371,7 +376,9 @@ class VM:
             board = [rack.platform, "--channel", platform.channel, "--qmp", platform.qmp,
                      "--console", self.console] + (["--power-on"] if platform.power_on else [])
             if platform.disk:
-                board += ["--disk", platform.disk]
+                board += ["--disk", platform.disk, "--guest-agent", platform.guest_agent]
+            if platform.checkpoint_dir:
+                board += ["--checkpoint-dir", platform.checkpoint_dir]
             if platform.media_dir:
                 board += ["--media-dir", platform.media_dir]
             args = board + ["--"] + args
