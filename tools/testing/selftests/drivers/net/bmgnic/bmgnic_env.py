@@ -80,6 +80,73 @@ def kernel_log_since(vm, label):
     return log.rpartition(f"bmgnic-selftest: {label}")[2]
 
 
+COUNTER_PORT = 5101
+# The peer's side of the counter's connection: every line it receives,
+# with the time it arrived.
+RECORDER = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", %d))
+s.listen(1)
+c, _ = s.accept()
+out = open("/tmp/counter.log", "a", buffering=1)
+buf = b""
+while True:
+    data = c.recv(4096)
+    if not data:
+        break
+    buf += data
+    while b"\\n" in buf:
+        line, buf = buf.split(b"\\n", 1)
+        out.write("%%.3f %%s\\n" %% (time.time(), line.decode()))
+""" % COUNTER_PORT
+
+
+class TenantCounter:
+    """A process of the tenant that must survive whatever the scenario
+    does to its server: a bash loop (the tenant image has no netcat) that
+    writes its count over one TCP connection to the peer every 200 ms; the
+    peer records each line with its arrival time."""
+
+    def __init__(self, peer):
+        self.peer = peer
+        self.pid = None
+
+    def start(self, server):
+        """Starts the recorder on the peer and the counter on `server`;
+        returns whether the peer records counts."""
+        self.peer.run(f"cat > /tmp/recorder.py <<'EOF'\n{RECORDER}\nEOF\n"
+                      "(python3 /tmp/recorder.py > /tmp/recorder.err 2>&1 &)")
+        # Python starts slowly from the 9p root under TCG: connect once it
+        # listens.
+        if not wait_for(lambda: f":{COUNTER_PORT} " in self.peer.run("ss -Hltn")[1], timeout=60):
+            return False
+        server.run(f"cat > /root/counter.sh <<'EOF'\n"
+                   f"exec 3<>/dev/tcp/{rack.PEER_IP}/{COUNTER_PORT} || exit 1\n"
+                   "i=0\nwhile :; do i=$((i+1)); echo $i >&3 || exit 1; sleep 0.2; done\nEOF\n"
+                   "(setsid bash /root/counter.sh > /dev/null 2>&1 &); sleep 1")
+        ok = self.counting()
+        self.pid = self.process(server)
+        return ok
+
+    @staticmethod
+    def process(server):
+        """The counter's PID(s) on `server`."""
+        return server.run("pgrep -f counter.sh", check=False)[1].split()
+
+    def counted(self):
+        """The peer's last recorded count (0 before the first)."""
+        _, out = self.peer.run("tail -n 1 /tmp/counter.log 2>/dev/null", check=False)
+        fields = out.split()
+        return int(fields[1]) if len(fields) == 2 else 0
+
+    def counting(self, timeout=30):
+        """Waits until the peer records a new count; returns whether it did."""
+        before = self.counted()
+        return wait_for(lambda: self.counted() > before, timeout=timeout, interval=0.5)
+
+
 def expect_resets(n=1):
     """Declares `n` device resets the running scenario provokes."""
     global _expected_resets

@@ -26,32 +26,9 @@ import subprocess
 import time
 
 import bmgnic_env
-from bmgnic_env import kernel_log_since, mark_kernel_log, pings, rack, wait_for
+from bmgnic_env import TenantCounter, kernel_log_since, mark_kernel_log, pings, rack, wait_for
 
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_pr, ksft_true  # noqa: E402
-
-COUNTER_PORT = 5101
-# The peer's side of the counter's connection: every line it receives,
-# with the time it arrived.
-RECORDER = """
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", %d))
-s.listen(1)
-c, _ = s.accept()
-out = open("/tmp/counter.log", "a", buffering=1)
-buf = b""
-while True:
-    data = c.recv(4096)
-    if not data:
-        break
-    buf += data
-    while b"\\n" in buf:
-        line, buf = buf.split(b"\\n", 1)
-        out.write("%%.3f %%s\\n" %% (time.time(), line.decode()))
-""" % COUNTER_PORT
-
 
 class Sleeper:
     """What the cases share."""
@@ -62,17 +39,6 @@ class Sleeper:
 
     def dev(self):
         return rack.server_netdev(self.server)
-
-    def counted(self):
-        """The peer's last recorded count (0 before the first)."""
-        _, out = self.peer.run("tail -n 1 /tmp/counter.log 2>/dev/null", check=False)
-        fields = out.split()
-        return int(fields[1]) if len(fields) == 2 else 0
-
-    def counting(self, timeout=30):
-        """Waits until the peer records a new count; returns whether it did."""
-        before = self.counted()
-        return wait_for(lambda: self.counted() > before, timeout=timeout, interval=0.5)
 
     def device_starts(self):
         """How many times the device has been given rings, by the model's
@@ -129,20 +95,8 @@ def test_counter_connects(s):
     _, swaps = s.server.run("cat /proc/swaps")
     ksft_in("/dev/nvme0n1p3", swaps, "the tenant's swap is not on")
     ksft_ge(pings(s.server, 3), 2, "the tenant does not reach its peer")
-    s.peer.run(f"cat > /tmp/recorder.py <<'EOF'\n{RECORDER}\nEOF\n"
-               "(python3 /tmp/recorder.py > /tmp/recorder.err 2>&1 &)")
-    # Python starts slowly from the 9p root under TCG: connect once it
-    # listens.
-    listening = wait_for(lambda: f":{COUNTER_PORT} " in s.peer.run("ss -Hltn")[1], timeout=60)
-    ksft_true(listening, "the peer's recorder does not listen")
-    # bash's /dev/tcp: the tenant image has no netcat.
-    s.server.run(f"cat > /root/counter.sh <<'EOF'\n"
-                 f"exec 3<>/dev/tcp/{rack.PEER_IP}/{COUNTER_PORT} || exit 1\n"
-                 "i=0\nwhile :; do i=$((i+1)); echo $i >&3 || exit 1; sleep 0.2; done\nEOF\n"
-                 "(setsid bash /root/counter.sh > /dev/null 2>&1 &); sleep 1")
-    ksft_true(s.counting(), "the peer records no count from the tenant")
-    s.counter_pid = s.server.run("pgrep -f counter.sh")[1].split()
-
+    s.counter = TenantCounter(s.peer)
+    ksft_true(s.counter.start(s.server), "the peer records no count from the tenant")
 
 def check_back(s, label, resets, starts, callbacks):
     """After a sleep: the PCI core ran its `callbacks` on the device
@@ -159,9 +113,9 @@ def check_back(s, label, resets, starts, callbacks):
     dev = s.dev()
     _, link = s.server.run(f"ip -br link show {dev}")
     ksft_in("LOWER_UP", link, f"{label}: the interface has no link")
-    ksft_true(s.counting(120), f"{label}: the counter's connection does not carry on")
+    ksft_true(s.counter.counting(120), f"{label}: the counter's connection does not carry on")
     ksft_ge(pings(s.server, 3), 2, f"{label}: the tenant does not reach its peer")
-    ksft_eq(s.server.run("pgrep -f counter.sh")[1].split(), s.counter_pid,
+    ksft_eq(TenantCounter.process(s.server), s.counter.pid,
             f"{label}: the counter process is not the one from before")
     ksft_true(not re.search(r"bmgnic .*(error|failed|refused)", log),
               f"{label}: bmgnic logged an error: {log[-600:]}")
@@ -204,7 +158,7 @@ def test_down_interface_stays_down(s):
 def test_hibernate_power_off_and_restore(s):
     resets = s.driver_resets()
     mark_kernel_log(s.server, "restore")
-    before = s.counted()
+    before = s.counter.counted()
     s.server.run("echo none > /sys/power/pm_test; echo shutdown > /sys/power/disk")
     # The agent must answer before the system freezes: hibernate from the
     # background.
@@ -230,7 +184,7 @@ def test_hibernate_power_off_and_restore(s):
     if saved and compressed:
         ksft_pr(f"hibernation image: {int(saved.group(1)) / 1024:.1f} MiB, "
                 f"{int(compressed.group(1)) / 1024:.1f} MiB in swap")
-    ksft_true(s.counted() >= before, "the peer lost counts")
+    ksft_true(s.counter.counted() >= before, "the peer lost counts")
     starts = s.device_starts()
     t = time.time()
     s.board.request("power-on")
