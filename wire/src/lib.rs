@@ -10,6 +10,8 @@
 //! - [`ncsi_oem`]: the BMGNIC OEM command set that carries the RME bank.
 //! - [`genl`]: the numbers of the `bmgnic` generic netlink family, which
 //!   the RME module serves and the RME daemon uses.
+//! - [`platform`]: what the RME daemon and the board must agree on beyond
+//!   the platform channel's JSON (checkpoint names).
 //!
 //! Every module is core-only: no `std`, no `kernel`, no allocation, no
 //! dependency outside this directory but `crate::<sibling>` paths. That is
@@ -30,4 +32,5 @@
 pub mod genl;
 pub mod ncsi;
 pub mod ncsi_oem;
+pub mod platform;
 pub mod regs;

@@ -264,17 +264,12 @@ pub struct Store {
 }
 
 fn valid_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
+    if bmgnic_wire::platform::checkpoint_name_ok(name) {
         Ok(())
     } else {
         Err(format!(
-            "'{name}': a checkpoint name is 1 to 64 letters, digits, '-', '_' or '.'"
+            "'{name}': a checkpoint name is 1 to {} letters, digits, '-', '_' or '.'",
+            bmgnic_wire::platform::CHECKPOINT_NAME_MAX
         ))
     }
 }

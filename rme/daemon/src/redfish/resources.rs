@@ -440,13 +440,7 @@ fn checkpoint_name(m: &serde_json::Map<String, Value>, action: &str) -> Result<S
     }
     let name = get_str(m, "CheckpointName")?
         .ok_or_else(|| RfError::action_parameter_missing(action, "CheckpointName"))?;
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !ok {
+    if !bmgnic_wire::platform::checkpoint_name_ok(name) {
         return Err(RfError::value_not_in_list("CheckpointName", name));
     }
     Ok(name.to_string())

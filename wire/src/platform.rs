@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+
+//! The platform channel (Documentation/bmgnic/platform.rst), as far as its
+//! two ends must agree beyond its JSON: the names of checkpoints, which
+//! the RME's Redfish service takes from a client and the board turns into
+//! file names in provider storage.
+
+/// The longest checkpoint name, in bytes.
+pub const CHECKPOINT_NAME_MAX: usize = 64;
+
+/// Whether `name` may name a checkpoint: 1 to [`CHECKPOINT_NAME_MAX`]
+/// ASCII letters, digits, `-`, `_` or `.`, not starting with a dot, so
+/// that it is a plain file name that leaves no directory.
+pub fn checkpoint_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= CHECKPOINT_NAME_MAX
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_names_are_plain_file_names() {
+        for good in ["c1", "tenant-42.ckpt_2", "a.b"] {
+            assert!(checkpoint_name_ok(good), "{good}");
+        }
+        let long = [b'x'; CHECKPOINT_NAME_MAX + 1];
+        let long = core::str::from_utf8(&long).unwrap_or("");
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "é", long] {
+            assert!(!checkpoint_name_ok(bad), "{bad}");
+        }
+    }
+}
