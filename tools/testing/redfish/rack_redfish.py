@@ -10,6 +10,7 @@ virtualenv, see rack_controller.need_venv).
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -90,6 +91,37 @@ def configure_nic(lc):
         lc.ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1, "match": match})
 
 
+def start_rmed(r, rme, redfish_port, args=""):
+    """Starts the RME daemon's Redfish service in `rme` (bmgnic_rme loaded,
+    its management NIC up) on the board's channel, with the rack's
+    accounts; returns (url, certificate) once it answers."""
+    # The daemon and its accounts go through the rack's shared directory.
+    daemon = os.path.join(r.shared, "bmgnic-rmed")
+    if not os.path.exists(daemon):
+        shutil.copy(rack_controller.RMED, daemon)
+        with open(os.path.join(r.shared, "accounts"), "w") as f:
+            f.write(f"{ADMIN[0]}:Administrator:{ADMIN[1]}\n"
+                    f"{OPERATOR[0]}:Operator:{OPERATOR[1]}\n"
+                    f"{READER[0]}:ReadOnly:{READER[1]}\n")
+    name = "redfish" if rme.role == "rme" else f"redfish-{rme.role}"
+    rme.run("(/tmp/rack/bmgnic-rmed "
+            f"--redfish 0.0.0.0:{rack.REDFISH_GUEST_PORT} --redfish-accounts /tmp/rack/accounts "
+            f"--platform /dev/virtio-ports/{rack.PLATFORM_PORT_NAME} {args} "
+            f"--tls-cert-out /tmp/rack/{name}.pem > /tmp/rack/rmed-{rme.role}.log 2>&1 &)")
+    cert = os.path.join(r.shared, f"{name}.pem")
+    url = f"https://localhost:{redfish_port}"
+
+    def answers():
+        try:
+            return requests.get(url + "/redfish/v1/", verify=cert, timeout=5).status_code == 200
+        except (requests.RequestException, OSError):
+            return False
+    if not wait_for(lambda: os.path.exists(cert) and answers(), timeout=60):
+        _, log = rme.run(f"cat /tmp/rack/rmed-{rme.role}.log")
+        raise rack.RackError(f"the Redfish service did not come up: {log[-800:]}")
+    return url, cert
+
+
 def redfish_rack(r):
     """Boots the Redfish rack with the server off and its disk empty; starts
     the RME daemon's Redfish service; gives the NIC its tenant. Returns the
@@ -116,26 +148,7 @@ def redfish_rack(r):
     peer_mac = rack.peer_vtep(peer)
     rack.rme_up(rme, mgmt=True)
     ynl = rack.Ynl(rme, r.ynl())
-    # The daemon and its accounts go through the rack's shared directory.
-    shutil.copy(rack_controller.RMED, os.path.join(r.shared, "bmgnic-rmed"))
-    with open(os.path.join(r.shared, "accounts"), "w") as f:
-        f.write(f"{ADMIN[0]}:Administrator:{ADMIN[1]}\n{OPERATOR[0]}:Operator:{OPERATOR[1]}\n"
-                f"{READER[0]}:ReadOnly:{READER[1]}\n")
-    rme.run("(/tmp/rack/bmgnic-rmed "
-            f"--redfish 0.0.0.0:{rack.REDFISH_GUEST_PORT} --redfish-accounts /tmp/rack/accounts "
-            f"--platform /dev/virtio-ports/{rack.PLATFORM_PORT_NAME} "
-            "--tls-cert-out /tmp/rack/redfish.pem > /tmp/rack/rmed.log 2>&1 &)")
-    cert = os.path.join(r.shared, "redfish.pem")
-    url = f"https://localhost:{redfish_port}"
-
-    def answers():
-        try:
-            return requests.get(url + "/redfish/v1/", verify=cert, timeout=5).status_code == 200
-        except (requests.RequestException, OSError):
-            return False
-    if not wait_for(lambda: os.path.exists(cert) and answers(), timeout=60):
-        _, log = rme.run("cat /tmp/rack/rmed.log")
-        raise rack.RackError(f"the Redfish service did not come up: {log[-800:]}")
+    url, cert = start_rmed(r, rme, redfish_port)
     lc = Lifecycle(r, server, rme, peer, ynl, board, url, cert)
     lc.peer_mac, lc.disk, lc.model = peer_mac, disk, model
     configure_nic(lc)
@@ -198,3 +211,118 @@ def nonzero_mib(path):
             if chunk.count(0) != len(chunk):
                 count += 1
     return count
+
+
+# Server B's VTEP on the fabric, which the peer reaches on its second port.
+VTEP_B, VTEP_B_MAC = "192.168.0.3", "02:00:00:00:00:03"
+CHECKPOINT = SYSTEM + "/Actions/Oem/BmgnicComputerSystem.Checkpoint"
+RESTORE = SYSTEM + "/Actions/Oem/BmgnicComputerSystem.Restore"
+METER = {"index": 1, "rate": 50_000_000, "burst": 200_000}
+
+
+class Server:
+    """One server of the rack: its VM, board, model, RME and Redfish."""
+
+    def __init__(self, vm, board, model, rme, ynl, url, cert):
+        self.vm, self.board, self.model, self.rme, self.ynl = vm, board, model, rme, ynl
+        self.url, self.cert = url, cert
+
+    def sushy(self):
+        user, password = ADMIN
+        return sushy.Sushy(self.url + "/redfish/v1", username=user, password=password,
+                           verify=self.cert)
+
+    def power(self):
+        return self.board.request("status")["state"]["power"]
+
+    def action(self, target, name, timeout=900):
+        """Runs an OEM action as a task, as sushy runs its own; returns
+        (task, seconds)."""
+        root = self.sushy()
+        t = time.time()
+        resp = root._conn.post(target, data={"CheckpointName": name})
+        if resp.status_code != 202 or "Location" not in resp.headers:
+            raise rack.RackError(f"{target} is not a task: {resp.status_code}")
+        monitor = root.get_task_monitor(resp.headers["Location"])
+        monitor.wait(timeout)
+        return monitor.get_task(), time.time() - t
+
+    def task_json(self, task):
+        """The task resource as JSON (its Oem and messages)."""
+        return self.sushy()._conn.get(task.path).json()
+
+    def current_tenancy(self):
+        return self.sushy()._conn.get("/redfish/v1/Managers/1").json()["Oem"]["Bmgnic"][
+            "CurrentTenancy"]
+
+    def identity(self):
+        _, dev = self.ynl("dev-get")
+        return dev.get("identity", {})
+
+
+def start_server(r, role, rme_role, model, disk, storage, power_on, vtep):
+    """Starts one server of the migration rack: its board and VM, and its
+    RME VM with a forwarded Redfish port."""
+    board = rack.Platform(r, role, disk=disk, power_on=power_on, checkpoint_dir=storage)
+    vm = r.start_vm(role, model=model, platform=board)
+    port = rack_controller.free_port()
+    rme = r.start_vm(rme_role, nics=[(model.ncsi_remote, model.ncsi_local)],
+                     redfish_port=port, platform_channel=board.channel)
+    return vm, board, rme, port, vtep
+
+
+def migration_rack(r):
+    """Boots the migration rack (Documentation/bmgnic/migration.rst): two
+    servers, each a board with an NVMe disk, a BMGNIC model on auxiliary
+    power and an RME VM serving Redfish (bmgnic-rmed --local-vtep), the
+    boards sharing provider storage; server A runs the tenant image, its
+    NIC configured with ynl (identity, VNI, VTEP, a meter, ARP and IPv4
+    rules); server B is off with an empty disk; the peer is cabled to both.
+    Returns (server A, server B, peer, provider storage)."""
+    storage = os.path.join(r.logdir, "provider-storage")
+    os.makedirs(storage)
+    model_a = r.start_model("nic0", aux_power=True)
+    model_b = r.start_model("nic1", aux_power=True)
+    disk_a = os.path.join(r.logdir, "server-disk.img")
+    subprocess.run(["cp", "--sparse=always", rack.tenant_image(), disk_a], check=True)
+    disk_b = os.path.join(r.logdir, "server2-disk.img")
+    with open(disk_b, "wb") as f:
+        f.truncate(DISK_BYTES)
+    parts = []
+    for role, rme_role, model, disk, on, vtep in (
+            ("server", "rme", model_a, disk_a, True, (rack.LOCAL_VTEP_MAC, rack.LOCAL_VTEP)),
+            ("server2", "rme2", model_b, disk_b, False, (VTEP_B_MAC, VTEP_B))):
+        parts.append(start_server(r, role, rme_role, model, disk, storage, on, vtep))
+    peer = r.start_vm("peer", nics=[(model_a.fabric_remote, model_a.fabric_local),
+                                    (model_b.fabric_remote, model_b.fabric_local)])
+    for vm in [p[2] for p in parts] + [peer]:
+        vm.wait_ready()
+    peer_mac = rack.peer_vtep(peer)
+    # The second port: the same MAC (both servers see one next hop), a
+    # route and a neighbour for server B's VTEP.
+    peer.run(f"ip link set eth1 address {peer_mac}; ip link set eth1 mtu 1600 up; "
+             f"ip route add {VTEP_B}/32 dev eth1; "
+             f"ip neigh replace {VTEP_B} lladdr {VTEP_B_MAC} dev eth1 nud permanent")
+    servers = []
+    for (vm, board, rme, port, (vtep_mac, vtep_ip)), model in zip(parts, (model_a, model_b)):
+        rack.rme_up(rme, mgmt=True)
+        ynl = rack.Ynl(rme, r.ynl())
+        url, cert = start_rmed(r, rme, port, f"--local-vtep {vtep_mac},{vtep_ip}")
+        servers.append(Server(vm, board, model, rme, ynl, url, cert))
+    a, b = servers
+    # The tenant's NIC configuration on A, as the cloud gave it.
+    a.ynl("identity-set", {"identity": {"mac": rack.FACTORY_MAC, "mtu-cap": 1500,
+                                        "ipv4": [rack.SERVER_IP]}})
+    a.ynl("tenant-set", {"tenant": {"vni": rack.VNI, "local-mac": rack.LOCAL_VTEP_MAC,
+                                    "local-ip": rack.LOCAL_VTEP}})
+    a.ynl("vtep-set", {"index": 1, "mac": peer_mac, "ip": rack.PEER_VTEP})
+    a.ynl("meter-set", METER)
+    a.ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1,
+                       "match": {"ethertype": 0x0806}})
+    a.ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1, "meter": METER["index"],
+                       "match": {"ethertype": 0x0800}})
+    a.vm.wait_ready(300)
+    if not wait_for(lambda: a.vm.run(f"ip -br addr | grep -q {rack.SERVER_IP}",
+                                     check=False)[0] == 0, timeout=60):
+        raise rack.RackError("the tenant's init did not bring bmgnic up")
+    return a, b, peer, storage
