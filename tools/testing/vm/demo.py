@@ -5,7 +5,8 @@ and show the NIC keeping the bare-metal guest in its virtual network;
 then boot it again and let an SDN controller (os-ken) run the tenant
 through the RME daemon's OpenFlow agent; then let a bare-metal
 provisioner (sushy, as Ironic) install a tenant on an empty server through
-the RME's Redfish service, and erase it when it leaves."""
+the RME's Redfish service, and erase it when it leaves; last, let the RMEs
+checkpoint a tenant and move it to another server."""
 
 import os
 import subprocess
@@ -115,6 +116,7 @@ def main():
                 print("".join(f.readlines()[-5:]).rstrip())
         openflow_act()
         lifecycle_act()
+        migration_act()
     except rack.RackError as e:
         sys.exit(f"demo failed: {e}")
     print("\n== demo done: every VM and the model have been stopped")
@@ -195,6 +197,43 @@ def lifecycle_act():
              "'tenant vni', d['tenant']['vni'])\"")
         billed = lc.sushy().get_manager("/redfish/v1/Managers/1").json["Oem"]["Bmgnic"]
         print(f"the RME kept its billing: {billed['EndedTenancies'][-1]}")
+
+
+
+def migration_act():
+    """A tenant checkpointed, and moved to another server, by the RMEs."""
+    print("\n== the RMEs checkpoint a tenant and move it to another server, through Redfish "
+          "(Documentation/bmgnic/migration.rst): two servers, each with its board, NIC and RME; "
+          "the boards share provider storage; the peer is cabled to both")
+    with rack.Rack("demo-migration") as r:
+        a, b, peer, storage = rack_redfish.migration_rack(r)
+        show(a.vm, "the tenant on server A, with a process that must survive",
+             f"uname -rv; ip -br addr show to {SERVER_IP}/24; "
+             "(setsid sleep 100000 > /dev/null 2>&1 &); sleep 0.5; pgrep -a sleep")
+        print("\n--- server A's RME: Actions/Oem/BmgnicComputerSystem.Checkpoint, a Redfish task")
+        task, took = a.action(rack_redfish.CHECKPOINT, "demo-tenant")
+        for m in task.json["Messages"]:
+            print(f"task: {m['Message']}")
+        print(f"in provider storage: {sorted(os.listdir(storage))}")
+        show(peer, "the control plane points the tenant at server B's VTEP",
+             f"bridge fdb replace {FACTORY_MAC} dev vxlan0 dst {rack_redfish.VTEP_B} self "
+             f"permanent; bridge fdb show dev vxlan0 | grep {FACTORY_MAC.lower()}")
+        print("\n--- server B's RME: Actions/Oem/BmgnicComputerSystem.Restore")
+        task, took = b.action(rack_redfish.RESTORE, "demo-tenant")
+        for m in task.json["Messages"]:
+            print(f"task: {m['Message']}")
+        b.vm.reconnect(240)
+        show(b.vm, "the same tenant on server B: same process, same address, its peer reachable",
+             f"pgrep -a sleep; ip -br addr show to {SERVER_IP}/24; "
+             f"ping -n -c 2 {PEER_IP} | tail -2")
+        show(a.rme, "server A's NIC forgot the tenant",
+             f"{r.ynl()} --do dev-get --output-json | python3 -c "
+             "\"import json,sys; d=json.load(sys.stdin); print('identity', d['identity'], "
+             "'tenant vni', d['tenant']['vni'])\"")
+        show(b.rme, "server B's NIC has it, behind B's VTEP",
+             f"{r.ynl()} --do dev-get --output-json | python3 -c "
+             "\"import json,sys; d=json.load(sys.stdin); print('identity', d['identity'], "
+             "'tenant', d['tenant'])\"")
 
 
 if __name__ == "__main__":
