@@ -466,14 +466,58 @@ pub async fn handle(svc: Arc<Service>, req: Request<Body>) -> Response {
     r
 }
 
+/// How much of an over-long body is read and dropped, and for how long,
+/// before the 413 goes out: a client still sending when the answer comes
+/// and the connection closes gets a reset instead of the answer (web
+/// servers' "lingering close").
+const DRAIN_LIMIT: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The request body, at most [`BODY_LIMIT`] bytes; a longer one is 413
+/// once the client has sent it (up to [`DRAIN_LIMIT`]).
+async fn read_body(mut body: Body) -> Result<axum::body::Bytes, RfError> {
+    use http_body_util::BodyExt;
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    let mut deadline = None;
+    loop {
+        let next = body.frame();
+        let frame = match deadline {
+            None => next.await,
+            Some(at) => match tokio::time::timeout_at(at, next).await {
+                Ok(f) => f,
+                Err(_) => break,
+            },
+        };
+        let chunk = match frame {
+            None => break,
+            Some(Ok(f)) => match f.into_data() {
+                Ok(chunk) => chunk,
+                Err(_) => continue,
+            },
+            Some(Err(_)) => return Err(RfError::too_large(BODY_LIMIT)),
+        };
+        seen = seen.saturating_add(chunk.len());
+        if seen <= BODY_LIMIT {
+            data.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        } else {
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + DRAIN_TIME);
+        }
+    }
+    if seen > BODY_LIMIT {
+        return Err(RfError::too_large(BODY_LIMIT));
+    }
+    Ok(data.into())
+}
+
 async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response, RfError> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     let headers = parts.headers;
-    let body = axum::body::to_bytes(body, BODY_LIMIT)
-        .await
-        .map_err(|_| RfError::too_large(BODY_LIMIT))?;
+    let body = read_body(body).await?;
     let res = Res::parse(&path, svc);
     let principal = authenticate(svc, &headers);
     let Some(res) = res else {
