@@ -106,7 +106,7 @@ def count_ktap(stage, prefix, out, rc):
 # The debug pass of `make check`: the driver, RME and BAR0 scenarios, with
 # loop counts and durations at DEBUG_SCALE (bmgnic_env.scaled); their
 # assertions are the same.
-DEBUG_SCENARIOS = ("tenant_driver", "guest_bank_isolation", "rme_resilience")
+DEBUG_SCENARIOS = ("tenant_driver", "guest_bank_isolation", "rme_resilience", "migration")
 DEBUG_SCALE = "0.1"
 
 

@@ -559,7 +559,8 @@ class Rack:
 
     def kernel_for(self, role):
         """The bzImage `role` boots."""
-        if self.debug_bzimage and role in DEBUG_ROLES:
+        # A rack's second server or RME ("rme2") is the same role.
+        if self.debug_bzimage and role.rstrip("0123456789") in DEBUG_ROLES:
             return self.debug_bzimage
         return self.bzimage
 
