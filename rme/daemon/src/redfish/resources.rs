@@ -384,16 +384,15 @@ fn get_bool(m: &Map<String, Value>, k: &str) -> Result<Option<bool>, RfError> {
 
 /// The erase task owns the server's power, boot source and CD while it
 /// runs: other requests for them are refused, not interleaved.
-/// Buttons and media wait while a task (an erase, a checkpoint, a
+/// The 409 of a request made while task `id` (an erase, a checkpoint, a
 /// restore) owns the server.
-fn not_while_erasing(svc: &Service) -> Result<(), RfError> {
-    match svc.tasks().busy() {
-        Some(id) => Err(RfError::conflict(format!(
-            "a task owns the server: {}",
-            tasks::task_uri(id)
-        ))),
-        None => Ok(()),
-    }
+fn busy_with(id: u32) -> RfError {
+    RfError::conflict(format!("a task owns the server: {}", tasks::task_uri(id)))
+}
+
+/// Buttons and media wait while a task owns the server.
+fn not_while_busy(svc: &Service) -> Result<(), RfError> {
+    svc.tasks().busy().map_or(Ok(()), |id| Err(busy_with(id)))
 }
 
 /// What the tenant on this server is billed so far: its rules' traffic
@@ -1021,7 +1020,7 @@ async fn post(
             if !RESET_TYPES.contains(&reset) {
                 return Err(RfError::value_not_in_list("ResetType", reset));
             }
-            not_while_erasing(svc)?;
+            not_while_busy(svc)?;
             let st = platform(svc, PReq::Status).await?;
             if let Some(req) = reset_plan(reset, st.power)? {
                 log::info!("redfish: {} asks {reset}", p.user);
@@ -1032,7 +1031,7 @@ async fn post(
         Res::CdInsert => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureManager)?;
-            not_while_erasing(svc)?;
+            not_while_busy(svc)?;
             const A: &str = "VirtualMedia.InsertMedia";
             const KNOWN: [&str; 7] = [
                 "Image",
@@ -1082,7 +1081,7 @@ async fn post(
         Res::CdEject => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureManager)?;
-            not_while_erasing(svc)?;
+            not_while_busy(svc)?;
             if let Some(k) = m.keys().next() {
                 return Err(RfError::action_parameter_unknown(
                     "VirtualMedia.EjectMedia",
@@ -1101,29 +1100,23 @@ async fn post(
             if let Some(k) = m.keys().next() {
                 return Err(RfError::action_parameter_unknown("Drive.SecureErase", k));
             }
-            not_while_erasing(svc)?;
-            let task = tasks::start_erase(svc)
-                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            let task = tasks::start_erase(svc).map_err(busy_with)?;
             accepted(&task)
         }
         Res::SystemCheckpoint => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureComponents)?;
             let name = checkpoint_name(&m, "BmgnicComputerSystem.Checkpoint")?;
-            not_while_erasing(svc)?;
             log::info!("redfish: {} asks for checkpoint {name}", p.user);
-            let task = tasks::start_checkpoint(svc, name)
-                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            let task = tasks::start_checkpoint(svc, name).map_err(busy_with)?;
             accepted(&task)
         }
         Res::SystemRestore => {
             let p = p.ok_or_else(RfError::no_session)?;
             require(p, Privilege::ConfigureComponents)?;
             let name = checkpoint_name(&m, "BmgnicComputerSystem.Restore")?;
-            not_while_erasing(svc)?;
             log::info!("redfish: {} asks to restore checkpoint {name}", p.user);
-            let task = tasks::start_restore(svc, name)
-                .ok_or_else(|| RfError::conflict("another task owns the server"))?;
+            let task = tasks::start_restore(svc, name).map_err(busy_with)?;
             accepted(&task)
         }
         _ => Err(RfError::method_not_allowed(res.allow())),
@@ -1153,7 +1146,7 @@ async fn patch(
     match res {
         Res::System => {
             require(p, Privilege::ConfigureComponents)?;
-            not_while_erasing(svc)?;
+            not_while_busy(svc)?;
             let st = platform(svc, PReq::Status).await?;
             if !if_match_ok(headers, &etag_of(&system(&st))) {
                 return Err(RfError::precondition_failed());

@@ -178,11 +178,6 @@ impl Tasks {
             .map(|t| t.id)
     }
 
-    /// The erase task that is running, if one is.
-    pub fn erasing(&self) -> Option<u32> {
-        self.running(ERASE_NAME)
-    }
-
     /// The task that owns the server (an erase, a checkpoint or a
     /// restore), if one runs: the others wait for it.
     pub fn busy(&self) -> Option<u32> {
@@ -233,17 +228,17 @@ fn finish(svc: &Service, id: u32, result: Result<String, String>) {
     });
 }
 
-/// Starts `job` as task `name` on its own thread; `None` when a task
-/// that owns the server runs already.
+/// Starts `job` as task `name` on its own thread; `Err` with the id of
+/// the task that owns the server when one runs already.
 fn start(
     svc: &Arc<Service>,
     name: &str,
     job: impl FnOnce(&Service, u32) -> Result<String, String> + Send + 'static,
-) -> Option<Task> {
+) -> Result<Task, u32> {
     let task = {
         let mut tasks = svc.tasks();
-        if tasks.busy().is_some() {
-            return None;
+        if let Some(busy) = tasks.busy() {
+            return Err(busy);
         }
         tasks.next += 1;
         let task = Task {
@@ -270,12 +265,12 @@ fn start(
     if let Err(e) = spawned {
         finish(svc, id, Err(format!("cannot start the task: {e}")));
     }
-    Some(task)
+    Ok(task)
 }
 
-/// Starts the secure erase of the drive; returns the task. `None` when
-/// the server is busy with another task.
-pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
+/// Starts the secure erase of the drive; returns the task, or the id of
+/// the task the server is busy with.
+pub fn start_erase(svc: &Arc<Service>) -> Result<Task, u32> {
     start(svc, ERASE_NAME, |svc, id| {
         let report = erase(svc, id)?;
         update(svc, id, |t| t.oem["Erase"] = report);
@@ -283,17 +278,17 @@ pub fn start_erase(svc: &Arc<Service>) -> Option<Task> {
     })
 }
 
-/// Starts the checkpoint of the tenant as `name`; `None` when the server
-/// is busy with another task.
-pub fn start_checkpoint(svc: &Arc<Service>, name: String) -> Option<Task> {
+/// Starts the checkpoint of the tenant as `name`; `Err` as for
+/// [`start_erase`].
+pub fn start_checkpoint(svc: &Arc<Service>, name: String) -> Result<Task, u32> {
     start(svc, CHECKPOINT_NAME, move |svc, id| {
         checkpoint(svc, id, &name)
     })
 }
 
-/// Starts the restore of checkpoint `name` on this server; `None` when
-/// the server is busy with another task.
-pub fn start_restore(svc: &Arc<Service>, name: String) -> Option<Task> {
+/// Starts the restore of checkpoint `name` on this server; `Err` as for
+/// [`start_erase`].
+pub fn start_restore(svc: &Arc<Service>, name: String) -> Result<Task, u32> {
     start(svc, RESTORE_NAME, move |svc, id| restore(svc, id, &name))
 }
 
