@@ -306,7 +306,7 @@ class VM:
 
     def __init__(self, rack, role, memory=512, cpus=1, model=None, nics=(),
                  cmdline="", mgmt_port=None, redfish_port=None, platform=None,
-                 platform_channel=None):
+                 platform_channel=None, more_models=()):
         self.rack = rack
         self.role = role
         self.console = os.path.join(rack.logdir, f"{role}-console.log")
@@ -335,11 +335,14 @@ class VM:
         if model is not None:
             # The model does DMA straight into guest RAM: share it.
             args += ["-object", f"memory-backend-memfd,id=mem,size={memory}M,share=on",
-                     "-machine", "q35,memory-backend=mem",
-                     # Behind a root port, as a server's NIC sits in a slot.
-                     "-device", "pcie-root-port,id=nicport,chassis=1,slot=1",
-                     "-device", '{"driver":"vfio-user-pci","bus":"nicport","socket":'
-                     f'{{"path":"{model.socket}","type":"unix"}}}}']
+                     "-machine", "q35,memory-backend=mem"]
+            # Each behind a root port, as a server's NICs sit in slots;
+            # `more_models` in the slots after `model`'s.
+            for i, m in enumerate([model, *more_models]):
+                port = "nicport" if i == 0 else f"nicport{i}"
+                args += ["-device", f"pcie-root-port,id={port},chassis=1,slot={i + 1}",
+                         "-device", '{"driver":"vfio-user-pci","bus":"' + port + '","socket":'
+                         f'{{"path":"{m.socket}","type":"unix"}}}}']
         else:
             args += ["-machine", "q35"]
         for i, (local, remote) in enumerate(nics):
@@ -677,16 +680,17 @@ LOCAL_VTEP_MAC = "02:00:00:00:00:01"
 FACTORY_MAC = "52:54:00:b0:00:01"
 
 
-def peer_vtep(peer):
-    """Makes the peer VM the tenant's far VTEP: its fabric port at
+def peer_vtep(peer, fabric="eth0", tenant_ip=PEER_IP):
+    """Makes the peer VM the tenant's far VTEP: its fabric port `fabric` at
     PEER_VTEP (this server's VTEP known by address), Linux's vxlan device
-    with the tenant's VNI at PEER_IP. Returns the fabric port's MAC."""
-    _, mac = peer.run("cat /sys/class/net/eth0/address")
-    peer.run(f"ip link set eth0 mtu 1600 up; ip addr add {PEER_VTEP}/24 dev eth0; "
-             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev eth0 nud permanent; "
+    vxlan0 with the tenant's VNI at `tenant_ip`. Returns the fabric port's
+    MAC."""
+    _, mac = peer.run(f"cat /sys/class/net/{fabric}/address")
+    peer.run(f"ip link set {fabric} mtu 1600 up; ip addr add {PEER_VTEP}/24 dev {fabric}; "
+             f"ip neigh replace {LOCAL_VTEP} lladdr {LOCAL_VTEP_MAC} dev {fabric} nud permanent; "
              f"ip link add vxlan0 type vxlan id {VNI} local {PEER_VTEP} remote {LOCAL_VTEP} "
-             f"dstport 4789 dev eth0; ip link set vxlan0 mtu 1500 up; "
-             f"ip addr add {PEER_IP}/24 dev vxlan0")
+             f"dstport 4789 dev {fabric}; ip link set vxlan0 mtu 1500 up; "
+             f"ip addr add {tenant_ip}/24 dev vxlan0")
     return mac.strip()
 
 
