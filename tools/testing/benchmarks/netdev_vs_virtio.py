@@ -1,28 +1,49 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""bmgnic against virtio-net between the same two VMs, in one rack run.
+"""bmgnic, open and isolated, against virtio-net between the same two VMs,
+in one rack run.
 
-    [server VM] bmgnic     ==vfio-user== [bmgnic-model --open] --fabric-- [peer VM]  10.10.1.0/24
-    [server VM] virtio-net ------------ unix dgram link ----------------- [peer VM]  10.10.2.0/24
+    [server] bmgnic ==vfio-user== [nic0 --open] ------- [peer eth0]     10.10.1.0/24
+    [server] bmgnic ==vfio-user== [nic1] -- VXLAN ----- [peer eth1]     10.10.3.0/24
+                                    | NC-SI                (vxlan0)
+                                  [RME VM: bmgnic_rme]
+    [server] virtio-net ------ unix dgram link -------- [peer eth2]     10.10.2.0/24
 
-The model runs open (plain L2, no RME), so both paths carry the same
-untunnelled frames; only the server's NIC differs. For each path the
-server VM is the client and the peer VM the iperf3 server: ping round trip
-(50 echoes 50 ms apart), iperf3 TCP throughput, and iperf3 UDP with 64-byte
-payloads at full rate (packets/s and loss at the receiver). A benchmark,
-not a test: it prints figures. It exits non-zero, after printing what it
-measured, when a path passed no traffic at all (or has no interface).
+Three paths from the same server VM to the same peer VM:
+
+- virtio-net: QEMU's virtio-net, no isolation;
+- bmgnic open: a model run with --open, plain L2 with no RME, so it
+  carries the same untunnelled frames as virtio-net;
+- bmgnic isolated: a model the RME configures as a tenant's NIC would be:
+  guest identity (anti-spoofing), VNI and VXLAN toward the peer's Linux
+  vxlan device, an ACL rule, every encapsulating rule through a meter set
+  far above the link's rate (configured, never limiting), counters; each
+  new flow misses the NIC's table once and is installed by the RME.
+
+Each round measures every path once, in an order that rotates from round
+to round: ping round trip (50 echoes 50 ms apart), iperf3 TCP throughput,
+iperf3 UDP with 64-byte payloads at full rate (packets/s at the receiver).
+The table gives each figure's median and range over the rounds, and the
+ratios of one path to another taken within each round (median and range).
+Before the first round, the models' CPU use while the rack is idle.
+
+A benchmark, not a test: it prints figures. It exits non-zero, after
+printing what it measured, when a path passed no traffic at all (or has no
+interface).
 
 Usage: tools/testing/benchmarks/netdev_vs_virtio.py
-  BMGNIC_BENCH_PATHS=virtio,bmgnic  the paths to measure (default both)
-  BMGNIC_BENCH_SECONDS=5            length of each iperf3 run
-  BMGNIC_ACCEL=kvm                  KVM instead of TCG (see rack.py)
+  BMGNIC_BENCH_PATHS=virtio,open,isolated  the paths to measure (default all)
+  BMGNIC_BENCH_ROUNDS=5                    rounds
+  BMGNIC_BENCH_SECONDS=5                   length of each iperf3 run
+  BMGNIC_ACCEL=kvm                         KVM instead of TCG (see rack.py)
 """
 
 import json
 import os
 import re
+import statistics
 import sys
+import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
@@ -30,10 +51,21 @@ sys.path.insert(0, os.path.join(TOP, "tools/testing/vm"))
 import rack  # noqa: E402
 
 BMGNIC_KO = rack.MODULES[0]
+PATHS = ("virtio", "open", "isolated")
 # Path name -> (server address, peer address), one /24 each.
-ADDRS = {"bmgnic": ("10.10.1.1", "10.10.1.2"),
-         "virtio": ("10.10.2.1", "10.10.2.2")}
-LABEL = {"bmgnic": "bmgnic", "virtio": "virtio-net"}
+ADDRS = {"open": ("10.10.1.1", "10.10.1.2"),
+         "virtio": ("10.10.2.1", "10.10.2.2"),
+         "isolated": ("10.10.3.1", "10.10.3.2")}
+LABEL = {"open": "bmgnic open", "virtio": "virtio-net", "isolated": "bmgnic isolated"}
+# The open model's factory MAC; the isolated one keeps the default
+# (rack.FACTORY_MAC), which the RME makes the guest's identity.
+OPEN_MAC = "52:54:00:b0:00:02"
+# The isolated path's meter: 10 Gbyte/s, far above anything TCG carries.
+METER = {"index": 0, "rate": 10_000_000_000, "burst": 1_000_000}
+# The ACL: the tenant may not reach the peer's SSH port (never used here).
+ACL_DROP = {"priority": 20, "action": "drop",
+            "match": {"ethertype": 0x0800, "ip-proto": 6, "l4-dst": 22}}
+IDLE_SECONDS = 10
 PING = "ping -q -n -c 50 -i 0.05 -W 1"
 # A fresh iperf3 server for one test (-1), in the background (-D), once it
 # listens. One left over from a failed test is stopped first.
@@ -57,12 +89,23 @@ class PathError(Exception):
 
 
 def wanted_paths():
-    paths = [p.strip() for p in os.environ.get("BMGNIC_BENCH_PATHS", "virtio,bmgnic").split(",")
+    paths = [p.strip() for p in os.environ.get("BMGNIC_BENCH_PATHS", ",".join(PATHS)).split(",")
              if p.strip()]
     bad = [p for p in paths if p not in ADDRS]
     if bad or not paths:
-        raise SystemExit(f"BMGNIC_BENCH_PATHS: want a list of bmgnic and virtio, got {bad or paths}")
+        raise SystemExit(f"BMGNIC_BENCH_PATHS: want a list of {', '.join(PATHS)}, "
+                         f"got {bad or paths}")
     return list(dict.fromkeys(paths))
+
+
+def positive_env(name, default):
+    try:
+        value = int(os.environ.get(name, default))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"{name}: want a positive integer")
+    return value
 
 
 def mac(r, vm, nic):
@@ -89,22 +132,81 @@ def configure(vm, ifname, address):
     vm.run(f"ip addr add {address}/24 dev {ifname} && ip link set dev {ifname} up")
 
 
-def bmgnic_interface(server):
-    """Loads bmgnic.ko and returns (its netdev or None, why not)."""
+def load_bmgnic(server):
+    """Loads bmgnic.ko and waits for its two netdevs; returns None, or
+    why they are not there."""
     if not os.path.exists(BMGNIC_KO):
-        return None, f"{os.path.relpath(BMGNIC_KO, TOP)} is not built"
+        return f"{os.path.relpath(BMGNIC_KO, TOP)} is not built"
     rc, out = server.run(f"insmod {BMGNIC_KO}", check=False)
     if rc != 0:
-        return None, f"insmod failed: {out.strip()}"
-    for _ in range(10):
-        name = ifname_by_driver(server, "bmgnic")
-        if name:
-            return name, None
+        return f"insmod failed: {out.strip()}"
+    for _ in range(20):
+        if ifname_by_mac(server, OPEN_MAC) and ifname_by_mac(server, rack.FACTORY_MAC):
+            return None
         server.run("sleep 0.5")
     _, bound = server.run("ls /sys/bus/pci/drivers/bmgnic/ 2>/dev/null | grep '^0000:'; true")
-    if bound.strip():
-        return None, f"bmgnic.ko bound to {' '.join(bound.split())} but registered no netdev"
-    return None, "bmgnic.ko bound to no device"
+    return f"bmgnic.ko bound to {' '.join(bound.split()) or 'no device'}, not both NICs " \
+        "with a netdev"
+
+
+def isolate(r, rme, peer, peer_fabric):
+    """The RME makes the isolated NIC a tenant's; the peer becomes the far
+    VTEP (Linux's vxlan device)."""
+    ynl = rack.Ynl(rme, r.ynl())
+    peer_mac = rack.peer_vtep(peer, peer_fabric, ADDRS["isolated"][1])
+    rack.rme_up(rme)
+    server_ip = ADDRS["isolated"][0]
+    ynl("identity-set", {"identity": {"mac": rack.FACTORY_MAC, "mtu-cap": 1500,
+                                      "ipv4": [server_ip]}})
+    ynl("tenant-set", {"tenant": {"vni": rack.VNI, "local-mac": rack.LOCAL_VTEP_MAC,
+                                  "local-ip": rack.LOCAL_VTEP}})
+    ynl("vtep-set", {"index": 1, "mac": peer_mac, "ip": rack.PEER_VTEP})
+    ynl("meter-set", METER)
+    ynl("flow-add", ACL_DROP)
+    for match in ({"ethertype": 0x0806}, {"ethertype": 0x0800}):
+        ynl("flow-add", {"priority": 10, "action": "encap", "vtep": 1,
+                         "meter": METER["index"], "match": match})
+
+
+def set_up_path(r, server, peer, rme, path):
+    """Finds and addresses the path's two interfaces; returns them, or
+    raises PathError."""
+    if path == "open":
+        s_if, p_if = ifname_by_mac(server, OPEN_MAC), ifname_by_mac(peer, mac(r, peer, 0))
+    elif path == "isolated":
+        s_if = ifname_by_mac(server, rack.FACTORY_MAC)
+        fabric = ifname_by_mac(peer, mac(r, peer, 1))
+        if not s_if or not fabric:
+            raise PathError(f"interface not found (server {s_if}, peer fabric {fabric})")
+        isolate(r, rme, peer, fabric)
+        # The peer's side is addressed by rack.peer_vtep.
+        configure(server, s_if, ADDRS[path][0])
+        return s_if, "vxlan0"
+    else:
+        s_if, p_if = ifname_by_driver(server, "virtio_net"), ifname_by_mac(peer, mac(r, peer, 2))
+    if not s_if or not p_if:
+        raise PathError(f"interface not found (server {s_if}, peer {p_if})")
+    configure(server, s_if, ADDRS[path][0])
+    configure(peer, p_if, ADDRS[path][1])
+    return s_if, p_if
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(models, seconds):
+    """Each model's CPU use, in % of one core, over `seconds` of an idle
+    rack."""
+    before = {m.name: cpu_seconds(m.proc.pid) for m in models}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    return {m.name: 100.0 * (cpu_seconds(m.proc.pid) - before[m.name]) / elapsed
+            for m in models}
 
 
 def iperf3_json(out):
@@ -129,7 +231,7 @@ def iperf3(server, peer, target, args, seconds):
 
 
 def measure(server, peer, target, seconds):
-    """Measures one path. Returns (figures, errors); a missing figure
+    """Measures one path once. Returns (figures, errors); a missing figure
     stays None."""
     res = dict.fromkeys(["rtt_min", "rtt_avg", "ping_loss", "tcp_bps", "tcp_retrans",
                          "udp_pps", "udp_loss"])
@@ -164,93 +266,118 @@ def measure(server, peer, target, seconds):
     return res, errors
 
 
-def passed_traffic(res):
-    return bool((res["ping_loss"] is not None and res["ping_loss"] < 100)
-                or res["tcp_bps"] or res["udp_pps"])
+def passed_traffic(rounds):
+    return any((res["ping_loss"] is not None and res["ping_loss"] < 100)
+               or res["tcp_bps"] or res["udp_pps"] for res in rounds)
 
 
 def fmt_bps(v):
     return f"{v / 1e9:.2f} Gbit/s" if v >= 1e9 else f"{v / 1e6:.1f} Mbit/s"
 
 
-# (label, key, format, ratio): ratio "bv" is bmgnic/virtio, "vb"
-# virtio/bmgnic; either way above 1 means bmgnic did better.
-ROWS = [("TCP throughput", "tcp_bps", fmt_bps, "bv"),
-        ("TCP retransmits", "tcp_retrans", lambda v: f"{v}", None),
-        ("UDP 64 B rx rate", "udp_pps", lambda v: f"{v / 1e3:.1f} kpps", "bv"),
+# (label, key, format, higher_is_better): a ratio is taken so that above 1
+# means the first path did better.
+ROWS = [("TCP throughput", "tcp_bps", fmt_bps, True),
+        ("TCP retransmits", "tcp_retrans", lambda v: f"{v:.0f}", None),
+        ("UDP 64 B rx rate", "udp_pps", lambda v: f"{v / 1e3:.1f} kpps", True),
         ("UDP 64 B loss", "udp_loss", lambda v: f"{v:.1f} %", None),
-        ("ping rtt avg", "rtt_avg", lambda v: f"{v:.3f} ms", "vb"),
-        ("ping rtt min", "rtt_min", lambda v: f"{v:.3f} ms", "vb"),
+        ("ping rtt avg", "rtt_avg", lambda v: f"{v:.3f} ms", False),
+        ("ping rtt min", "rtt_min", lambda v: f"{v:.3f} ms", False),
         ("ping loss", "ping_loss", lambda v: f"{v:.0f} %", None)]
+# (first, second): the ratios printed, where both paths were measured.
+RATIOS = [("open", "virtio"), ("isolated", "virtio"), ("isolated", "open")]
+
+
+def spread(values, fmt):
+    """`median [min-max]` of the values that are there, or "-"."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}-{fmt(max(values))}]"
 
 
 def print_table(paths, results):
-    cols = ["bmgnic", "virtio"]
-    print(f"{'':18}{'bmgnic':>16}{'virtio-net':>16}   ratio")
-    for label, key, fmt, ratio in ROWS:
-        cells = []
-        for p in cols:
-            v = results.get(p, {}).get(key) if p in paths else None
-            cells.append(fmt(v) if v is not None else "-")
-        b = results.get("bmgnic", {}).get(key)
-        v = results.get("virtio", {}).get(key)
-        r = ""
-        if ratio and b and v:
-            r = f"{b / v:.2f} (bmgnic/virtio)" if ratio == "bv" else f"{v / b:.2f} (virtio/bmgnic)"
-        print(f"{label:18}{cells[0]:>16}{cells[1]:>16}   {r}".rstrip())
-    print("ratio > 1: bmgnic better (throughput and rate: bmgnic/virtio-net; "
-          "rtt: virtio-net/bmgnic)")
-
-
-def set_up_path(r, server, peer, path):
-    """Finds and addresses the path's two interfaces; returns them, or
-    raises PathError."""
-    if path == "bmgnic":
-        s_if, why = bmgnic_interface(server)
-        if s_if is None:
-            raise PathError(f"no interface ({why})")
-        p_if = ifname_by_mac(peer, mac(r, peer, 0))
-    else:
-        s_if = ifname_by_driver(server, "virtio_net")
-        p_if = ifname_by_mac(peer, mac(r, peer, 1))
-    if not s_if or not p_if:
-        raise PathError(f"interface not found (server {s_if}, peer {p_if})")
-    configure(server, s_if, ADDRS[path][0])
-    configure(peer, p_if, ADDRS[path][1])
-    return s_if, p_if
+    """`results[path]` is the list of that path's rounds."""
+    n = max((len(v) for v in results.values()), default=0)
+    print(f"median [range] of {n} rounds")
+    for label, key, fmt, better in ROWS:
+        print(f"{label}")
+        for p in paths:
+            print(f"  {LABEL[p]:18}{spread([r[key] for r in results.get(p, [])], fmt)}")
+        if better is None:
+            continue
+        for a, b in RATIOS:
+            if a not in results or b not in results:
+                continue
+            ratios = []
+            for ra, rb in zip(results[a], results[b]):
+                x, y = ra[key], rb[key]
+                if x and y:
+                    ratios.append(x / y if better else y / x)
+            if ratios:
+                print(f"  {LABEL[a] + ' : ' + LABEL[b]:34}"
+                      f"{spread(ratios, lambda v: f'{v:.2f}')}")
+    print("ratio > 1: the first path did better (throughput and rate: first/second; "
+          "rtt: second/first), each ratio within one round")
 
 
 def main():
     paths = wanted_paths()
-    seconds = int(os.environ.get("BMGNIC_BENCH_SECONDS", "5"))
-    results, failed = {}, {}
+    rounds = positive_env("BMGNIC_BENCH_ROUNDS", "5")
+    seconds = positive_env("BMGNIC_BENCH_SECONDS", "5")
+    results, failed, notes = {}, {}, []
     try:
         with rack.Rack("netdev_vs_virtio") as r:
             print(f"accel: {os.environ.get('BMGNIC_ACCEL', 'tcg')} "
                   f"({' '.join(rack.accel_args())}), 1 vCPU and 512 MiB per VM", flush=True)
-            model = r.start_model(open_l2=True)
+            open_nic = r.start_model("nic0", open_l2=True, mac=OPEN_MAC)
+            isolated_nic = r.start_model("nic1")
             link_s = os.path.join(r.sockdir, "direct.server")
             link_p = os.path.join(r.sockdir, "direct.peer")
-            server = r.start_vm("server", model=model, nics=[(link_s, link_p)])
-            peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local),
+            server = r.start_vm("server", model=open_nic, more_models=[isolated_nic],
+                                nics=[(link_s, link_p)])
+            rme = r.start_vm("rme", nics=[(isolated_nic.ncsi_remote, isolated_nic.ncsi_local)])
+            peer = r.start_vm("peer", nics=[(open_nic.fabric_remote, open_nic.fabric_local),
+                                            (isolated_nic.fabric_remote,
+                                             isolated_nic.fabric_local),
                                             (link_p, link_s)])
-            server.wait_ready()
-            peer.wait_ready()
-            notes = []
-            # One path after the other, so that a driver that takes its
-            # VM down still leaves the figures measured before it.
+            for vm in (server, rme, peer):
+                vm.wait_ready()
+            why = load_bmgnic(server) if {"open", "isolated"} & set(paths) else None
+            ready = []
             for p in paths:
                 try:
-                    s_if, p_if = set_up_path(r, server, peer, p)
-                    print(f"{LABEL[p]}: server {s_if} {ADDRS[p][0]} -> "
-                          f"peer {p_if} {ADDRS[p][1]}, iperf3 {seconds} s", flush=True)
-                    results[p], errors = measure(server, peer, ADDRS[p][1], seconds)
+                    if p != "virtio" and why:
+                        raise PathError(f"no interface ({why})")
+                    s_if, p_if = set_up_path(r, server, peer, rme, p)
                 except (PathError, rack.RackError) as e:
                     failed[p] = str(e)
                     print(f"{LABEL[p]}: {e}", flush=True)
                     continue
-                notes += [f"{LABEL[p]}: {e}" for e in errors]
-                if not passed_traffic(results[p]):
+                print(f"{LABEL[p]}: server {s_if} {ADDRS[p][0]} -> "
+                      f"peer {p_if} {ADDRS[p][1]}", flush=True)
+                ready.append(p)
+            idle = idle_cpu((open_nic, isolated_nic), IDLE_SECONDS)
+            print(f"idle CPU over {IDLE_SECONDS} s: " + ", ".join(
+                f"model {name} {pct:.1f} % of a core" for name, pct in idle.items()), flush=True)
+            for k in range(rounds):
+                order = ready[k % len(ready):] + ready[:k % len(ready)] if ready else []
+                for p in order:
+                    try:
+                        res, errors = measure(server, peer, ADDRS[p][1], seconds)
+                    except rack.RackError as e:
+                        res, errors = None, [str(e)]
+                    notes += [f"{LABEL[p]}, round {k + 1}: {e}" for e in errors]
+                    if res is not None:
+                        results.setdefault(p, []).append(res)
+                    print(f"round {k + 1} {LABEL[p]}: " + (", ".join(
+                        f"{label} {fmt(res[key])}" for label, key, fmt, better in ROWS
+                        if better is not None and res[key] is not None) if res else "failed"),
+                        flush=True)
+            for p in ready:
+                if not passed_traffic(results.get(p, [])):
                     failed[p] = "passed no traffic"
             print()
             print_table(paths, results)
