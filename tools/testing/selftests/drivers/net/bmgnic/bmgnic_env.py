@@ -6,6 +6,7 @@ lib/py: ksft_run, ksft_eq, ...; KTAP output) and the project's rack runner
 on the import path.
 """
 
+import functools
 import json
 import os
 import re
@@ -153,6 +154,19 @@ def expect_resets(n=1):
     _expected_resets += n
 
 
+def timed(case):
+    """`case`, printing how long it took as a KTAP comment: where a
+    scenario's time goes."""
+    @functools.wraps(case)
+    def run(*args):
+        t0 = time.monotonic()
+        try:
+            return case(*args)
+        finally:
+            print(f"# {case.__name__} took {time.monotonic() - t0:.1f} s", flush=True)
+    return run
+
+
 def run_in_rack(name, start, cases):
     """Boots a rack with `start(rack)`, which returns the arguments of the
     test cases, and runs `cases` on it with the kernel's ksft_run (KTAP),
@@ -161,7 +175,9 @@ def run_in_rack(name, start, cases):
     from lib.py import ksft, ksft_exit, ksft_run, KsftFailEx
     try:
         with rack.Rack(name) as r:
+            t0 = time.monotonic()
             args = start(r)
+            print(f"# {name}: rack up in {time.monotonic() - t0:.0f} s", flush=True)
 
             def consoles_are_clean(*_):
                 splats = r.console_splats()
@@ -175,7 +191,7 @@ def run_in_rack(name, start, cases):
                 if len(resets) > _expected_resets:
                     raise KsftFailEx(f"{len(resets)} device resets, {_expected_resets} expected")
 
-            ksft_run(list(cases) + [consoles_are_clean], args=args)
+            ksft_run([timed(c) for c in cases] + [consoles_are_clean], args=args)
             if not ksft.KSFT_RESULT_ALL:
                 r.failed = True
     except rack.RackError as e:
