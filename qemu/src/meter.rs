@@ -18,7 +18,7 @@
 //!
 //! The clock is the caller's (`now_ns`), so tests run on simulated time.
 
-use crate::ncsi_oem::{self, MeterRecord};
+use crate::ncsi_oem::{self, MeterCountersRecord, MeterRecord};
 
 /// Number of meters of the model's table.
 pub const DEFAULT_METERS: u16 = 256;
@@ -38,6 +38,11 @@ pub struct Meter {
     tokens: u64,
     /// Caller's clock at the last refill.
     last_ns: u64,
+    /// What the meter let through and dropped since it was set.
+    passed_packets: u64,
+    passed_bytes: u64,
+    dropped_packets: u64,
+    dropped_bytes: u64,
 }
 
 impl Meter {
@@ -50,6 +55,10 @@ impl Meter {
             burst: rec.burst,
             tokens: Self::capacity_nanobytes(rec.burst),
             last_ns: now_ns,
+            passed_packets: 0,
+            passed_bytes: 0,
+            dropped_packets: 0,
+            dropped_bytes: 0,
         }
     }
 
@@ -87,6 +96,18 @@ impl Meter {
         }
     }
 
+    /// The meter's counters as the NC-SI record at `index`.
+    pub fn counters(&self, index: u16) -> MeterCountersRecord {
+        MeterCountersRecord {
+            index,
+            in_use: true,
+            passed_packets: self.passed_packets,
+            passed_bytes: self.passed_bytes,
+            dropped_packets: self.dropped_packets,
+            dropped_bytes: self.dropped_bytes,
+        }
+    }
+
     /// Adds the tokens earned since the last refill. A clock that went
     /// backwards earns nothing, and the later of the two times is kept so
     /// that no interval is credited twice.
@@ -105,8 +126,21 @@ impl Meter {
     /// Whether a packet of `bytes` conforms at `now_ns`; if so its tokens
     /// are spent (one per packet for a packet meter). A packet longer than
     /// the burst of a byte meter never conforms, so that burst should be
-    /// at least the largest frame (MTU plus headers).
+    /// at least the largest frame (MTU plus headers). Either way the packet
+    /// is counted, as passed or dropped.
     pub fn admit(&mut self, bytes: u32, now_ns: u64) -> bool {
+        let conforms = self.conforms(bytes, now_ns);
+        let (packets, total) = if conforms {
+            (&mut self.passed_packets, &mut self.passed_bytes)
+        } else {
+            (&mut self.dropped_packets, &mut self.dropped_bytes)
+        };
+        *packets = packets.wrapping_add(1);
+        *total = total.wrapping_add(u64::from(bytes));
+        conforms
+    }
+
+    fn conforms(&mut self, bytes: u32, now_ns: u64) -> bool {
         if self.rate == 0 {
             // A zero rate blocks the flow outright, whatever tokens are
             // left: the RME's way of cutting a flow off with one record.
@@ -217,6 +251,17 @@ impl MeterTable {
     pub fn get(&self, index: u16) -> Option<MeterRecord> {
         let meter = self.meters.get(usize::from(index))?.as_ref()?;
         Some(meter.record(index))
+    }
+
+    /// The counters of meter `index`; a meter not set has none.
+    pub fn counters(&self, index: u16) -> MeterCountersRecord {
+        match self.meters.get(usize::from(index)) {
+            Some(Some(meter)) => meter.counters(index),
+            _ => MeterCountersRecord {
+                index,
+                ..MeterCountersRecord::default()
+            },
+        }
     }
 
     /// The meter at `index`, if configured.
@@ -410,15 +455,36 @@ mod tests {
         assert_eq!(t.admit(2, 1500, 0), Some(false));
         assert_eq!(t.admit(1, 1500, 0), None);
 
-        // Setting again reconfigures in place: no fresh burst.
+        // Setting again reconfigures in place: no fresh burst, and the
+        // counters go on.
         t.set(&rec, 0).unwrap();
         assert_eq!(t.admit(2, 1500, 0), Some(false));
         assert_eq!(t.get_mut(2).map(|m| m.tokens()), Some(0));
+        let counted = MeterCountersRecord {
+            index: 2,
+            in_use: true,
+            passed_packets: 2,
+            passed_bytes: 3000,
+            dropped_packets: 2,
+            dropped_bytes: 3000,
+        };
+        assert_eq!(t.counters(2), counted);
+        assert!(!t.counters(1).in_use);
 
         assert_eq!(t.del(2), Ok(Some(rec)));
         assert_eq!(t.del(2), Ok(None));
         assert_eq!(t.get(2), None);
         assert!(t.is_empty());
+        // A meter set again starts counting from zero.
+        assert_eq!(
+            t.counters(2),
+            MeterCountersRecord {
+                index: 2,
+                ..MeterCountersRecord::default()
+            }
+        );
+        t.set(&rec, 0).unwrap();
+        assert_eq!(t.counters(2).dropped_packets, 0);
     }
 
     #[test]

@@ -181,8 +181,8 @@ pub fn receive(
 mod tests {
     use super::*;
     use crate::ncsi_oem::{
-        FlowKey, FlowRecord, IdentityRecord, MeterRecord, PolicyRecord, Record, TenantRecord,
-        VtepRecord,
+        FlowKey, FlowRecord, IdentityRecord, MeterCountersRecord, MeterRecord, OemHeader,
+        PolicyRecord, Record, SlotRecord, TenantRecord, VtepRecord,
     };
 
     const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0, 0xb0, 0, 1];
@@ -485,5 +485,26 @@ mod tests {
         let expected = 1_000_000 + 15_000;
         let error = (sent as f64 - expected as f64).abs() / expected as f64;
         assert!(error < 0.02, "sent {sent} bytes, expected about {expected}");
+
+        // The meter counted both sides, as the RME reads them.
+        let mut index = [0u8; SlotRecord::LEN];
+        SlotRecord { slot: 0 }.encode(&mut index);
+        let header = OemHeader {
+            version: oem::OEM_VERSION,
+            op: oem::OP_GET,
+            object: oem::OBJ_METER_COUNTERS,
+            count: 1,
+        };
+        let mut answer = Vec::new();
+        let stats = [0; crate::regs::guest::STAT_COUNT];
+        assert_eq!(
+            rme.handle_oem(&header, &index, &mut answer, &stats, 0),
+            Ok(1)
+        );
+        let c = MeterCountersRecord::decode(&answer).unwrap();
+        assert!(c.in_use);
+        assert_eq!(c.passed_bytes, sent);
+        assert_eq!(c.passed_packets + c.dropped_packets, 6_700);
+        assert_eq!(c.dropped_bytes, c.dropped_packets * f.len() as u64);
     }
 }

@@ -7,8 +7,8 @@
 use crate::flow::FlowTable;
 use crate::meter::MeterTable;
 use crate::ncsi_oem::{
-    self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, MeterRecord, OemHeader,
-    PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord,
+    self as oem, FlowCountersRecord, FlowRecord, IdentityRecord, MeterCountersRecord, MeterRecord,
+    OemHeader, PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord,
     VtepRecord,
 };
 use crate::regs::guest::STAT_COUNT;
@@ -427,6 +427,18 @@ impl RmeBank {
                 }
                 Ok(n)
             }
+            (oem::OBJ_METER_COUNTERS, oem::OP_GET) => {
+                let indices = decode_all::<SlotRecord>(h, records)?;
+                if indices.iter().any(|s| s.slot as usize >= METER_SLOTS) {
+                    return Err(oem::REASON_BAD_INDEX);
+                }
+                fits::<MeterCountersRecord>(indices.len())?;
+                let mut n = 0;
+                for s in indices {
+                    n += append(out, &self.meters.counters(s.slot as u16));
+                }
+                Ok(n)
+            }
             (oem::OBJ_PORT_COUNTERS, oem::OP_GET) => {
                 decode_exact::<SlotRecord, 0>(h, records)?;
                 let mut counters = [0u64; oem::PORT_COUNTERS];
@@ -456,6 +468,7 @@ impl RmeBank {
                 | oem::OBJ_VTEP
                 | oem::OBJ_FLOW
                 | oem::OBJ_METER
+                | oem::OBJ_METER_COUNTERS
                 | oem::OBJ_FLOW_COUNTERS
                 | oem::OBJ_PORT_COUNTERS
                 | oem::OBJ_POLICY

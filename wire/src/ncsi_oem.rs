@@ -60,6 +60,9 @@ pub const OBJ_PORT_COUNTERS: u8 = 0x07;
 pub const OBJ_POLICY: u8 = 0x08;
 /// Table sizes and use: [`TableInfoRecord`]. GET.
 pub const OBJ_TABLE_INFO: u8 = 0x09;
+/// Per-meter counters: GET takes [`SlotRecord`]s (meter indices), answers
+/// [`MeterCountersRecord`]s.
+pub const OBJ_METER_COUNTERS: u8 = 0x0a;
 
 /// OEM reason codes (DSP0222 leaves 0x8000-0xffff to the vendor).
 pub const REASON_BAD_VERSION: u16 = 0x8001;
@@ -610,6 +613,51 @@ impl Record for FlowCountersRecord {
             packets: get64(b, 8),
             bytes: get64(b, 16),
             idle_ms: get64(b, 24),
+        })
+    }
+}
+
+/// A meter's counters: what it let through and what it dropped, since it
+/// was set (a later SET of the same index keeps them; DEL clears them).
+///
+/// ```text
+/// 0..2 index  2..4 flags (bit 0: meter set)  4..12 packets passed
+/// 12..20 bytes passed  20..28 packets dropped  28..36 bytes dropped
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct MeterCountersRecord {
+    /// Index in the meter table.
+    pub index: u16,
+    /// Whether a meter was set at the index.
+    pub in_use: bool,
+    /// Packets the meter let through.
+    pub passed_packets: u64,
+    /// Bytes the meter let through.
+    pub passed_bytes: u64,
+    /// Packets over the rate, dropped.
+    pub dropped_packets: u64,
+    /// Bytes over the rate, dropped.
+    pub dropped_bytes: u64,
+}
+
+impl Record for MeterCountersRecord {
+    const LEN: usize = 36;
+    fn encode(&self, out: &mut [u8]) {
+        put16(out, 0, self.index);
+        put16(out, 2, u16::from(self.in_use));
+        put64(out, 4, self.passed_packets);
+        put64(out, 12, self.passed_bytes);
+        put64(out, 20, self.dropped_packets);
+        put64(out, 28, self.dropped_bytes);
+    }
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            index: get16(b, 0),
+            in_use: get16(b, 2) & 1 != 0,
+            passed_packets: get64(b, 4),
+            passed_bytes: get64(b, 12),
+            dropped_packets: get64(b, 20),
+            dropped_bytes: get64(b, 28),
         })
     }
 }
