@@ -25,9 +25,9 @@ use crate::{
     ncsi::cmd,
     ncsi_client::{self, Aen, Endpoint, Response},
     ncsi_oem::{
-        self as oem, FlowCountersRecord, FlowKey, IdentityRecord, MeterRecord, MissEvent,
-        PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord, TenantRecord,
-        ViolationEvent, VtepRecord,
+        self as oem, FlowCountersRecord, FlowKey, IdentityRecord, MeterCountersRecord, MeterRecord,
+        MissEvent, PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord,
+        TenantRecord, ViolationEvent, VtepRecord,
     },
     nic_cache::{NicCache, Plan},
     sideband::{AenSink, Sideband},
@@ -72,12 +72,14 @@ pub(crate) struct State {
     next_entry: u32,
     /// Slots whose DEL or SET timed out, to delete again.
     unsettled: KVec<u32>,
-    /// Last NC-SI reads of the flow and port counters, and what the port
-    /// read returned: unprivileged readers get them at most once per
-    /// [`UNPRIVILEGED_READ_INTERVAL_MS`].
+    /// Last NC-SI reads of the flow, port and meter counters, and what the
+    /// port and meter reads returned: unprivileged readers get them at
+    /// most once per [`UNPRIVILEGED_READ_INTERVAL_MS`].
     counters_read_at: Option<Instant<Monotonic>>,
     port_read_at: Option<Instant<Monotonic>>,
     port_counters: PortCountersRecord,
+    meters_read_at: Option<Instant<Monotonic>>,
+    meter_counters: KVec<MeterCountersRecord>,
 }
 
 /// How often unprivileged DEV_GET and FLOW_GET requests cause NC-SI reads;
@@ -396,6 +398,8 @@ impl Rme {
             port_counters: PortCountersRecord {
                 counters: [0; oem::PORT_COUNTERS],
             },
+            meters_read_at: None,
+            meter_counters: KVec::new(),
         });
         let mut text = [0u8; 16];
         let text = crate::ncsi_client::format_version(&version, &mut text);
@@ -850,6 +854,45 @@ impl State {
             self.port_read_at = Some(Instant::now());
         }
         Ok(self.port_counters)
+    }
+
+    /// Reads the NIC counters of every set meter; for an unprivileged
+    /// reader, only if the last read is a second old.
+    pub(crate) fn fresh_meter_counters(&mut self, sb: &Sideband, admin: bool) -> Result {
+        if !admin && recent(self.meters_read_at) {
+            return Ok(());
+        }
+        let mut indices = KVec::new();
+        for m in self.meters.iter().flatten() {
+            indices.push(
+                SlotRecord {
+                    slot: u32::from(m.index),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut answers = KVec::with_capacity(indices.len(), GFP_KERNEL)?;
+        if !indices.is_empty() {
+            oem_command(
+                sb,
+                oem::OP_GET,
+                oem::OBJ_METER_COUNTERS,
+                &indices,
+                &mut answers,
+            )?;
+        }
+        self.meter_counters = answers;
+        self.meters_read_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The counters of meter `index` as last read from the NIC, if it was
+    /// set there then.
+    pub(crate) fn meter_counters(&self, index: u16) -> Option<MeterCountersRecord> {
+        self.meter_counters
+            .iter()
+            .find(|c| c.index == index && c.in_use)
+            .copied()
     }
 
     /// Reads the NIC counters of every installed rule into the table; for

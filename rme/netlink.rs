@@ -11,7 +11,9 @@ use crate::{
     control::{Event, Rme, State},
     flow_table::{self, Rule},
     genl::{attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS},
-    ncsi_oem::{self as oem, FlowCheck, FlowKey, MeterRecord, TenantRecord, VtepRecord},
+    ncsi_oem::{
+        self as oem, FlowCheck, FlowKey, MeterCountersRecord, MeterRecord, TenantRecord, VtepRecord,
+    },
     sideband::Sideband,
 };
 use kernel::{
@@ -743,24 +745,43 @@ impl Handler for Rme {
                     m.put_bytes(a::IP, &v.ip)
                 },
             ),
-            cmd::METER_GET => dump_slots(
-                self,
-                dump,
-                cmd::METER_GET,
-                |st: &State, i| st.meters.get(i).copied().flatten().map(|v| (v.index, v)),
-                |m, v: MeterRecord| {
-                    use attr::meter as a;
-                    m.put_u16(a::INDEX, v.index)?;
-                    m.put_u64(a::RATE, v.rate)?;
-                    m.put_u32(a::BURST, v.burst)?;
-                    let unit = if v.counts_packets() {
-                        meter_unit::PACKETS
-                    } else {
-                        meter_unit::BYTES
-                    };
-                    m.put_u8(a::UNIT, unit)
-                },
-            ),
+            cmd::METER_GET => {
+                // The counters are read once, as the dump starts; its
+                // continuations report that read.
+                if dump.position() == 0 {
+                    let admin = dump.sender_is_admin();
+                    self.with_state(|sb, st| st.fresh_meter_counters(sb, admin))?;
+                }
+                dump_slots(
+                    self,
+                    dump,
+                    cmd::METER_GET,
+                    |st: &State, i| {
+                        let v = st.meters.get(i).copied().flatten()?;
+                        Some((v.index, (v, st.meter_counters(v.index))))
+                    },
+                    |m, (v, c): (MeterRecord, Option<MeterCountersRecord>)| {
+                        use attr::meter as a;
+                        m.put_u16(a::INDEX, v.index)?;
+                        m.put_u64(a::RATE, v.rate)?;
+                        m.put_u32(a::BURST, v.burst)?;
+                        let unit = if v.counts_packets() {
+                            meter_unit::PACKETS
+                        } else {
+                            meter_unit::BYTES
+                        };
+                        m.put_u8(a::UNIT, unit)?;
+                        // A meter set after the read has no counters yet.
+                        if let Some(c) = c {
+                            m.put_u64(a::PASSED_PACKETS, c.passed_packets)?;
+                            m.put_u64(a::PASSED_BYTES, c.passed_bytes)?;
+                            m.put_u64(a::DROPPED_PACKETS, c.dropped_packets)?;
+                            m.put_u64(a::DROPPED_BYTES, c.dropped_bytes)?;
+                        }
+                        Ok(())
+                    },
+                )
+            }
             _ => Err(EOPNOTSUPP),
         }
     }

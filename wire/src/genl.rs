@@ -87,6 +87,10 @@ pub mod attr {
         pub const RATE: u16 = 2;
         pub const BURST: u16 = 3;
         pub const UNIT: u16 = 4;
+        pub const PASSED_PACKETS: u16 = 5;
+        pub const PASSED_BYTES: u16 = 6;
+        pub const DROPPED_PACKETS: u16 = 7;
+        pub const DROPPED_BYTES: u16 = 8;
     }
     pub mod policy {
         pub const QUARANTINED: u16 = 1;

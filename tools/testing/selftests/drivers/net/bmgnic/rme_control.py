@@ -102,7 +102,16 @@ def test_meter_holds_rate(model, s, rme, peer, ynl):
     ksft_pr(f"meter {rate} B/s: {frames_bps:.0f} B/s of frames delivered "
             f"({frames_bps / rate:.3f} of the rate), offered 20 Mbit/s")
     ksft_lt(abs(frames_bps - rate) / rate, 0.10, "meter not within 10% of its rate")
-    ksft_ge(drops(dev_get(ynl), "tx_drop_metered"), 1)
+    metered = drops(dev_get(ynl), "tx_drop_metered")
+    ksft_ge(metered, 1)
+    # The meter's own counters, from the NIC: its drops are the port's
+    # metered drops (it is the only meter), and what it passed arrived.
+    [m] = ynl("meter-get", kind="dump")[1]
+    ksft_pr(f"meter-get: passed {m.get('passed-packets')}, dropped {m.get('dropped-packets')} "
+            f"packets; port tx_drop_metered {metered}")
+    ksft_eq(m.get("dropped-packets"), metered, "the meter's drops are not the port's metered drops")
+    ksft_eq(m.get("dropped-bytes"), metered * (size + UDP_OVERHEAD))
+    ksft_ge(m.get("passed-packets", 0), got_pkts, "the meter passed fewer packets than arrived")
 
 
 def test_billing_counters_match_iperf3(model, s, rme, peer, ynl):
