@@ -8,8 +8,8 @@
 
 use crate::rme::{
     apply_nic_config, errno, DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec,
-    IdentityConfig, IpPrefix, MeterSpec, MissPolicy, NicConfig, NicConfigSteps, PolicyConfig, Rme,
-    RmeError, RmeEvent, Tenancy, TenantConfig, VtepConfig,
+    IdentityConfig, IpPrefix, MeterCounters, MeterSpec, MissPolicy, NicConfig, NicConfigSteps,
+    PolicyConfig, Rme, RmeError, RmeEvent, Tenancy, TenantConfig, VtepConfig,
 };
 use bmgnic_wire::genl::{
     attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
@@ -24,6 +24,7 @@ use neli::{
     types::{Buffer, GenlBuffer},
     utils::Groups,
 };
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 type Msg = Genlmsghdr<u8, u16>;
@@ -366,6 +367,23 @@ fn meter_config(h: &Handle<'_>) -> Result<MeterSpec, RmeError> {
     })
 }
 
+/// A meter-get dump message's index and counters; a meter set after the
+/// module's last read of the NIC has none yet (zero).
+fn meter_counts(h: &Handle<'_>) -> Result<(u8, MeterCounters), RmeError> {
+    use attr::meter as a;
+    let index = index_u8(h, a::INDEX, "meter index")?;
+    let count = |kind| u64_ne(h, kind).unwrap_or(0);
+    Ok((
+        index,
+        MeterCounters {
+            passed_packets: count(a::PASSED_PACKETS),
+            passed_bytes: count(a::PASSED_BYTES),
+            dropped_packets: count(a::DROPPED_PACKETS),
+            dropped_bytes: count(a::DROPPED_BYTES),
+        },
+    ))
+}
+
 /// A flow-get dump message, refused rather than read approximately where
 /// [`parse_flow`] (enough for the agent) would lose part of the rule:
 /// re-applying it would make a different rule.
@@ -622,6 +640,13 @@ impl Rme for Netlink {
             )?,
         ];
         self.request(cmd::METER_SET, NlmF::ACK, attrs).map(|_| ())
+    }
+
+    fn meter_counters(&mut self) -> Result<BTreeMap<u8, MeterCounters>, RmeError> {
+        Ok(self
+            .dump(cmd::METER_GET, meter_counts)?
+            .into_iter()
+            .collect())
     }
 
     fn tenant_reset(&mut self) -> Result<Tenancy, RmeError> {
@@ -906,6 +931,26 @@ mod tests {
         assert_eq!(meter(Some(meter_unit::BYTES)), Ok(false));
         assert_eq!(meter(Some(meter_unit::PACKETS)), Ok(true));
         assert!(meter(Some(2)).is_err());
+
+        // Counters: a meter the module has not read yet has none.
+        let h = handle(vec![
+            a(m::INDEX, &7u16.to_ne_bytes()),
+            a(m::PASSED_PACKETS, &5u64.to_ne_bytes()),
+            a(m::PASSED_BYTES, &500u64.to_ne_bytes()),
+            a(m::DROPPED_PACKETS, &2u64.to_ne_bytes()),
+            a(m::DROPPED_BYTES, &200u64.to_ne_bytes()),
+        ]);
+        let counted = MeterCounters {
+            passed_packets: 5,
+            passed_bytes: 500,
+            dropped_packets: 2,
+            dropped_bytes: 200,
+        };
+        assert_eq!(meter_counts(&h), Ok((7, counted)));
+        let h = handle(vec![a(m::INDEX, &7u16.to_ne_bytes())]);
+        assert_eq!(meter_counts(&h), Ok((7, MeterCounters::default())));
+        let h = handle(vec![a(m::INDEX, &256u16.to_ne_bytes())]);
+        assert!(meter_counts(&h).is_err());
     }
 
     fn dumped(spec: &FlowSpec, id: u32) -> Vec<Nlattr<u16, Buffer>> {

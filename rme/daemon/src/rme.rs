@@ -152,6 +152,16 @@ pub struct MeterSpec {
     pub packets: bool,
 }
 
+/// A meter's counters in the NIC: what it let through and what it
+/// dropped, since it was set there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeterCounters {
+    pub passed_packets: u64,
+    pub passed_bytes: u64,
+    pub dropped_packets: u64,
+    pub dropped_bytes: u64,
+}
+
 /// The device's counters (the module's `counters` nest).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DevCounters {
@@ -480,6 +490,8 @@ pub trait Rme {
     fn flow_del(&mut self, id: u32) -> Result<(u64, u64), RmeError>;
     fn flow_dump(&mut self) -> Result<Vec<FlowInfo>, RmeError>;
     fn meter_set(&mut self, meter: &MeterSpec) -> Result<(), RmeError>;
+    /// The counters of each set meter, by index, read from the NIC.
+    fn meter_counters(&mut self) -> Result<BTreeMap<u8, MeterCounters>, RmeError>;
     fn dev_get(&mut self) -> Result<DevState, RmeError>;
     /// Sets the tenant's VNI, keeping its local VTEP.
     fn tenant_vni_set(&mut self, vni: u32) -> Result<(), RmeError>;
@@ -503,6 +515,8 @@ pub struct MemoryRme {
     /// Rules by id, with their (packets, bytes).
     pub rules: BTreeMap<u32, (FlowSpec, u64, u64)>,
     pub meters: BTreeMap<u8, MeterSpec>,
+    /// What the NIC would count for each meter.
+    pub meter_counts: BTreeMap<u8, MeterCounters>,
     capacity: usize,
     /// `guest_mac` is the identity's MAC.
     pub dev: DevState,
@@ -571,6 +585,14 @@ impl Rme for MemoryRme {
         Ok(())
     }
 
+    fn meter_counters(&mut self) -> Result<BTreeMap<u8, MeterCounters>, RmeError> {
+        Ok(self
+            .meters
+            .keys()
+            .map(|i| (*i, self.meter_counts.get(i).copied().unwrap_or_default()))
+            .collect())
+    }
+
     fn dev_get(&mut self) -> Result<DevState, RmeError> {
         Ok(self.dev.clone())
     }
@@ -591,6 +613,7 @@ impl Rme for MemoryRme {
             ended.bytes += bytes;
         }
         self.meters.clear();
+        self.meter_counts.clear();
         self.vni = None;
         self.local_vtep = None;
         self.vteps.clear();
@@ -691,6 +714,12 @@ impl<T: Rme> Rme for std::sync::Arc<std::sync::Mutex<T>> {
         self.lock()
             .unwrap_or_else(|e| e.into_inner())
             .meter_set(meter)
+    }
+
+    fn meter_counters(&mut self) -> Result<BTreeMap<u8, MeterCounters>, RmeError> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .meter_counters()
     }
 
     fn dev_get(&mut self) -> Result<DevState, RmeError> {

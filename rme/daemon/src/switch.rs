@@ -741,31 +741,28 @@ impl<R: Rme> Switch<R> {
                 vec![MultipartReply::PortDesc(self.ports(&dev))]
             }
             MultipartRequest::Meter { meter_id } => {
-                self.refresh(now).map_err(unavailable)?;
                 let ids = self.meter_ids(meter_id)?;
+                let counts = self.rme.meter_counters().map_err(unavailable)?;
                 let d = now.duration_since(self.started);
                 vec![MultipartReply::Meter(
                     ids.into_iter()
                         .map(|id| {
-                            let users =
-                                self.flows.iter().filter(|f| f.spec.meter == Some(id as u8));
-                            let (mut flows, mut packets, mut bytes) = (0, 0, 0);
-                            for f in users {
-                                let (p, b) = f.counters();
-                                flows += 1;
-                                packets += p;
-                                bytes += b;
-                            }
+                            // OpenFlow meter ids 1-255 are the NIC's
+                            // meters of the same index (mapping.rs).
+                            let c = counts.get(&(id as u8)).copied().unwrap_or_default();
                             MeterStats {
                                 meter_id: id,
-                                flow_count: flows,
-                                packet_in_count: packets,
-                                byte_in_count: bytes,
+                                flow_count: self
+                                    .flows
+                                    .iter()
+                                    .filter(|f| f.spec.meter == Some(id as u8))
+                                    .count() as u32,
+                                packet_in_count: c.passed_packets + c.dropped_packets,
+                                byte_in_count: c.passed_bytes + c.dropped_bytes,
                                 duration_sec: d.as_secs() as u32,
                                 duration_nsec: d.subsec_nanos(),
-                                // The NIC counts metered drops per port,
-                                // not per meter.
-                                bands: vec![(0, 0)],
+                                // The one band, a drop band: what it dropped.
+                                bands: vec![(c.dropped_packets, c.dropped_bytes)],
                             }
                         })
                         .collect(),

@@ -298,6 +298,40 @@ fn meters_and_the_flows_that_use_them() {
     )
     .is_empty());
     assert_eq!(s.rme().meters[&3].rate, 2_000_000);
+    // METER stats are the NIC's counts: what reached the meter, and what
+    // its drop band dropped.
+    s.rme().meter_counts.insert(
+        3,
+        MeterCounters {
+            passed_packets: 10,
+            passed_bytes: 14_000,
+            dropped_packets: 30,
+            dropped_bytes: 42_000,
+        },
+    );
+    let replies = send(
+        &mut s,
+        Message::MultipartRequest {
+            flags: 0,
+            body: MultipartRequest::Meter {
+                meter_id: meter::ALL,
+            },
+        },
+        now,
+    );
+    let Some(Message::MultipartReply {
+        body: MultipartReply::Meter(m),
+        ..
+    }) = replies.first()
+    else {
+        panic!("expected METER stats, got {replies:?}");
+    };
+    assert_eq!(
+        (m[0].meter_id, m[0].flow_count, m[0].packet_in_count),
+        (3, 1, 40)
+    );
+    assert_eq!(m[0].byte_in_count, 56_000);
+    assert_eq!(m[0].bands, vec![(30, 42_000)]);
     // Deleting the meter removes its flows, saying why.
     let out = send(&mut s, Message::MeterMod(meter_mod(meter::DELETE, 0)), now);
     assert!(

@@ -176,6 +176,16 @@ class TenantController(app_manager.OSKenApp):
                                  reply_multi=True)
         return {s.cookie: (s.packet_count, s.byte_count) for r in replies for s in r.body}
 
+    def meter_stats(self):
+        """{meter id: (packets in, bytes in, [(packets, bytes) per band])}."""
+        dp = self.dp
+        p = dp.ofproto_parser
+        replies = ofctl.send_msg(self, p.OFPMeterStatsRequest(dp, 0, ofp.OFPM_ALL),
+                                 reply_cls=p.OFPMeterStatsReply, reply_multi=True)
+        return {s.meter_id: (s.packet_in_count, s.byte_in_count,
+                             [(b.packet_band_count, b.byte_band_count) for b in s.band_stats])
+                for r in replies for s in r.body}
+
     def port_stats(self):
         dp = self.dp
         p = dp.ofproto_parser

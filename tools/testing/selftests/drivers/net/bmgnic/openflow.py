@@ -67,8 +67,26 @@ def test_acl_denies_one_port(r, app, s, rme, peer, ynl):
             "an allowed port did not work next to the deny rule")
 
 
+def band_drops_match_the_loss(app, meter_id, before, end, size):
+    """The meter's drop band, as the controller reads it, counted what
+    iperf3 lost (this meter is the only place the rack drops them) and
+    nothing of what arrived."""
+    in_packets, in_bytes, bands = app.meter_stats()[meter_id]
+    dropped, dropped_bytes = (bands[0][0] - before[2][0][0], bands[0][1] - before[2][0][1])
+    lost, got = end.get("lost_packets", 0), end["packets"] - end.get("lost_packets", 0)
+    ksft_pr(f"meter {meter_id}: band dropped {dropped} packets ({dropped_bytes} bytes); "
+            f"iperf3 lost {lost} of {end['packets']}; {in_packets - before[0]} reached the meter")
+    ksft_ge(dropped, 1, "the meter's band counted no drop")
+    ksft_lt(abs(dropped - lost), max(10, 0.05 * lost),
+            "the band's drops are not what iperf3 lost")
+    ksft_ge(in_packets - before[0], got + dropped, "the meter counted fewer packets than it passed")
+    ksft_eq(dropped_bytes, dropped * (size + UDP_OVERHEAD), "the band's bytes are not whole frames")
+    ksft_ge(in_bytes - before[1], dropped_bytes, "the meter's bytes in are below its drops")
+
+
 def test_meter_holds_rate(r, app, s, rme, peer, ynl):
     size = 1400
+    before = app.meter_stats()[1]
     res = iperf3(s, peer, METER_PORT, f"-u -b {4 * METER_KBPS}K -l {size}", seconds=5)
     end = res["end"]["sum_received"] if "sum_received" in res.get("end", {}) else res["end"]["sum"]
     got_pkts = end["packets"] - end.get("lost_packets", 0)
@@ -77,12 +95,14 @@ def test_meter_holds_rate(r, app, s, rme, peer, ynl):
     ksft_pr(f"OpenFlow meter {METER_KBPS} kb/s = {rate:.0f} B/s: {frames_bps:.0f} B/s of frames "
             f"delivered ({frames_bps / rate:.3f} of the rate), offered {4 * METER_KBPS} kb/s")
     ksft_lt(abs(frames_bps - rate) / rate, 0.10, "meter not within 10% of its rate")
+    band_drops_match_the_loss(app, 1, before, end, size)
 
 
 def test_packet_meter_holds_rate(r, app, s, rme, peer, ynl):
     pps, port = 400, 5204
     app.packet_meter(2, pps, port, VNI, 1, cookie=7)
     size = 200
+    before = app.meter_stats()[2]
     # Offered at four times the meter's packet rate.
     res = iperf3(s, peer, port, f"-u -b {4 * pps * size * 8} -l {size}", seconds=5)
     end = res["end"]["sum_received"] if "sum_received" in res.get("end", {}) else res["end"]["sum"]
@@ -90,6 +110,7 @@ def test_packet_meter_holds_rate(r, app, s, rme, peer, ynl):
     ksft_pr(f"OpenFlow packet meter {pps} packets/s: {got:.0f} packets/s delivered "
             f"({got / pps:.3f} of the rate), offered {4 * pps}")
     ksft_lt(abs(got - pps) / pps, 0.10, "packet meter not within 10% of its rate")
+    band_drops_match_the_loss(app, 2, before, end, size)
 
 
 def test_packet_in_then_the_flow_the_controller_installs(r, app, s, rme, peer, ynl):
