@@ -21,8 +21,10 @@ for d in "$BMGNIC_CACHE"/debug-modules/*/; do
 	[ "$d" = "$out/" ] || rm -rf "$d"
 done
 # The modules compile wire/src/*.rs too (see wire/src/lib.rs); the RME
-# daemon is userspace and stays out.
-rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='*.cmd' --exclude='*.mod*' \
+# daemon is userspace and stays out. Sources are compared by content and a
+# changed one gets the time of the copy, not its own: a checkout older than
+# the objects here (another clone built since) must still rebuild them.
+rsync -rlpD --checksum --delete --exclude='*.o' --exclude='*.ko' --exclude='*.cmd' --exclude='*.mod*' \
 	--exclude='.*' --exclude='/rme/daemon' --exclude='/wire/target' \
 	"$BMGNIC_TOP/drivers" "$BMGNIC_TOP/rme" "$BMGNIC_TOP/wire" "$out/"
 rm -rf "$out/rme/daemon"
