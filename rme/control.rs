@@ -820,6 +820,10 @@ impl State {
         let port: PortCountersRecord = oem_get_one(sb, oem::OBJ_PORT_COUNTERS)?;
         oem_del_all(sb, oem::OBJ_VTEP, &mut self.vteps)?;
         oem_del_all(sb, oem::OBJ_METER, &mut self.meters)?;
+        // The next tenant's meters start from zero: no reader sees this
+        // tenant's counts again.
+        self.meter_counters.clear();
+        self.meters_read_at = None;
         let nobody = IdentityRecord {
             mtu_cap: self.identity.mtu_cap,
             ..IdentityRecord::default()
