@@ -670,6 +670,20 @@ class Ynl:
             return rc, text
         return rc, json.loads(text) if text and text != "None" else None
 
+    def multi(self, op, requests):
+        """Runs `--do op` once per request (a list of JSON-able dicts) in one
+        ynl process, as one netlink batch (`--multi`): the RME VM starts
+        Python once, not once per request. Returns the replies in request
+        order; fails the caller on any error."""
+        batch = " ".join(f"--multi {op} '{json.dumps(args)}'" for args in requests)
+        _, out = self.vm.run(f"{self.cli} --output-json {batch}", timeout=120 + 5 * len(requests))
+        replies = json.loads(out.strip())
+        if self.echo:
+            print(f"\n--- {self.vm.role}: $ ynl --multi {op} (x{len(requests)})\n{out.strip()}")
+        if len(replies) != len(requests):
+            raise RackError(f"ynl --multi {op}: {len(replies)} replies to {len(requests)} requests")
+        return replies
+
 
 # The tenant network of the VXLAN scenarios: the server's guest and its
 # peer behind Linux's vxlan device, and the VTEPs on the fabric.

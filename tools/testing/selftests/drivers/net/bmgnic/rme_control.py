@@ -145,8 +145,10 @@ def test_quarantine_and_release(model, s, rme, peer, ynl):
 
 def test_more_flows_than_nic_entries(model, s, rme, peer, ynl):
     ports = list(range(6000, 6016))
-    ids = [flow(ynl, 20, "encap", {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": p}, vtep=1)
-           for p in ports]
+    added = ynl.multi("flow-add", [{"priority": 20, "action": "encap", "vtep": 1,
+                                    "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": p}}
+                                   for p in ports])
+    ids = [reply["id"] for reply in added]
     per_port = 10
     peer.run("(timeout 60 tcpdump -n -i vxlan0 -l udp and portrange 6000-6015 "
              "> /tmp/rack/ports.txt 2>/dev/null &); sleep 1")
@@ -164,9 +166,8 @@ def test_more_flows_than_nic_entries(model, s, rme, peer, ynl):
     _, cap = peer.run("cat /tmp/rack/ports.txt")
     counts = {p: len(re.findall(rf"\.{p}: UDP", cap)) for p in ports}
     dev = dev_get(ynl)
-    billed = {}
-    for fid, p in zip(ids, ports):
-        billed[p] = ynl("flow-get", args={"id": fid})[1]["packets"]
+    table = {rule["id"]: rule for rule in ynl("flow-get", kind="dump")[1]}
+    billed = {p: table[fid]["packets"] for fid, p in zip(ids, ports)}
     ksft_pr(f"{len(ports)} flows over {NIC_SLOTS} NIC entries: received per port {counts}; "
             f"billed per port {billed}; evictions {dev['counters']['evictions']}, "
             f"table misses {dev['counters']['table-misses']}")
