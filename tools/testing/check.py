@@ -90,8 +90,8 @@ def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None):
 class Background:
     """A build that runs beside the foreground stages: its output goes to a
     file and is printed, with its stage's prefix, when the stage that needs
-    it waits for it. With idle=True it runs under SCHED_IDLE and nice 19,
-    so it only takes CPU time the rack's VMs leave unused (on two cores the
+    it waits for it. With idle=True it runs under SCHED_IDLE and nice 19, and so
+    does its session's autogroup, so it only takes CPU time the rack's VMs leave unused (on two cores the
     scenarios use about 1.2 of them) and never slows a foreground stage."""
 
     def __init__(self, stage, cmd, timeout, idle=False):
@@ -109,6 +109,15 @@ class Background:
     def _idle():
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         os.nice(19)
+        # The job has a session of its own, so with CONFIG_SCHED_AUTOGROUP
+        # it is a group of its own, which the scheduler weighs against the
+        # other stages' groups whatever its tasks' policy: the group's
+        # nice is what keeps it out of their way.
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write("19")
+        except OSError:
+            pass
 
     def wait(self):
         """Waits for the job; returns (rc, output) as run() does."""
