@@ -9,7 +9,8 @@ os-ken), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack
 kernel), modules (clippy build, no warnings, rustfmt), kunit (each
 module's suite in the rack), selftests (rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
 KASAN, lockdep, ...; KUnit and the scenarios in DEBUG_SCENARIOS with their
-loops and durations scaled by DEBUG_SCALE). Every VM console is scanned
+loops and durations scaled by DEBUG_SCALE, beside the selftests). QEMU and
+both kernels build in the background from the end of set-up. Every VM console is scanned
 for splats in every scenario. Every case is counted; the last line is
 "N passed, N failed" and the exit status is non-zero on any failure. A stage
 that fails says so by name; the stages that need it are counted as failed.
@@ -25,6 +26,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -176,24 +178,56 @@ DEBUG_SCALE = "0.1"
 
 
 def debug_pass(scenarios, scale, build):
-    """KUnit and `scenarios` with the server and RME VMs on the debug kernel
-    (`build`: the Background job of scripts/build-debug-modules.sh); cases
-    are counted with a "debug" prefix."""
-    rc, out = build.wait()
-    ok = rc == 0
-    record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build", ok)
-    if not ok:
-        stage_failed("debug", "the debug kernel or the modules against it did not build")
-        return
-    env = {"BMGNIC_KERNEL": "debug", "BMGNIC_SCALE": scale,
-           "BMGNIC_DEBUG_MODULES": out.strip().splitlines()[-1]}
-    rc, out = run("debug", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
-                  20 * 60, env=env)
-    count_ktap("debug", "debug kunit", out, rc)
-    for name in scenarios:
-        t = os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic", name + ".py")
-        rc, out = run("debug", [sys.executable, t], 30 * 60, env=env)
-        count_ktap("debug", f"debug {name}", out, rc)
+    """Starts KUnit and `scenarios` with the server and RME VMs on the debug
+    kernel (`build`: the Background job of scripts/build-debug-modules.sh)
+    in a thread of its own, so that they run beside the normal scenarios:
+    on two cores a rack's TCG guests keep about one core busy. Returns a
+    function that waits for the pass, prints its output and counts its
+    cases with a "debug" prefix."""
+    results = []
+
+    def work():
+        rc, out = build.wait()
+        results.append(("build", None, rc, out))
+        if rc != 0:
+            return
+        env = {"BMGNIC_KERNEL": "debug", "BMGNIC_SCALE": scale,
+               "BMGNIC_DEBUG_MODULES": out.strip().splitlines()[-1]}
+        rc, out = run("debug", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
+                      20 * 60, env=env, echo=False)
+        results.append(("ktap", "debug kunit", rc, out))
+        for name in scenarios:
+            t = os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic", name + ".py")
+            rc, out = run("debug", [sys.executable, t], 30 * 60, env=env, echo=False)
+            results.append(("ktap", f"debug {name}", rc, out))
+
+    def guarded():
+        try:
+            work()
+        except Exception as e:  # counted as a failure by finish()
+            results.append(("error", None, 1, repr(e)))
+
+    thread = threading.Thread(target=guarded, daemon=True)
+    thread.start()
+
+    def finish():
+        thread.join()
+        for kind, name, rc, out in results:
+            if kind == "build":
+                record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build",
+                       rc == 0)
+                if rc != 0:
+                    stage_failed("debug", "the debug kernel or the modules against it did not build")
+            elif kind == "ktap":
+                print(f"[debug] --- {name}", flush=True)
+                for line in out.splitlines():
+                    print(f"[debug] {line}", flush=True)
+                count_ktap("debug", name, out, rc)
+            else:
+                record("debug: the pass ran", False, out)
+                stage_failed("debug", out)
+
+    return finish
 
 
 def all_scenarios():
@@ -343,8 +377,9 @@ def check(builds):
             stage_failed("setup", "QEMU did not build")
             ok_modules = False
     if ok_modules and debug_only:
-        debug_pass(all_scenarios(), "1", debug_build)
+        debug_pass(all_scenarios(), "1", debug_build)()
     elif ok_modules:
+        finish_debug_pass = debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build)
         rc, out = run("kunit", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
                       15 * 60)
         count_ktap("kunit", "kunit", out, rc)
@@ -355,7 +390,7 @@ def check(builds):
             name = os.path.basename(t)[:-3]
             rc, out = run("selftests", [sys.executable, t], 20 * 60)
             count_ktap("selftests", name, out, rc)
-        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build)
+        finish_debug_pass()
     else:
         record("kunit and selftests: run in the rack", False, "modules stage failed")
 
