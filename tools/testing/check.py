@@ -41,6 +41,9 @@ ENV = dict(os.environ, BMGNIC_CACHE=CACHE,
 passed = 0
 failed = 0
 failures = []
+# Process groups of the stages running now (the debug pass runs beside
+# the others), killed if make check is.
+running = set()
 
 
 def record(name, ok, detail=""):
@@ -59,6 +62,7 @@ def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None):
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    running.add(proc.pid)
     lines = []
     try:
         deadline = start + timeout
@@ -85,6 +89,7 @@ def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        running.discard(proc.pid)
     print(f"[{stage}] exit {proc.returncode} in {time.time() - start:.0f}s", flush=True)
     return proc.returncode, "".join(lines)
 
@@ -237,11 +242,18 @@ def all_scenarios():
 
 def main():
     builds = []
+    # A CI timeout terminates make check: the background builds go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         check(builds)
     finally:
         for job in builds:
             job.stop()
+        for pgid in list(running):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def check(builds):
