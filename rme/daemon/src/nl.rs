@@ -17,24 +17,36 @@ use bmgnic_wire::genl::{
 use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP, MISS_ALLOW, MISS_DROP};
 use neli::{
     consts::{nl::NlmF, socket::NlFamily},
-    err::RouterError,
     genl::{AttrTypeBuilder, Genlmsghdr, GenlmsghdrBuilder, Nlattr, NlattrBuilder, NoUserHeader},
-    nl::{NlPayload, Nlmsghdr},
+    nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder},
     router::synchronous::{NlRouter, NlRouterReceiverHandle},
+    socket::synchronous::NlSocketHandle,
     types::{Buffer, GenlBuffer},
     utils::Groups,
 };
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 type Msg = Genlmsghdr<u8, u16>;
 type Attrs = GenlBuffer<u16, Buffer>;
 type Handle<'a> = neli::attr::AttrHandle<'a, Attrs, Nlattr<u16, Buffer>>;
 
 /// The `bmgnic` family on a netlink socket.
+///
+/// Each request is sent and its answer read on the calling thread, one
+/// request at a time. A netlink socket that another thread reads while
+/// this one starts a dump loses the race in the kernel: the reader's
+/// `recvmsg` takes the dump's only message, sees the dump still running
+/// and asks for more, the dump ends on the sender's side in between, and
+/// the reader's continuation finds no dump and sets the socket's error
+/// (EINVAL). The request had succeeded and is reported failed. neli's
+/// router reads on a thread of its own, so it only resolves the family.
 pub struct Netlink {
-    router: NlRouter,
+    socket: Mutex<NlSocketHandle>,
     family: u16,
+    seq: AtomicU32,
 }
 
 /// The `events` group's notifications.
@@ -49,24 +61,24 @@ fn family_name() -> &'static str {
     std::str::from_utf8(&FAMILY_NAME[..FAMILY_NAME.len() - 1]).unwrap_or("bmgnic")
 }
 
-fn nl_error<T: std::fmt::Debug, P: std::fmt::Debug>(e: RouterError<T, P>) -> RmeError {
-    match e {
-        RouterError::Nlmsgerr(e) => {
-            let message = e.ext_ack().iter().find_map(|a| {
-                // NLMSGERR_ATTR_MSG.
-                (u16::from(a.nla_type().nla_type()) == 1).then(|| {
-                    String::from_utf8_lossy(a.nla_payload().as_ref())
-                        .trim_end_matches('\0')
-                        .to_string()
-                })
-            });
-            RmeError {
-                errno: -*e.error(),
-                message,
-            }
-        }
-        other => RmeError::new(5, format!("netlink: {other}")),
+/// The kernel's answer `error` (negative errno) with its extack message.
+fn nlmsgerr(error: i32, ext_ack: &GenlBuffer<neli::consts::nl::NlmsgerrAttr, Buffer>) -> RmeError {
+    let message = ext_ack.iter().find_map(|a| {
+        // NLMSGERR_ATTR_MSG.
+        (u16::from(a.nla_type().nla_type()) == 1).then(|| {
+            String::from_utf8_lossy(a.nla_payload().as_ref())
+                .trim_end_matches('\0')
+                .to_string()
+        })
+    });
+    RmeError {
+        errno: -error,
+        message,
     }
+}
+
+fn socket_error(e: impl std::fmt::Display) -> RmeError {
+    RmeError::new(5, format!("netlink: {e}"))
 }
 
 fn build_err(e: impl std::fmt::Display) -> RmeError {
@@ -449,7 +461,17 @@ impl Netlink {
         let family = router.resolve_genl_family(family_name()).map_err(|_| {
             RmeError::new(2, "no bmgnic generic netlink family: is bmgnic_rme loaded?")
         })?;
-        Ok(Netlink { router, family })
+        drop(router);
+        let socket = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
+            .map_err(|e| RmeError::new(5, format!("netlink socket: {e}")))?;
+        socket
+            .enable_ext_ack(true)
+            .map_err(|e| RmeError::new(5, format!("netlink extack: {e}")))?;
+        Ok(Netlink {
+            socket: Mutex::new(socket),
+            family,
+            seq: AtomicU32::new(1),
+        })
     }
 
     /// Subscribes to the module's `events` group on a socket of its own.
@@ -575,18 +597,46 @@ impl Netlink {
             .attrs(attrs.into_iter().collect::<Attrs>())
             .build()
             .map_err(build_err)?;
-        let recv: NlRouterReceiverHandle<u16, Msg> = self
-            .router
-            .send(self.family, flags, NlPayload::Payload(msg))
-            .map_err(nl_error)?;
+        let socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let request = NlmsghdrBuilder::default()
+            .nl_type(self.family)
+            .nl_flags(flags | NlmF::REQUEST)
+            .nl_pid(socket.pid())
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(msg))
+            .build()
+            .map_err(build_err)?;
+        socket.send(&request).map_err(socket_error)?;
+        let dump = flags.contains(NlmF::DUMP);
+        let ack = flags.contains(NlmF::ACK);
         let mut out = Vec::new();
-        for reply in recv {
-            let reply: Nlmsghdr<u16, Msg> = reply.map_err(nl_error)?;
-            if let NlPayload::Payload(p) = reply.nl_payload() {
-                out.push(p.clone());
+        loop {
+            let (replies, _) = socket.recv::<u16, Msg>().map_err(socket_error)?;
+            for reply in replies {
+                let reply: Nlmsghdr<u16, Msg> = reply.map_err(socket_error)?;
+                // The rest of an earlier request's answer, which failed
+                // half-way through.
+                if *reply.nl_seq() != seq {
+                    continue;
+                }
+                match reply.nl_payload() {
+                    NlPayload::Payload(p) => {
+                        out.push(p.clone());
+                        if !dump && !ack {
+                            return Ok(out);
+                        }
+                    }
+                    NlPayload::Err(e) => return Err(nlmsgerr(*e.error(), e.ext_ack())),
+                    NlPayload::DumpExtAck(e) if *e.error() < 0 => {
+                        return Err(nlmsgerr(*e.error(), e.ext_ack()))
+                    }
+                    NlPayload::DumpExtAck(_) | NlPayload::Empty if dump => return Ok(out),
+                    NlPayload::Ack(_) if !dump => return Ok(out),
+                    _ => {}
+                }
             }
         }
-        Ok(out)
     }
 }
 
