@@ -122,11 +122,15 @@ def test_sideband_unbind_lets_go_and_rebind_comes_back(r, model, s, rme, peer, y
     ksft_ge(pings(s, 3), 3, "no tenant traffic after the sideband came back")
 
 
+def udp_encap_rules(ports):
+    """flow-add requests: UDP to each of `ports` encapsulated to VTEP 1."""
+    return [{"priority": 20, "action": "encap", "vtep": 1,
+             "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": p}} for p in ports]
+
+
 def test_timeout_flood_then_recovery(r, model, s, rme, peer, ynl):
     ports = list(range(7000, 7000 + NIC_SLOTS))
-    ids = [ynl("flow-add", {"priority": 20, "action": "encap", "vtep": 1,
-                            "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": p}})[1]["id"]
-           for p in ports]
+    ids = [reply["id"] for reply in ynl.multi("flow-add", udp_encap_rules(ports))]
     udp_to(s, ports)
     time.sleep(1)
     ksft_eq(ynl("dev-get")[1]["nic-flows-used"], NIC_SLOTS, "the NIC table did not fill")
@@ -150,9 +154,7 @@ def test_timeout_flood_then_recovery(r, model, s, rme, peer, ynl):
     for fid in ids:
         ynl("flow-del", {"id": fid}, check=False)
     new_ports = list(range(7100, 7100 + NIC_SLOTS))
-    new_ids = [ynl("flow-add", {"priority": 20, "action": "encap", "vtep": 1,
-                                "match": {"ethertype": 0x0800, "ip-proto": 17, "l4-dst": p}})
-               [1]["id"] for p in new_ports]
+    new_ids = [reply["id"] for reply in ynl.multi("flow-add", udp_encap_rules(new_ports))]
     peer.run(f"(timeout 60 tcpdump -n -i vxlan0 -l udp and portrange 7100-{new_ports[-1]} "
              "> /tmp/rack/recovered.txt 2>/dev/null &); sleep 1")
     udp_to(s, new_ports, per_port=3)
@@ -160,7 +162,8 @@ def test_timeout_flood_then_recovery(r, model, s, rme, peer, ynl):
     peer.run("pkill tcpdump; true")
     _, cap = peer.run("cat /tmp/rack/recovered.txt")
     got = {p: len(re.findall(rf"\.{p}: UDP", cap)) for p in new_ports}
-    billed = {p: ynl("flow-get", {"id": fid})[1]["packets"] for p, fid in zip(new_ports, new_ids)}
+    table = {rule["id"]: rule for rule in ynl("flow-get", kind="dump")[1]}
+    billed = {p: table[fid]["packets"] for p, fid in zip(new_ports, new_ids)}
     ksft_pr(f"after recovery: received per port {got}, billed {billed}")
     ksft_ge(min(got.values()), 2, "a new flow was not installed after the NIC recovered")
     ksft_ge(pings(s, 3), 3, "no tenant traffic after the NIC recovered")
