@@ -57,6 +57,12 @@ def scaled(n, minimum=1):
     return max(minimum, int(math.ceil(n * scale)))
 
 
+# How long a VM may take from power-on to its agent's first answer. A
+# debug kernel under TCG reaches init in about two minutes on its own and
+# later beside another rack (make check runs the debug pass beside the
+# normal scenarios), then runs init over 9p with every check on.
+BOOT_TIMEOUT = 600 if debug_kernel() else 180
+
 # The modules as the VMs load them: from the shared checkout, or with the
 # debug kernel from the rack's shared directory (/tmp/rack in the VMs),
 # where each Rack copies the ones built against it.
@@ -458,7 +464,7 @@ class VM:
         head, _, self.buf = self.buf.partition(marker)
         return head
 
-    def reconnect(self, timeout=180):
+    def reconnect(self, timeout=None):
         """After the board powered this VM on again: a new QEMU, a new
         agent console. Waits until its agent answers."""
         if self.sock is not None:
@@ -467,13 +473,14 @@ class VM:
         self._connect(60)
         self.wait_ready(timeout)
 
-    def wait_ready(self, timeout=180):
+    def wait_ready(self, timeout=None):
         """Waits until the VM's agent answers a first command. The command
         is sent again every few seconds: the first ones can be lost before
         the agent reads its tty (a UART's FIFO is reset when the agent opens
         it; after a hibernation, the boot kernel reads the console before it
-        restores the image). The agent answers the later ones by their id."""
-        deadline = time.time() + timeout
+        restores the image). The agent answers the later ones by their id.
+        `timeout` defaults to BOOT_TIMEOUT."""
+        deadline = time.time() + (timeout or BOOT_TIMEOUT)
         while True:
             self.seq += 1
             seq = str(self.seq).encode()
