@@ -445,8 +445,12 @@ class VM:
                 time.sleep(0.1)
 
     def _read_until(self, marker, timeout):
+        """Reads until `marker` (bytes, or a compiled pattern); returns
+        what came before it and keeps what came after."""
+        if isinstance(marker, bytes):
+            marker = re.compile(re.escape(marker))
         deadline = time.time() + timeout
-        while marker not in self.buf:
+        while (found := marker.search(self.buf)) is None:
             left = deadline - time.time()
             if left <= 0:
                 raise AgentTimeout(f"{self.role} VM: timed out after {timeout}s "
@@ -461,7 +465,7 @@ class VM:
             if not chunk:
                 raise RackError(f"{self.role} VM: agent closed (console: {self.console})")
             self.buf += chunk
-        head, _, self.buf = self.buf.partition(marker)
+        head, self.buf = self.buf[:found.start()], self.buf[found.end():]
         return head
 
     def reconnect(self, timeout=None):
@@ -478,20 +482,29 @@ class VM:
         is sent again every few seconds: the first ones can be lost before
         the agent reads its tty (a UART's FIFO is reset when the agent opens
         it; after a hibernation, the boot kernel reads the console before it
-        restores the image). The agent answers the later ones by their id.
+        restores the image). The answer to any of them will do: a slow guest
+        (a debug kernel beside other racks) may take longer than the interval
+        to answer one, and would never catch up with the newest. The
+        interval doubles so that such a guest is not buried in them.
         `timeout` defaults to BOOT_TIMEOUT."""
-        deadline = time.time() + (timeout or BOOT_TIMEOUT)
+        timeout = timeout or BOOT_TIMEOUT
+        deadline = time.time() + timeout
+        sent = []
+        interval = 5
         while True:
             self.seq += 1
-            seq = str(self.seq).encode()
-            self.sock.sendall(seq + b" " + base64.b64encode(b"true") + b"\n")
+            sent.append(str(self.seq).encode())
+            self.sock.sendall(sent[-1] + b" " + base64.b64encode(b"true") + b"\n")
+            answered = re.compile(rb"\n@@END (?:" + b"|".join(sent) + rb") ")
             try:
-                self._read_until(b"\n@@END " + seq + b" ", max(1, min(5, deadline - time.time())))
+                self._read_until(answered, max(1, min(interval, deadline - time.time())))
                 self._read_until(b"\n", 5)
                 break
             except AgentTimeout:
                 if time.time() > deadline:
-                    raise
+                    raise AgentTimeout(f"{self.role} VM: the agent did not answer in {timeout}s "
+                                       f"(console: {self.console})") from None
+            interval = min(interval * 2, 60)
         self.transcript.write(f"# {self.role} ready\n")
 
     def run(self, command, timeout=120, check=True):
