@@ -62,6 +62,10 @@ def scaled(n, minimum=1):
 # later beside another rack (make check runs the debug pass beside the
 # normal scenarios), then runs init over 9p with every check on.
 BOOT_TIMEOUT = 600 if debug_kernel() else 180
+# How long a command in a VM may take unless its caller says otherwise:
+# right after boot, a debug-kernel guest may still be running the boot
+# probes that wait_ready sent before its first answer.
+COMMAND_TIMEOUT = 360 if debug_kernel() else 120
 
 # The modules as the VMs load them: from the shared checkout, or with the
 # debug kernel from the rack's shared directory (/tmp/rack in the VMs),
@@ -507,8 +511,10 @@ class VM:
             interval = min(interval * 2, 60)
         self.transcript.write(f"# {self.role} ready\n")
 
-    def run(self, command, timeout=120, check=True):
-        """Runs a shell script in the VM; returns (rc, output)."""
+    def run(self, command, timeout=None, check=True):
+        """Runs a shell script in the VM; returns (rc, output). `timeout`
+        defaults to COMMAND_TIMEOUT."""
+        timeout = timeout or COMMAND_TIMEOUT
         self.seq += 1
         seq = str(self.seq).encode()
         line = seq + b" " + base64.b64encode(command.encode()) + b"\n"
