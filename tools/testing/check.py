@@ -26,7 +26,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -184,56 +183,24 @@ DEBUG_SCALE = "0.1"
 
 
 def debug_pass(scenarios, scale, build):
-    """Starts KUnit and `scenarios` with the server and RME VMs on the debug
-    kernel (`build`: the Background job of scripts/build-debug-modules.sh)
-    in a thread of its own. Returns a function that waits for the pass,
-    prints its output and counts its cases with a "debug" prefix. (Both
-    make check and check-debug wait for it at once: run beside the normal
-    scenarios, its guests missed timing-bound checks.)"""
-    results = []
-
-    def work():
-        rc, out = build.wait()
-        results.append(("build", None, rc, out))
-        if rc != 0:
-            return
-        env = {"BMGNIC_KERNEL": "debug", "BMGNIC_SCALE": scale,
-               "BMGNIC_DEBUG_MODULES": out.strip().splitlines()[-1]}
-        rc, out = run("debug", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
-                      20 * 60, env=env, echo=False)
-        results.append(("ktap", "debug kunit", rc, out))
-        for name in scenarios:
-            t = os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic", name + ".py")
-            rc, out = run("debug", [sys.executable, t], 30 * 60, env=env, echo=False)
-            results.append(("ktap", f"debug {name}", rc, out))
-
-    def guarded():
-        try:
-            work()
-        except Exception as e:  # counted as a failure by finish()
-            results.append(("error", None, 1, repr(e)))
-
-    thread = threading.Thread(target=guarded, daemon=True)
-    thread.start()
-
-    def finish():
-        thread.join()
-        for kind, name, rc, out in results:
-            if kind == "build":
-                record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build",
-                       rc == 0)
-                if rc != 0:
-                    stage_failed("debug", "the debug kernel or the modules against it did not build")
-            elif kind == "ktap":
-                print(f"[debug] --- {name}", flush=True)
-                for line in out.splitlines():
-                    print(f"[debug] {line}", flush=True)
-                count_ktap("debug", name, out, rc)
-            else:
-                record("debug: the pass ran", False, out)
-                stage_failed("debug", out)
-
-    return finish
+    """Runs KUnit and `scenarios` with the server and RME VMs on the debug
+    kernel (`build`: the Background job of scripts/build-debug-modules.sh),
+    counting their cases with a "debug" prefix. It runs alone, after the
+    normal scenarios: beside them, its guests missed timing-bound checks."""
+    rc, out = build.wait()
+    record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build", rc == 0)
+    if rc != 0:
+        stage_failed("debug", "the debug kernel or the modules against it did not build")
+        return
+    env = {"BMGNIC_KERNEL": "debug", "BMGNIC_SCALE": scale,
+           "BMGNIC_DEBUG_MODULES": out.strip().splitlines()[-1]}
+    rc, out = run("debug", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
+                  20 * 60, env=env)
+    count_ktap("debug", "debug kunit", out, rc)
+    for name in scenarios:
+        t = os.path.join(TOP, "tools/testing/selftests/drivers/net/bmgnic", name + ".py")
+        rc, out = run("debug", [sys.executable, t], 30 * 60, env=env)
+        count_ktap("debug", f"debug {name}", out, rc)
 
 
 def all_scenarios():
@@ -390,7 +357,7 @@ def check(builds):
             stage_failed("setup", "QEMU did not build")
             ok_modules = False
     if ok_modules and debug_only:
-        debug_pass(all_scenarios(), "1", debug_build)()
+        debug_pass(all_scenarios(), "1", debug_build)
     elif ok_modules:
         rc, out = run("kunit", [sys.executable, os.path.join(TOP, "tools/testing/kunit/bmgnic_kunit.py")],
                       15 * 60)
@@ -402,11 +369,8 @@ def check(builds):
             name = os.path.basename(t)[:-3]
             rc, out = run("selftests", [sys.executable, t], 20 * 60)
             count_ktap("selftests", name, out, rc)
-        # After the normal scenarios, not beside them: debug-kernel VMs
-        # sharing the two CPUs with another rack missed timing-bound checks
-        # (a boot, an iperf3 run, an AEN's event window). Its kernel was
-        # built in the background meanwhile.
-        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build)()
+        # Its kernel was built in the background meanwhile.
+        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build)
     else:
         record("kunit and selftests: run in the rack", False, "modules stage failed")
 
