@@ -58,9 +58,8 @@ def scaled(n, minimum=1):
 
 
 # How long a VM may take from power-on to its agent's first answer. A
-# debug kernel under TCG reaches init in about two minutes on its own and
-# later beside another rack (make check runs the debug pass beside the
-# normal scenarios), then runs init over 9p with every check on.
+# debug kernel under TCG reaches init in about two minutes, later when
+# another rack shares the CPUs, then runs init over 9p with every check on.
 BOOT_TIMEOUT = 600 if debug_kernel() else 180
 # How long a command in a VM may take unless its caller says otherwise:
 # right after boot, a debug-kernel guest may still be running the boot
