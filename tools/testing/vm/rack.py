@@ -65,6 +65,8 @@ BOOT_TIMEOUT = 600 if debug_kernel() else 180
 # right after boot, a debug-kernel guest may still be running the boot
 # probes that wait_ready sent before its first answer.
 COMMAND_TIMEOUT = 360 if debug_kernel() else 120
+# How often wait_ready probes a booting VM's agent, in seconds.
+PROBE_INTERVAL = 5
 
 # The modules as the VMs load them: from the shared checkout, or with the
 # debug kernel from the rack's shared directory (/tmp/rack in the VMs),
@@ -488,26 +490,25 @@ class VM:
         restores the image). The answer to any of them will do: a slow guest
         (a debug kernel beside other racks) may take longer than the interval
         to answer one, and would never catch up with the newest. The
-        interval doubles so that such a guest is not buried in them.
-        `timeout` defaults to BOOT_TIMEOUT."""
+        interval stays short: a probe sent while the FIFO is still to be
+        reset is lost, and a longer wait for the next one is added to
+        every boot. `timeout` defaults to BOOT_TIMEOUT."""
         timeout = timeout or BOOT_TIMEOUT
         deadline = time.time() + timeout
         sent = []
-        interval = 5
         while True:
             self.seq += 1
             sent.append(str(self.seq).encode())
             self.sock.sendall(sent[-1] + b" " + base64.b64encode(b"true") + b"\n")
             answered = re.compile(rb"\n@@END (?:" + b"|".join(sent) + rb") ")
             try:
-                self._read_until(answered, max(1, min(interval, deadline - time.time())))
+                self._read_until(answered, max(1, min(PROBE_INTERVAL, deadline - time.time())))
                 self._read_until(b"\n", 5)
                 break
             except AgentTimeout:
                 if time.time() > deadline:
                     raise AgentTimeout(f"{self.role} VM: the agent did not answer in {timeout}s "
                                        f"(console: {self.console})") from None
-            interval = min(interval * 2, 60)
         self.transcript.write(f"# {self.role} ready\n")
 
     def run(self, command, timeout=None, check=True):
