@@ -400,7 +400,7 @@ class VM:
             f.write(" ".join(args) + "\n")
         self.proc = subprocess.Popen(args, stdout=qemu_log, stderr=subprocess.STDOUT)
         self.sock = None
-        self.buf = b""
+        self.buf = bytearray()
         if platform is not None and not platform.power_on:
             # The board is off: reconnect() once something powers it on.
             deadline = time.time() + 10
@@ -451,11 +451,21 @@ class VM:
 
     def _read_until(self, marker, timeout):
         """Reads until `marker` (bytes, or a compiled pattern); returns
-        what came before it and keeps what came after."""
-        if isinstance(marker, bytes):
-            marker = re.compile(re.escape(marker))
+        what came before it and keeps what came after. A bytes marker is
+        looked for only in what arrived since the last look, so that a
+        command's long output costs time linear in its length."""
         deadline = time.time() + timeout
-        while (found := marker.search(self.buf)) is None:
+        start = 0
+        while True:
+            if isinstance(marker, bytes):
+                at = self.buf.find(marker, start)
+                if at >= 0:
+                    end = at + len(marker)
+                    break
+                start = max(0, len(self.buf) - len(marker) + 1)
+            elif (found := marker.search(self.buf)) is not None:
+                at, end = found.span()
+                break
             left = deadline - time.time()
             if left <= 0:
                 raise AgentTimeout(f"{self.role} VM: timed out after {timeout}s "
@@ -470,7 +480,8 @@ class VM:
             if not chunk:
                 raise RackError(f"{self.role} VM: agent closed (console: {self.console})")
             self.buf += chunk
-        head, self.buf = self.buf[:found.start()], self.buf[found.end():]
+        head = bytes(self.buf[:at])
+        del self.buf[:end]
         return head
 
     def reconnect(self, timeout=None):
@@ -478,7 +489,7 @@ class VM:
         agent console. Waits until its agent answers."""
         if self.sock is not None:
             self.sock.close()
-        self.sock, self.buf = None, b""
+        self.sock, self.buf = None, bytearray()
         self._connect(60)
         self.wait_ready(timeout)
 
