@@ -721,6 +721,38 @@ class Ynl:
             raise RackError(f"ynl --multi {op}: {len(replies)} replies to {len(requests)} requests")
         return replies
 
+    # Runs requests one by one with the library behind the CLI: one Python
+    # start for all of them, each answered on its own (a --multi batch
+    # stops at the first error).
+    EACH = ("import json, sys\n"
+            "sys.path.insert(0, '/tmp/rack/ynl')\n"
+            "from pyynl.lib import YnlFamily, NlError\n"
+            "y = YnlFamily({spec!r}, '/tmp/rack/ynl/genetlink.yaml')\n"
+            "out = []\n"
+            "for args in json.load(open('/tmp/ynl-each.json')):\n"
+            "    try:\n"
+            "        out.append({{'reply': y.do({op!r}, args)}})\n"
+            "    except NlError as e:\n"
+            "        out.append({{'error': e.error, 'message': str(e)}})\n"
+            "print(json.dumps(out))\n")
+
+    def each(self, op, requests):
+        """Runs `--do op` for each request (a list of JSON-able dicts) in one
+        Python process in the VM. Returns, in request order, (0, reply) or
+        (errno, ynl's message), like __call__ with check=False."""
+        spec = self.cli.rsplit("--spec ", 1)[1]
+        script = self.EACH.format(spec=spec, op=op)
+        _, out = self.vm.run(f"cat > /tmp/ynl-each.json <<'EOF'\n{json.dumps(requests)}\nEOF\n"
+                             f"python3 - <<'EOF'\n{script}EOF", timeout=120 + 5 * len(requests))
+        results = [(0, r["reply"]) if "reply" in r else (r["error"], r["message"])
+                   for r in json.loads(out.strip().splitlines()[-1])]
+        if self.echo:
+            failed = sum(rc != 0 for rc, _ in results)
+            print(f"\n--- {self.vm.role}: ynl --do {op} (x{len(requests)}): {failed} failed")
+        if len(results) != len(requests):
+            raise RackError(f"ynl {op}: {len(results)} answers to {len(requests)} requests")
+        return results
+
 
 # The tenant network of the VXLAN scenarios: the server's guest and its
 # peer behind Linux's vxlan device, and the VTEPs on the fabric.
