@@ -45,7 +45,7 @@ NIC_SLOTS = scaled(8, minimum=3)
 YNL_LIB = ("import sys, time, json\n"
            "sys.path.insert(0, '/tmp/rack/ynl')\n"
            "from pyynl.lib import YnlFamily, NlError\n"
-           "y = YnlFamily('{spec}', '/tmp/rack/ynl/genetlink.yaml')\n")
+           "y = YnlFamily('{spec}', '')\n")
 ADD_FLOWS = YNL_LIB + (
     "ids = []\n"
     "t0 = time.monotonic()\n"
