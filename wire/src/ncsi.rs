@@ -158,6 +158,9 @@ pub const REASON_UNKNOWN_COMMAND: u16 = 0x7fff;
 pub const AEN_LINK_STATUS_CHANGE: u8 = 0x00;
 /// AEN Enable control bit: Link Status Change AENs.
 pub const AEN_ENABLE_LINK_STATUS: u32 = 1 << 0;
+/// Link status word (Get Link Status, Link Status Change AEN): bit 0,
+/// the link is up.
+pub const LINK_STATUS_LINK_UP: u32 = 1 << 0;
 
 /// Why a frame is not a well-formed control packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

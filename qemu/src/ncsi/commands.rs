@@ -6,8 +6,9 @@
 use super::{Channel, PacketStats};
 use crate::{ncsi_oem, regs};
 use bmgnic_wire::ncsi::{
-    cmd, AEN_ENABLE_LINK_STATUS, CODES_LEN, ETH_ALEN, REASON_MAC_ADDRESS_ZERO, REASON_NONE,
-    REASON_PARAMETER_INVALID, REASON_VLAN_TAG_INVALID, RESPONSE_COMPLETED, RESPONSE_FAILED,
+    cmd, AEN_ENABLE_LINK_STATUS, CODES_LEN, ETH_ALEN, LINK_STATUS_LINK_UP, REASON_MAC_ADDRESS_ZERO,
+    REASON_NONE, REASON_PARAMETER_INVALID, REASON_VLAN_TAG_INVALID, RESPONSE_COMPLETED,
+    RESPONSE_FAILED,
 };
 
 /// NC-SI version reported by Get Version ID: 1.1.0, packed BCD with 0xf
@@ -44,7 +45,7 @@ pub(super) const VLAN_MODE_CAPS: u8 = 0x07;
 
 /// Get Link Status: link up, 10GBASE-T full duplex (speed code 8 in bits
 /// 4:1). The fabric port is virtual; this is the speed the model claims.
-pub(super) const LINK_STATUS_UP: u32 = 0x01 | (0x08 << 1);
+pub(super) const LINK_STATUS_UP: u32 = LINK_STATUS_LINK_UP | (0x08 << 1);
 
 /// Byte `at` of a payload whose length was checked; 0 if out of range, so
 /// that a mistake in a length table cannot turn into a panic.
