@@ -255,6 +255,18 @@ impl Bmgnic {
         self.link_up
     }
 
+    /// The fabric link went up or down: the guest sees it in its status
+    /// (a link interrupt), the RME in a Link Status Change AEN (sent by
+    /// the caller). Returns whether the state changed.
+    pub fn set_link(&mut self, up: bool, now_ns: u64) -> bool {
+        if self.link_up == up {
+            return false;
+        }
+        self.link_up = up;
+        self.link_changed(now_ns);
+        true
+    }
+
     /// Whether the device is stopped on an error.
     pub fn error(&self) -> Option<u32> {
         (self.error_code != guest::ERR_NONE).then_some(self.error_code)

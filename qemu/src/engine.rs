@@ -47,6 +47,9 @@ pub struct Engine {
 /// its last work, when the driver suppresses doorbells.
 const TX_POLL_NS: u64 = 200_000;
 
+/// How often the worker looks for the fabric port's link partner.
+const LINK_POLL_NS: u64 = 250_000_000;
+
 impl Engine {
     /// Creates the engine; `mac` is the NIC's sideband MAC address.
     pub fn new(
@@ -119,7 +122,15 @@ impl Engine {
         // the driver's producer index this long before it wants doorbells
         // again.
         let mut poll_until = 0u64;
+        let mut next_link_poll = 0u64;
         while !self.stop.load(Ordering::SeqCst) {
+            if let Some(port) = &self.fabric {
+                let now = self.now_ns();
+                if now >= next_link_poll {
+                    next_link_poll = now + LINK_POLL_NS;
+                    self.follow_link(port.partner_present(), now, &mut aens);
+                }
+            }
             {
                 let mut dev = self.device();
                 let now = self.now_ns();
@@ -182,6 +193,19 @@ impl Engine {
         }
     }
 
+    /// Makes the fabric link `up` or down: the guest gets a link
+    /// interrupt, the RME a Link Status Change AEN (in `aens`) if it
+    /// enabled them.
+    fn follow_link(&self, up: bool, now: u64, aens: &mut Vec<Vec<u8>>) {
+        if !self.device().set_link(up, now) {
+            return;
+        }
+        info!("fabric link {}", if up { "up" } else { "down" });
+        if let Some(frame) = self.responder().link_aen(up) {
+            aens.push(frame);
+        }
+    }
+
     fn send(&self, port: &Option<Port>, frames: &mut Vec<Vec<u8>>) {
         if let Some(port) = port {
             for f in frames.iter() {
@@ -201,6 +225,11 @@ impl Engine {
             &mut buf,
             |frame| {
                 let mut dev = self.device();
+                // Without link a port receives nothing, even from a
+                // partner that still sends to it.
+                if !dev.link_up() {
+                    return;
+                }
                 dev.receive(frame, self.now_ns());
                 if !dev.events.is_empty() {
                     self.work.notify_one();
@@ -528,6 +557,76 @@ mod tests {
             .send_to(&command, &model)
             .unwrap();
         ask(&UnixDatagram::bind(&peer).unwrap());
+        engine.shutdown();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pulled_fabric_cable_is_a_link_aen_and_a_link_interrupt() {
+        use crate::ncsi::{command_frame, parse_received};
+        use crate::port::PortSpec;
+        use bmgnic_wire::ncsi::{
+            cmd, AEN_ENABLE_LINK_STATUS, AEN_LINK_STATUS_CHANGE, AEN_PACKET_TYPE,
+        };
+        use std::os::unix::net::UnixDatagram;
+
+        let dir = std::env::temp_dir().join(format!("bmgnic-link-engine-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = |local: &str, remote: &str| PortSpec {
+            local: dir.join(local),
+            remote: dir.join(remote),
+        };
+        let fabric = Port::bind("fabric", &spec("fabric", "switch")).unwrap();
+        let ncsi = Port::bind("ncsi", &spec("ncsi", "bmc")).unwrap();
+        let switch = UnixDatagram::bind(dir.join("switch")).unwrap();
+        let bmc = UnixDatagram::bind(dir.join("bmc")).unwrap();
+        bmc.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let engine = Engine::new(
+            DeviceConfig::default(),
+            Some(fabric),
+            Some(ncsi),
+            [2, 0, 0, 0, 0, 1],
+        );
+        engine.start().unwrap();
+        // The BMC's start-up: the channel enabled, link AENs on.
+        let mut aen_enable = vec![0, 0, 0, 0];
+        aen_enable.extend_from_slice(&AEN_ENABLE_LINK_STATUS.to_be_bytes());
+        let startup: [(u8, &[u8]); 3] = [
+            (cmd::CLEAR_INITIAL_STATE, &[]),
+            (cmd::ENABLE_CHANNEL, &[]),
+            (cmd::AEN_ENABLE, &aen_enable),
+        ];
+        let mut buf = [0u8; MAX_FRAME];
+        for (iid, (kind, payload)) in (1u8..).zip(startup) {
+            bmc.send_to(
+                &command_frame([2, 0, 0, 0, 0, 2], iid, kind, 0, payload),
+                dir.join("ncsi"),
+            )
+            .unwrap();
+            let n = bmc.recv(&mut buf).expect("a response");
+            assert_eq!(parse_received(&buf[..n]).map(|r| r.iid), Some(iid));
+        }
+        assert!(engine.device().link_up());
+        // Link status word: bit 0 is the link.
+        let next_link_aen = |buf: &mut [u8]| loop {
+            let n = bmc.recv(buf).expect("a link status AEN");
+            let r = parse_received(&buf[..n]).expect("an NC-SI packet");
+            if r.kind == AEN_PACKET_TYPE && r.payload[3] == AEN_LINK_STATUS_CHANGE {
+                return u32::from_be_bytes(r.payload[4..8].try_into().unwrap()) & 1 == 1;
+            }
+        };
+        let unplugged = dir.join("switch.unplugged");
+        std::fs::rename(dir.join("switch"), &unplugged).unwrap();
+        assert!(!next_link_aen(&mut buf), "pulled: link down");
+        assert!(!engine.device().link_up());
+        std::fs::rename(&unplugged, dir.join("switch")).unwrap();
+        assert!(next_link_aen(&mut buf), "plugged back: link up");
+        assert!(engine.device().link_up());
+        drop(switch);
+        assert!(
+            !next_link_aen(&mut buf),
+            "the partner closed its socket: link down"
+        );
         engine.shutdown();
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -90,6 +90,15 @@ impl Port {
         }
     }
 
+    /// Whether a link partner is there: a socket is bound at the remote
+    /// path (connecting a datagram socket sends nothing). A partner that
+    /// closed its socket or whose path is gone is a pulled cable.
+    pub fn partner_present(&self) -> bool {
+        UnixDatagram::unbound()
+            .and_then(|probe| probe.connect(&self.remote))
+            .is_ok()
+    }
+
     /// Receives one frame into `buf`, returning its length.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.socket.recv(buf)
@@ -137,6 +146,32 @@ mod tests {
         assert!("local=/tmp/a".parse::<PortSpec>().is_err());
         assert!("remote=/x,bogus=1".parse::<PortSpec>().is_err());
         assert!("local=,remote=/x".parse::<PortSpec>().is_err());
+    }
+
+    #[test]
+    fn partner_present_follows_the_remote_socket() {
+        let dir = std::env::temp_dir().join(format!("bmgnic-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        let port = Port::bind(
+            "a",
+            &PortSpec {
+                local: a,
+                remote: b.clone(),
+            },
+        )
+        .unwrap();
+        assert!(!port.partner_present(), "no socket at the remote path");
+        let partner = UnixDatagram::bind(&b).unwrap();
+        assert!(port.partner_present());
+        let unplugged = dir.join("b.unplugged");
+        std::fs::rename(&b, &unplugged).unwrap();
+        assert!(!port.partner_present(), "the path is gone");
+        std::fs::rename(&unplugged, &b).unwrap();
+        assert!(port.partner_present(), "the same socket is back");
+        drop(partner);
+        assert!(!port.partner_present(), "the partner closed its socket");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
