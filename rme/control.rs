@@ -162,6 +162,9 @@ pub(crate) struct Rme {
     /// The sideband came back: the work brings the channel up again
     /// before it handles AENs.
     channel_down: Atomic<bool>,
+    /// The NIC's fabric link, as the last Get Link Status or Link Status
+    /// Change AEN said.
+    fabric_link: Atomic<bool>,
     /// Where events for user space go (the netlink family's group): the
     /// control logic does not depend on how they are delivered.
     notify: fn(&Event),
@@ -183,6 +186,10 @@ pub(crate) enum Event {
     Violation(ViolationEvent),
     NicTimeout {
         command: u8,
+    },
+    /// The NIC's fabric link went up or down.
+    Link {
+        up: bool,
     },
 }
 
@@ -292,6 +299,7 @@ impl Rme {
             aen_work <- new_work!("bmgnic_rme_aen"),
             stopping: Atomic::new(false),
             channel_down: Atomic::new(false),
+            fabric_link: Atomic::new(false),
             notify,
         }? Error))
     }
@@ -329,6 +337,11 @@ impl Rme {
                             return Err(ENODEV);
                         }
                         version = v.ncsi_version;
+                    }
+                    if step.packet_type == cmd::GET_LINK_STATUS {
+                        let status = ncsi_client::parse_link_status(data).map_err(Error::from)?;
+                        self.fabric_link
+                            .store(ncsi_client::link_up(status), Relaxed);
                     }
                     if step.packet_type == cmd::GET_CAPABILITIES {
                         let aens = ncsi_client::parse_aen_support(data).map_err(Error::from)?;
@@ -467,6 +480,11 @@ impl Rme {
         oem_set(sb, oem::OBJ_POLICY, &[state.policy])
     }
 
+    /// Whether the NIC's fabric port has link.
+    pub(crate) fn fabric_link(&self) -> bool {
+        self.fabric_link.load(Relaxed)
+    }
+
     /// The sideband is back: bring the NC-SI channel up again from process
     /// context (the work item). The NIC kept its RME bank meanwhile, so the
     /// software table and the cache stay as they are.
@@ -509,6 +527,13 @@ impl Rme {
                     (self.notify)(&Event::TableMiss { miss: *miss, rule });
                 }
                 Aen::Violation(v) => (self.notify)(&Event::Violation(*v)),
+                Aen::LinkStatus { status } => {
+                    let up = ncsi_client::link_up(*status);
+                    if self.fabric_link.xchg(up, Relaxed) != up {
+                        pr_info!("fabric link {}\n", if up { "up" } else { "down" });
+                        (self.notify)(&Event::Link { up });
+                    }
+                }
                 _ => {}
             }
         }

@@ -195,8 +195,10 @@ const AEN_ENABLE_PAYLOAD: [u8; 8] =
 /// What a BMC sends to a channel before using it, in order: leave the
 /// Initial State, identify the controller (the manufacturer ID of Get
 /// Version ID tells a BMGNIC), learn its capabilities (whether it offers
-/// OEM AENs), enable the channel and its AENs.
-pub(crate) const STARTUP: [Step; 5] = [
+/// OEM AENs), enable the channel and its AENs, then read the link state
+/// (after AEN Enable, so that no change falls between the read and the
+/// first Link Status Change AEN).
+pub(crate) const STARTUP: [Step; 6] = [
     Step {
         packet_type: cmd::CLEAR_INITIAL_STATE,
         payload: &[],
@@ -216,6 +218,10 @@ pub(crate) const STARTUP: [Step; 5] = [
     Step {
         packet_type: cmd::AEN_ENABLE,
         payload: &AEN_ENABLE_PAYLOAD,
+    },
+    Step {
+        packet_type: cmd::GET_LINK_STATUS,
+        payload: &[],
     },
 ];
 
@@ -525,6 +531,17 @@ pub(crate) fn parse_aen_support(data: &[u8]) -> Result<u32, NcsiError> {
     be32(data, 16).ok_or(NcsiError::Truncated)
 }
 
+/// Whether the link is up, from the link status word: the first word of
+/// a Get Link Status response, or of a Link Status Change AEN.
+pub(crate) fn link_up(status: u32) -> bool {
+    status & ncsi::LINK_STATUS_LINK_UP != 0
+}
+
+/// The link status word of a Get Link Status response's data.
+pub(crate) fn parse_link_status(data: &[u8]) -> Result<u32, NcsiError> {
+    be32(data, 0).ok_or(NcsiError::Truncated)
+}
+
 /// Instance IDs 1 to 255 in turn; 0 is reserved for AENs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IidAllocator {
@@ -710,6 +727,8 @@ mod tests {
         // AEN Enable: MC ID 0, link (bit 0) and OEM (bit 16) AENs.
         assert_eq!(STARTUP[4].packet_type, cmd::AEN_ENABLE);
         assert!(STARTUP[4].payload == [0, 0, 0, 0, 0x00, 0x01, 0x00, 0x01]);
+        // The link state is read once its AENs are on.
+        assert_eq!(STARTUP[5].packet_type, cmd::GET_LINK_STATUS);
         // The parser accepts what the builder makes (as a response).
         let mut r = [0u8; ETH_ZLEN];
         let n = nic_frame(&mut r, 9, cmd::AEN_ENABLE | RESPONSE_BIT, &[0, 0, 0, 0]);
@@ -857,6 +876,12 @@ mod tests {
             parse(&buf[..n]),
             Ok(Packet::Aen(Aen::LinkStatus { status: 0x11 }))
         );
+        // Bit 0 is the link, whatever the speed and duplex bits say.
+        assert!(link_up(0x11));
+        assert!(!link_up(0x10));
+        // Get Link Status data: the link status word, then more.
+        assert_eq!(parse_link_status(&[0, 0, 0, 0x11, 0, 0, 0, 0]), Ok(0x11));
+        assert_eq!(parse_link_status(&[0, 0, 0]), Err(NcsiError::Truncated));
     }
 
     #[test]

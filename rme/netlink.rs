@@ -131,6 +131,10 @@ pub(crate) fn notify(event: &Event) {
             m.put_u8(attr::event::KIND, event_kind::NIC_TIMEOUT)?;
             m.put_u32(attr::event::COUNT, u32::from(*command))
         }
+        Event::Link { up } => {
+            m.put_u8(attr::event::KIND, event_kind::LINK)?;
+            m.put_u8(attr::event::FABRIC_LINK, u8::from(*up))
+        }
     });
 }
 
@@ -612,7 +616,8 @@ impl Rme {
             })?;
             m.put_nest(a::COUNTERS, |m| {
                 put_counters(m, &counters.counters, evictions)
-            })
+            })?;
+            m.put_u8(a::FABRIC_LINK, u8::from(self.fabric_link()))
         })
     }
 }

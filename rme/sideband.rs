@@ -185,16 +185,16 @@ impl Sideband {
                 false
             }
             // AENs come once the channel is up, from the learnt address.
-            Ok(Packet::Aen(aen @ (Aen::TableMiss(_) | Aen::Violation(_))))
-                if inbox.peer.is_some() =>
-            {
+            Ok(Packet::Aen(
+                aen @ (Aen::TableMiss(_) | Aen::Violation(_) | Aen::LinkStatus { .. }),
+            )) if inbox.peer.is_some() => {
                 if inbox.aens.push_within_capacity(aen).is_err() {
                     inbox.aens_dropped += 1;
                     return false;
                 }
                 true
             }
-            // Stale responses (a retried command answered twice), link
+            // Stale responses (a retried command answered twice), other
             // AENs, frames of other protocols.
             _ => {
                 inbox.frames_ignored += 1;

@@ -122,6 +122,7 @@ pub mod attr {
         pub const TENANT: u16 = 8;
         pub const POLICY: u16 = 9;
         pub const COUNTERS: u16 = 10;
+        pub const FABRIC_LINK: u16 = 11;
     }
     pub mod tenancy {
         pub const FLOWS: u16 = 1;
@@ -135,6 +136,7 @@ pub mod attr {
         pub const MATCH: u16 = 3;
         pub const REGISTER: u16 = 4;
         pub const FLOW_ID: u16 = 5;
+        pub const FABRIC_LINK: u16 = 6;
     }
 }
 
@@ -149,4 +151,5 @@ pub mod event_kind {
     pub const TABLE_MISS: u8 = 0;
     pub const VIOLATION: u8 = 1;
     pub const NIC_TIMEOUT: u8 = 2;
+    pub const LINK: u8 = 3;
 }
