@@ -726,6 +726,8 @@ impl Rme for Netlink {
         let mut state = DevState {
             nic_flow_slots: u32_ne(&h, a::NIC_FLOW_SLOTS).unwrap_or(0),
             sw_flows: u32_ne(&h, a::SW_FLOWS).unwrap_or(0),
+            // A module from before the attribute: no news of the link.
+            fabric_link: u8_of(&h, a::FABRIC_LINK) != Some(0),
             ..Default::default()
         };
         if let Some(id) = nested(&h, a::IDENTITY) {
@@ -848,6 +850,9 @@ impl Events {
                 },
                 Some(event_kind::VIOLATION) => RmeEvent::Violation { count },
                 Some(event_kind::NIC_TIMEOUT) => RmeEvent::NicTimeout,
+                Some(event_kind::LINK) => RmeEvent::Link {
+                    up: u8_of(&h, a::FABRIC_LINK) != Some(0),
+                },
                 _ => continue,
             });
         }

@@ -174,13 +174,29 @@ pub struct DevCounters {
 }
 
 /// What `dev-get` reports that the agent uses.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DevState {
     pub guest_mac: [u8; 6],
     pub quarantined: bool,
     pub counters: DevCounters,
     pub nic_flow_slots: u32,
     pub sw_flows: u32,
+    /// Whether the NIC's fabric port has link.
+    pub fabric_link: bool,
+}
+
+impl Default for DevState {
+    /// A NIC with its fabric cable in and nothing else known.
+    fn default() -> Self {
+        Self {
+            guest_mac: [0; 6],
+            quarantined: false,
+            counters: DevCounters::default(),
+            nic_flow_slots: 0,
+            sw_flows: 0,
+            fabric_link: true,
+        }
+    }
 }
 
 /// What a tenancy was billed when it ended (`tenant-reset`).
@@ -209,6 +225,8 @@ pub enum RmeEvent {
     Violation { count: u32 },
     /// The NIC stopped answering.
     NicTimeout,
+    /// The NIC's fabric link went up or down.
+    Link { up: bool },
 }
 
 /// A request the module refused: its errno and extack message.

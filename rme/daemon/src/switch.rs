@@ -174,8 +174,9 @@ pub struct Switch<R: Rme> {
     /// Highest generation id of a master or slave role request.
     generation: Option<u64>,
     role: u32,
-    /// The host port's state at the last poll (link and quarantine).
-    host_state: Option<u32>,
+    /// The host and fabric ports' states at the last poll (quarantine,
+    /// fabric link).
+    port_states: Option<[u32; 2]>,
     started: Instant,
 }
 
@@ -194,7 +195,7 @@ impl<R: Rme> Switch<R> {
             tenant: TenantView { vni },
             generation: None,
             role: role::EQUAL,
-            host_state: None,
+            port_states: None,
             started: Instant::now(),
         }
     }
@@ -608,13 +609,7 @@ impl<R: Rme> Switch<R> {
         };
         let mut out = vec![
             port(PORT_HOST, dev.guest_mac, "host".into(), 0, host_state(dev)),
-            port(
-                PORT_FABRIC,
-                [0; 6],
-                "fabric".into(),
-                0,
-                port_status::STATE_LIVE,
-            ),
+            port(PORT_FABRIC, [0; 6], "fabric".into(), 0, fabric_state(dev)),
         ];
         for &v in &self.identity.vteps {
             out.push(port(
@@ -814,7 +809,8 @@ impl<R: Rme> Switch<R> {
     }
 
     /// A module event: a miss of both the NIC and the software table
-    /// becomes a PACKET_IN (with the headers the NIC saw).
+    /// becomes a PACKET_IN (with the headers the NIC saw); a link change
+    /// a PORT_STATUS now rather than at the next tick.
     pub fn on_event(&mut self, event: &RmeEvent) -> Vec<Message> {
         match event {
             RmeEvent::TableMiss {
@@ -835,6 +831,7 @@ impl<R: Rme> Switch<R> {
                     data: data[..keep].to_vec(),
                 })]
             }
+            RmeEvent::Link { .. } => self.port_changes(),
             _ => vec![],
         }
     }
@@ -875,21 +872,53 @@ impl<R: Rme> Switch<R> {
                 out.push(flow.removed(reason, now));
             }
         }
-        match self.rme.dev_get() {
-            Ok(dev) => {
-                let state = host_state(&dev);
-                if self.host_state.is_some_and(|s| s != state) {
-                    let ports = self.ports(&dev);
-                    out.push(Message::PortStatus {
-                        reason: port_status::MODIFY,
-                        port: ports[0].clone(),
-                    });
-                }
-                self.host_state = Some(state);
-            }
-            Err(e) => log::warn!("reading the device state: {e}"),
-        }
+        out.extend(self.port_changes());
         out
+    }
+
+    /// A PORT_STATUS for each physical port whose state changed since the
+    /// last look (none at the first).
+    fn port_changes(&mut self) -> Vec<Message> {
+        let dev = match self.rme.dev_get() {
+            Ok(dev) => dev,
+            Err(e) => {
+                log::warn!("reading the device state: {e}");
+                return Vec::new();
+            }
+        };
+        let states = [host_state(&dev), fabric_state(&dev)];
+        let before = self.port_states.replace(states);
+        let Some(before) = before else {
+            return Vec::new();
+        };
+        let ports = self.ports(&dev);
+        states
+            .iter()
+            .zip(before)
+            .zip(ports)
+            .filter(|((now, before), _)| **now != *before)
+            .map(|(_, port)| {
+                if port.port_no == PORT_FABRIC {
+                    log::info!(
+                        "fabric link {}",
+                        if dev.fabric_link { "up" } else { "down" }
+                    );
+                }
+                Message::PortStatus {
+                    reason: port_status::MODIFY,
+                    port,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The fabric port's OpenFlow state: live while its cable is in.
+fn fabric_state(dev: &DevState) -> u32 {
+    if dev.fabric_link {
+        port_status::STATE_LIVE
+    } else {
+        port_status::STATE_LINK_DOWN
     }
 }
 

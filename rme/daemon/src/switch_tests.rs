@@ -451,6 +451,29 @@ fn quarantine_is_a_port_status() {
 }
 
 #[test]
+fn a_fabric_link_change_is_a_port_status_at_once() {
+    let now = Instant::now();
+    let mut s = switch(16);
+    assert!(s.tick(now).is_empty());
+    let fabric = |msgs: &[Message]| match msgs {
+        [Message::PortStatus { reason, port }] => {
+            assert_eq!((*reason, port.port_no), (port_status::MODIFY, PORT_FABRIC));
+            port.state
+        }
+        other => panic!("expected one PORT_STATUS, got {other:?}"),
+    };
+    // The cable is pulled: the module's event brings the news.
+    s.rme().dev.fabric_link = false;
+    let down = s.on_event(&RmeEvent::Link { up: false });
+    assert_eq!(fabric(&down), port_status::STATE_LINK_DOWN);
+    // Said once: the next tick has nothing to add.
+    assert!(s.tick(now).is_empty());
+    // Plugged back, the event lost: the tick's poll finds it.
+    s.rme().dev.fabric_link = true;
+    assert_eq!(fabric(&s.tick(now)), port_status::STATE_LIVE);
+}
+
+#[test]
 fn port_stats_are_the_device_counters() {
     let now = Instant::now();
     let mut s = switch(16);

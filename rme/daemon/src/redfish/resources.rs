@@ -653,7 +653,10 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
                 .map(|b| format!("{b:02X}"))
                 .collect::<Vec<_>>()
                 .join(":");
-            let link_up = !dev.quarantined;
+            // The guest has carrier while the fabric port has link and the
+            // tenant is not quarantined, as the driver reports it.
+            let enabled = !dev.quarantined;
+            let link_up = enabled && dev.fabric_link;
             json!({
                 "@odata.id": "/redfish/v1/Systems/1/EthernetInterfaces/1",
                 "@odata.type": "#EthernetInterface.v1_12_0.EthernetInterface",
@@ -663,8 +666,8 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
                 "MACAddress": mac,
                 "PermanentMACAddress": mac,
                 "LinkStatus": if link_up { "LinkUp" } else { "LinkDown" },
-                "InterfaceEnabled": link_up,
-                "Status": {"State": if link_up { "Enabled" } else { "Disabled" }, "Health": if link_up { "OK" } else { "Warning" }},
+                "InterfaceEnabled": enabled,
+                "Status": {"State": if enabled { "Enabled" } else { "Disabled" }, "Health": if link_up { "OK" } else { "Warning" }},
             })
         }
         Res::Storages => collection(

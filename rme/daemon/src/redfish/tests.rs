@@ -639,3 +639,29 @@ async fn checkpoint_and_restore_move_the_nic_configuration() {
     let messages = task["Messages"].to_string();
     assert!(messages.contains("the NIC has a tenant"), "{messages}");
 }
+
+#[tokio::test]
+async fn guest_port_link_follows_the_fabric_and_the_quarantine() {
+    for (fabric_link, quarantined, link, enabled) in [
+        (true, false, "LinkUp", true),
+        (false, false, "LinkDown", true),
+        (true, true, "LinkDown", false),
+    ] {
+        let mut rme = MemoryRme::new(4);
+        rme.dev.fabric_link = fabric_link;
+        rme.dev.quarantined = quarantined;
+        let s = Arc::new(Service::new(
+            Box::new(MemoryPlatform::new(1 << 30)),
+            Box::new(rme),
+            auth::parse_accounts("ro:ReadOnly:r\n").unwrap(),
+        ));
+        let path = "/redfish/v1/Systems/1/EthernetInterfaces/1";
+        let (st, _, v) = as_user(&s, Method::GET, path, "ro:r", "").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            v["LinkStatus"], link,
+            "fabric link {fabric_link}, quarantined {quarantined}"
+        );
+        assert_eq!(v["InterfaceEnabled"], enabled);
+    }
+}
