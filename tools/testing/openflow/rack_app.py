@@ -3,7 +3,8 @@
 configures a bare-metal tenant through the RME daemon's OpenFlow agent,
 the only thing that configures it in the openflow scenario.
 
-It keeps what the switch tells it (PACKET_IN, FLOW_REMOVED, errors) and
+It keeps what the switch tells it (PACKET_IN, FLOW_REMOVED, PORT_STATUS,
+errors) and
 offers the scenario the operations a cloud's network controller would
 run: the tenant's flows and meter, learning a flow from a PACKET_IN,
 stats, deleting, dropping the connection. Calls block until the switch
@@ -33,6 +34,8 @@ class TenantController(app_manager.OSKenApp):
         self.packet_ins = []
         self.removed = []
         self.errors = []
+        # (time, reason, port) of each PORT_STATUS.
+        self.port_statuses = []
         # (vni, tunnel port) once the tenant is configured: PACKET_INs of
         # UDP are then answered with a flow that encapsulates them.
         self.learn = None
@@ -73,6 +76,10 @@ class TenantController(app_manager.OSKenApp):
                                  instructions=[self._encap(p, vni, port)]))
         ofctl.send_msg(self, p.OFPBarrierRequest(dp), reply_cls=p.OFPBarrierReply)
         self.learned.append((seen_at, time.time(), udp_dst))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def port_status(self, ev):
+        self.port_statuses.append((time.time(), ev.msg.reason, ev.msg.desc))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev):

@@ -35,6 +35,10 @@ PEER_IP, FACTORY_MAC = rack.PEER_IP, rack.FACTORY_MAC
 BILLING_PORT, METER_PORT, DENY_PORT, LEARN_PORT = 5201, 5203, 5202, 5301
 METER_KBPS = 5000
 UDP_OVERHEAD = 14 + 20 + 8
+FABRIC = 2
+# ofp_port_reason and ofp_port_state (OpenFlow 1.3, 7.2.1).
+OFPPR_MODIFY = 2
+OFPPS_LINK_DOWN, OFPPS_LIVE = 1 << 0, 1 << 2
 
 
 def start(r):
@@ -196,6 +200,52 @@ def test_controller_away_nothing_opens(r, app, s, rme, peer, ynl):
     ksft_ge(pings(s, 3, interval=0.3), 2, "no traffic after the reconnection")
 
 
+def fabric_port_statuses(app, since):
+    return [(t, reason, port) for t, reason, port in app.port_statuses
+            if port.port_no == FABRIC and t >= since]
+
+
+def carrier(s, dev):
+    return s.run(f"cat /sys/class/net/{dev}/carrier", check=False)[1].strip()
+
+
+def test_fabric_cable_pulled_and_plugged_back(r, app, s, rme, peer, ynl):
+    """The fabric cable is pulled: the peer's socket, the model's link
+    partner, leaves its path. The NIC loses link; the guest sees its
+    carrier go, the RME the link in dev-get, the controller a PORT_STATUS.
+    Plugged back, each sees the link come back and the tenant's traffic
+    flows again."""
+    model = r.models[0]
+    dev = rack.server_netdev(s)
+    ksft_eq(carrier(s, dev), "1", "no carrier before the cable was pulled")
+    unplugged = model.fabric_remote + ".unplugged"
+    t0 = time.time()
+    os.rename(model.fabric_remote, unplugged)
+    try:
+        ksft_true(wait_for(lambda: fabric_port_statuses(app, t0), timeout=20),
+                  "no PORT_STATUS for the fabric port after the cable was pulled")
+        t, reason, port = fabric_port_statuses(app, t0)[0]
+        ksft_pr(f"cable pulled: PORT_STATUS after {t - t0:.1f} s, reason {reason}, "
+                f"state {port.state:#x}")
+        ksft_eq(reason, OFPPR_MODIFY)
+        ksft_true(port.state & OFPPS_LINK_DOWN, "the fabric port is not LINK_DOWN")
+        ksft_true(wait_for(lambda: carrier(s, dev) == "0", timeout=10),
+                  "the guest kept its carrier without a fabric link")
+        ksft_eq(ynl("dev-get")[1]["fabric-link"], 0, "dev-get says the fabric has link")
+    finally:
+        os.rename(unplugged, model.fabric_remote)
+    t1 = time.time()
+    ksft_true(wait_for(lambda: fabric_port_statuses(app, t1), timeout=20),
+              "no PORT_STATUS for the fabric port after the cable was plugged back")
+    t, reason, port = fabric_port_statuses(app, t1)[0]
+    ksft_pr(f"plugged back: PORT_STATUS after {t - t1:.1f} s, state {port.state:#x}")
+    ksft_eq(port.state & (OFPPS_LINK_DOWN | OFPPS_LIVE), OFPPS_LIVE, "the fabric port is not live")
+    ksft_true(wait_for(lambda: carrier(s, dev) == "1", timeout=10), "the guest's carrier did not return")
+    ksft_eq(ynl("dev-get")[1]["fabric-link"], 1, "dev-get says the fabric has no link")
+    ksft_eq(len(fabric_port_statuses(app, t0)), 2, "not one PORT_STATUS per change")
+    ksft_ge(pings(s, 3, interval=0.3), 2, "no tenant traffic after the cable came back")
+
+
 def test_malformed_and_unsupported_messages(r, app, s, rme, peer, ynl):
     dp = app.dp
     p = dp.ofproto_parser
@@ -225,6 +275,7 @@ def main():
         test_port_stats_are_the_device_counters,
         test_flow_removed_on_idle_timeout,
         test_controller_away_nothing_opens,
+        test_fabric_cable_pulled_and_plugged_back,
         test_malformed_and_unsupported_messages,
     ])
 
