@@ -237,12 +237,22 @@ def test_unresponsive_nic_times_out(model, s, rme, peer, ynl):
         t0 = time.time()
         rc, out = ynl("dev-get", check=False)
         took = time.time() - t0
+        # A dump reads the meters' counters from the NIC: it fails the
+        # same way, without extack (a dump's error has none).
+        t1 = time.time()
+        rc_meters, out_meters = ynl("meter-get", kind="dump", check=False)
+        took_meters = time.time() - t1
     finally:
         model.proc.send_signal(signal.SIGCONT)
     ksft_pr(f"dev-get with the NIC stopped: rc {rc} after {took:.1f} s: {out.strip()[-120:]}")
+    ksft_pr(f"meter-get dump with the NIC stopped: rc {rc_meters} after {took_meters:.1f} s: "
+            f"{out_meters.strip()[-120:]}")
     ksft_ne(rc, 0)
     ksft_in("the NIC did not answer over NC-SI", out)
     ksft_lt(took, 30, "the timeout took too long")
+    ksft_ne(rc_meters, 0, "meter-get answered with the NIC stopped")
+    ksft_in("timed out", out_meters)
+    ksft_lt(took_meters, 30, "the meter dump's timeout took too long")
     ksft_eq(dev_get(ynl)["tenant"]["vni"], VNI, "the NIC did not come back")
 
 
