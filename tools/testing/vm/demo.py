@@ -159,6 +159,21 @@ def openflow_act():
         print(f"PORT_STATS host: rx {ports[1].rx_packets} packets, tx {ports[1].tx_packets}")
         show(rme, "the module's table, which the controller's flows became",
              f"{r.ynl()} --dump flow-get --output-json | head -c 600; echo")
+        print("\n--- the fabric cable pulled (the peer's socket, the NIC's link partner, "
+              "renamed away), then plugged back")
+        model, dev = r.models[0], rack.server_netdev(server)
+        unplugged = model.fabric_remote + ".unplugged"
+        os.rename(model.fabric_remote, unplugged)
+        time.sleep(2)
+        show(server, "the guest without a fabric link", f"cat /sys/class/net/{dev}/carrier")
+        show(rme, "the RME's view", f"{r.ynl()} --do dev-get --output-json | "
+             "python3 -c 'import json,sys; print(\"fabric-link:\", json.load(sys.stdin)[\"fabric-link\"])'")
+        os.rename(unplugged, model.fabric_remote)
+        time.sleep(2)
+        for _, _, port in app.port_statuses:
+            state = "LINK_DOWN" if port.state & 1 else "LIVE"
+            print(f"controller: PORT_STATUS port {port.port_no}: {state}")
+        show(server, "the guest's carrier again", f"cat /sys/class/net/{dev}/carrier")
 
 
 
