@@ -567,6 +567,7 @@ mod tests {
         use crate::port::PortSpec;
         use bmgnic_wire::ncsi::{
             cmd, AEN_ENABLE_LINK_STATUS, AEN_LINK_STATUS_CHANGE, AEN_PACKET_TYPE,
+            LINK_STATUS_LINK_UP,
         };
         use std::os::unix::net::UnixDatagram;
 
@@ -607,12 +608,12 @@ mod tests {
             assert_eq!(parse_received(&buf[..n]).map(|r| r.iid), Some(iid));
         }
         assert!(engine.device().link_up());
-        // Link status word: bit 0 is the link.
         let next_link_aen = |buf: &mut [u8]| loop {
             let n = bmc.recv(buf).expect("a link status AEN");
             let r = parse_received(&buf[..n]).expect("an NC-SI packet");
             if r.kind == AEN_PACKET_TYPE && r.payload[3] == AEN_LINK_STATUS_CHANGE {
-                return u32::from_be_bytes(r.payload[4..8].try_into().unwrap()) & 1 == 1;
+                let status = u32::from_be_bytes(r.payload[4..8].try_into().unwrap());
+                return status & LINK_STATUS_LINK_UP != 0;
             }
         };
         let unplugged = dir.join("switch.unplugged");
