@@ -741,7 +741,8 @@ class Ynl:
     def each(self, op, requests):
         """Runs `--do op` for each request (a list of JSON-able dicts) in one
         Python process in the VM. Returns, in request order, (0, reply) or
-        (errno, ynl's message), like __call__ with check=False."""
+        (errno, ynl's message): the errno itself, where __call__ with
+        check=False gives the CLI's exit status."""
         spec = self.cli.rsplit("--spec ", 1)[1]
         script = self.EACH.format(spec=spec, op=op)
         _, out = self.vm.run(f"cat > /tmp/ynl-each.json <<'EOF'\n{json.dumps(requests)}\nEOF\n"
