@@ -684,6 +684,14 @@ def standard_rack(rack, peer=True, rme=True, server=True, table_size=None):
     return model, vms
 
 
+# The start of a Python script for the RME VM that uses the library behind
+# ynl's CLI: `y` is the bmgnic family (format with spec=, the spec's path).
+YNL_LIBRARY = ("import sys\n"
+               "sys.path.insert(0, '/tmp/rack/ynl')\n"
+               "from pyynl.lib import YnlFamily, NlError\n"
+               "y = YnlFamily({spec!r}, '')\n")
+
+
 class Ynl:
     """The kernel's ynl CLI for the bmgnic family, run in the RME VM: JSON
     requests in, parsed replies out."""
@@ -726,10 +734,8 @@ class Ynl:
     # Runs requests one by one with the library behind the CLI: one Python
     # start for all of them, each answered on its own (a --multi batch
     # stops at the first error).
-    EACH = ("import json, sys\n"
-            "sys.path.insert(0, '/tmp/rack/ynl')\n"
-            "from pyynl.lib import YnlFamily, NlError\n"
-            "y = YnlFamily({spec!r}, '')\n"
+    EACH = YNL_LIBRARY + (
+            "import json\n"
             "out = []\n"
             "for args in json.load(open('/tmp/ynl-each.json')):\n"
             "    try:\n"

@@ -42,10 +42,7 @@ NIC_SLOTS = scaled(8, minimum=3)
 # One ynl client process that times `count` flow adds, for the privileged
 # path's figure; and a loop of unprivileged reads. Both use the kernel's
 # pyynl library as the ynl CLI does.
-YNL_LIB = ("import sys, time, json\n"
-           "sys.path.insert(0, '/tmp/rack/ynl')\n"
-           "from pyynl.lib import YnlFamily, NlError\n"
-           "y = YnlFamily('{spec}', '')\n")
+YNL_LIB = rack.YNL_LIBRARY + "import time, json\n"
 ADD_FLOWS = YNL_LIB + (
     "ids = []\n"
     "t0 = time.monotonic()\n"
