@@ -12,6 +12,7 @@
 use crate::{
     bindings, device,
     error::{from_result, to_result},
+    irq,
     net::{
         dev, ethtool,
         napi::{Napi, Poll},
@@ -288,11 +289,11 @@ impl<T> Deref for Device<T> {
 /// # Invariants
 ///
 /// `dev` is a registered net_device allocated by [`Registration::new`]
-/// for `T` whose parent is bound for `'a`; each of `irqs` is requested with
-/// the device's NAPI context as cookie.
+/// for `T` whose parent is bound for `'a`; each of `irqs` is a handler
+/// for one of `vectors` that schedules the device's NAPI context.
 pub struct Registration<'a, T: Operations + ethtool::Operations> {
     dev: NonNull<bindings::net_device>,
-    irqs: KVec<u32>,
+    irqs: KVec<Pin<KBox<irq::Registration<'a, NapiScheduler>>>>,
     vectors: Option<pci::IrqVectorRegistration<'a>>,
     _data: PhantomData<(&'a device::Device<device::Bound>, Arc<T>)>,
 }
@@ -477,24 +478,40 @@ impl<T: Operations + ethtool::Operations> Adapter<T> {
         // CAST: `done <= budget`, which came from a `c_int`.
         done as c_int
     }
-
-    /// # Safety
-    ///
-    /// Called for an interrupt requested by [`Registration::new`]
-    /// with its NAPI context as cookie.
-    unsafe extern "C" fn napi_irq(_irq: c_int, cookie: *mut c_void) -> bindings::irqreturn_t {
-        // SAFETY: The cookie is the device's added NAPI context, valid until
-        // the interrupt is freed.
-        let napi = unsafe { Napi::from_raw(cookie.cast()) };
-        napi.schedule();
-        bindings::irqreturn::IRQ_HANDLED
-    }
 }
 
 /// Whether `mac` may be a station's address: not multicast (nor
 /// broadcast), not all zeroes (`is_valid_ether_addr`).
 pub fn is_valid_ether_addr(mac: &[u8; ETH_ALEN]) -> bool {
     mac[0] & 1 == 0 && mac.iter().any(|&b| b != 0)
+}
+
+/// The interrupt handler of a device's vectors: schedules its NAPI
+/// context.
+///
+/// # Invariants
+///
+/// `napi` is a NAPI context added to a net_device that is freed only after
+/// every [`irq::Registration`] of this handler has been dropped.
+struct NapiScheduler {
+    napi: NonNull<bindings::napi_struct>,
+}
+
+// SAFETY: The handler only hands the context to `napi_schedule`, which any
+// CPU may call.
+unsafe impl Send for NapiScheduler {}
+
+// SAFETY: As for `Send`: `handle` takes `&self` and only schedules.
+unsafe impl Sync for NapiScheduler {}
+
+impl irq::Handler for NapiScheduler {
+    fn handle(&self) -> irq::IrqReturn {
+        // SAFETY: The context is added and outlives the handler (type
+        // invariant).
+        let napi = unsafe { Napi::from_raw(self.napi.as_ptr()) };
+        napi.schedule();
+        irq::IrqReturn::Handled
+    }
 }
 
 /// Interrupt vectors that schedule a device's NAPI context, for
@@ -520,21 +537,24 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
         irqs: Option<NapiIrqs<'a>>,
     ) -> Result<Self> {
         let data = Arc::pin_init(data, GFP_KERNEL)?;
-        let irq_numbers = match &irqs {
-            Some(irqs) => {
-                build_assert!(T::HAS_POLL, "NAPI interrupts need a poll");
-                let mut numbers = KVec::with_capacity(irqs.vectors.len(), GFP_KERNEL)?;
-                for i in 0..irqs.vectors.len() {
-                    let request = crate::irq::IrqRequest::from(irqs.vectors.index(i)?);
-                    numbers.push(request.irq(), GFP_KERNEL)?;
-                }
-                numbers
+        let mut requests = KVec::new();
+        if let Some(irqs) = &irqs {
+            build_assert!(T::HAS_POLL, "NAPI interrupts need a poll");
+            requests = KVec::with_capacity(irqs.vectors.len(), GFP_KERNEL)?;
+            for i in 0..irqs.vectors.len() {
+                let number = irq::IrqRequest::from(irqs.vectors.index(i)?).irq();
+                // SAFETY: `number` is one of `parent`'s vectors, which
+                // `Self::vectors` keeps allocated until every handler
+                // registered for them has been freed (`Drop`, `abort`).
+                // A request borrowed from `irqs.vectors` could not be kept
+                // beside the vectors in `Self`.
+                let request = unsafe { irq::IrqRequest::new(parent, number) };
+                requests.push(request, GFP_KERNEL)?;
             }
-            None => KVec::new(),
-        };
-        // Every allocation that can fail comes before the net_device's, so a
-        // failure leaks nothing.
-        let requested = KVec::with_capacity(irq_numbers.len(), GFP_KERNEL)?;
+        }
+        // Every allocation that can fail before the handlers' comes before
+        // the net_device's, so a failure leaks nothing.
+        let handlers = KVec::with_capacity(requests.len(), GFP_KERNEL)?;
         let size = core::mem::size_of::<Private<T>>();
         // SAFETY: Plain allocation; one TX and one RX queue.
         let dev = unsafe { bindings::alloc_etherdev_mqs(size as c_int, 1, 1) };
@@ -557,42 +577,45 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
             if T::HAS_POLL {
                 bindings::netif_napi_add(raw, (*private).napi.as_raw(), Some(Adapter::<T>::poll));
             }
-            (*private).napi.as_raw()
+            // The address of a field of the private area: not null.
+            NonNull::new_unchecked((*private).napi.as_raw())
         };
-        // INVARIANT: `irqs` only ever holds requested interrupts; `dev` is
+        // INVARIANT: `irqs` only ever holds handlers of `vectors`; `dev` is
         // registered below before `Self` escapes.
         let mut this = Self {
             dev,
-            irqs: requested,
+            irqs: handlers,
             vectors: None,
             _data: PhantomData,
         };
         if let Some(irqs) = irqs {
-            let name = irqs.name;
             // Kept until `Drop` has freed their handlers.
             this.vectors = Some(irqs.vectors);
-            for irq in irq_numbers {
-                // SAFETY: `irq` is a vector of `this.vectors`; the cookie is the
-                // added NAPI context, which lives until `free_netdev`, after
-                // the interrupt is freed.
-                let ret = unsafe {
-                    bindings::request_irq(
-                        irq,
-                        Some(Adapter::<T>::napi_irq),
-                        0,
-                        name.as_char_ptr(),
-                        napi.cast(),
+            for request in requests {
+                // INVARIANT: The context is added above and freed by
+                // `free_netdev`, after `free_irqs`.
+                let handler = NapiScheduler { napi };
+                // SAFETY: The registration is kept in `this.irqs` and dropped
+                // there, never forgotten.
+                let init = unsafe {
+                    irq::Registration::new(
+                        request,
+                        irq::Flags::TRIGGER_NONE,
+                        irqs.name,
+                        Ok::<_, Error>(handler),
                     )
                 };
-                if let Err(e) = to_result(ret) {
-                    // SAFETY: Not registered.
-                    unsafe { this.abort() };
-                    return Err(e);
-                }
-                // Room for every vector was reserved above.
-                if this.irqs.push_within_capacity(irq).is_err() {
-                    // SAFETY: `irq` was requested with this cookie just above.
-                    unsafe { bindings::free_irq(irq, napi.cast()) };
+                let handler = match KBox::pin_init(init, GFP_KERNEL) {
+                    Ok(handler) => handler,
+                    Err(e) => {
+                        // SAFETY: Not registered.
+                        unsafe { this.abort() };
+                        return Err(e);
+                    }
+                };
+                // Room for every vector was reserved above; a failure
+                // would drop (free) the handler it returns.
+                if this.irqs.push_within_capacity(handler).is_err() {
                     // SAFETY: Not registered.
                     unsafe { this.abort() };
                     return Err(ENOMEM);
@@ -631,17 +654,8 @@ impl<'a, T: Operations + ethtool::Operations> Registration<'a, T> {
     }
 
     fn free_irqs(&mut self) {
-        // SAFETY: The private area outlives `self`; only its address is taken.
-        let napi = unsafe {
-            (*bindings::netdev_priv(self.dev.as_ptr()).cast::<Private<T>>())
-                .napi
-                .as_raw()
-        };
-        for &irq in self.irqs.iter() {
-            // SAFETY: Requested with this cookie (type invariant); waits for a
-            // running handler.
-            unsafe { bindings::free_irq(irq, napi.cast()) };
-        }
+        // Each handler's drop frees its interrupt, waiting for a running
+        // handler.
         self.irqs.clear();
     }
 
