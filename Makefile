@@ -30,7 +30,7 @@ else
 KDIR_CMD = $(KDIR)
 endif
 
-.PHONY: all modules setup model check check-debug demo clean
+.PHONY: all modules setup model check check-debug check-series demo clean
 
 all: modules
 
@@ -49,6 +49,10 @@ check:
 
 check-debug:
 	@python3 $(TOP)/tools/testing/check.py --debug
+
+# The kernel-crate series applies with git am to a pristine tree and builds.
+check-series:
+	@$(TOP)/scripts/rust-series.sh check
 
 demo:
 	@python3 $(TOP)/tools/testing/vm/demo.py

@@ -11,11 +11,11 @@
 #
 # Cache layout: $BMGNIC_CACHE/kernel/<flavour>-<base>/{src,build}, where
 # <base> hashes the kernel source version, the config fragments, this
-# script and the toolchain. The rust/ overlay (new kernel-crate files, copied in place, and
-# rust/patches/*.patch) is applied to src; its hash is stamped in
-# .overlay-key. A different overlay restores the files the old one touched,
-# applies the new one and rebuilds incrementally, so a stale tree is never
-# used and an unchanged one is reused as is.
+# script and the toolchain. The series of kernel-crate patches
+# (rust/patches/*.patch) is applied to src with git am (rust-series.sh); its
+# hash is stamped in .overlay-key. A different series restores the files the
+# old one touched, applies the new one and rebuilds incrementally, so a
+# stale tree is never used and an unchanged one is reused as is.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$BMGNIC_TOP/scripts/setup.sh"
@@ -36,16 +36,8 @@ esac
 pristine=$(setup_kernel_source)
 command -v bindgen >/dev/null || die "bindgen not found: run scripts/setup.sh rust"
 
-overlay_files=()
-overlay_patches=()
-if [ -d "$BMGNIC_TOP/rust" ]; then
-	while IFS= read -r f; do
-		case $f in
-		*.patch) overlay_patches+=("$f") ;;
-		*) overlay_files+=("$f") ;;
-		esac
-	done < <(find "$BMGNIC_TOP/rust" -type f | LC_ALL=C sort)
-fi
+series=("$BMGNIC_TOP"/rust/patches/*.patch)
+[ -e "${series[0]}" ] || die "no kernel-crate patches in rust/patches"
 
 base=$({
 	basename "$pristine"
@@ -53,7 +45,7 @@ base=$({
 	rustc --version; bindgen --version; gcc --version | head -1
 	[ ${#llvm[@]} -eq 0 ] || clang-19 --version | head -1
 } | input_hash)
-overlay_key=$(files_hash "${overlay_files[@]}" "${overlay_patches[@]}")
+overlay_key=$(files_hash "${series[@]}" "$BMGNIC_TOP/scripts/rust-series.sh")
 out="$BMGNIC_CACHE/kernel/$flavour-$base"
 src="$out/src"
 b="$out/build"
@@ -69,8 +61,8 @@ if [ ! -e "$out/.configured" ]; then
 	log "configuring kernel $(basename "$pristine") (cache $base)"
 	rm -rf "$out"
 	mkdir -p "$out"
-	# A hard-linked copy of the pristine tree takes the overlay; cp and
-	# patch replace files rather than write through the links.
+	# A hard-linked copy of the pristine tree takes the series; git am
+	# replaces files rather than write through the links.
 	cp -al "$pristine" "$src"
 	: >"$out/.overlay-files"
 	mkdir -p "$b"
@@ -89,8 +81,8 @@ if [ ! -e "$out/.configured" ]; then
 	touch "$out/.configured"
 fi
 
-# Undo the previous overlay: pristine copies get a fresh mtime, so make
-# rebuilds what depended on the overlaid versions.
+# Undo the previous series: pristine copies get a fresh mtime, so make
+# rebuilds what depended on the patched versions.
 rm -f "$out/.built"
 while IFS= read -r rel; do
 	[ -n "$rel" ] || continue
@@ -101,19 +93,10 @@ while IFS= read -r rel; do
 	fi
 done <"$out/.overlay-files"
 : >"$out/.overlay-files"
-for f in "${overlay_files[@]}"; do
-	rel=${f#"$BMGNIC_TOP"/}
-	mkdir -p "$src/$(dirname "$rel")"
-	cp --remove-destination "$f" "$src/$rel"
-	echo "$rel" >>"$out/.overlay-files"
-done
-for f in "${overlay_patches[@]}"; do
-	sed -n 's@^+++ b/\([^[:space:]]*\).*@\1@p' "$f" >>"$out/.overlay-files"
-	patch -s -p1 -d "$src" <"$f" ||
-		die "overlay patch ${f#"$BMGNIC_TOP"/} does not apply to $(basename "$pristine")"
-done
+sed -n 's@^+++ b/\([^[:space:]]*\).*@\1@p' "${series[@]}" >>"$out/.overlay-files"
+"$BMGNIC_TOP/scripts/rust-series.sh" apply "$src" "$out/series.git"
 
-log "building $flavour kernel $(basename "$pristine") (overlay $overlay_key; a first build takes about 10 minutes on 2 cores)"
+log "building $flavour kernel $(basename "$pristine") (series $overlay_key; a first build takes about 10 minutes on 2 cores)"
 if ! kmake -j"$(nproc)" bzImage modules >"$out/build.log" 2>&1; then
 	grep -E -A3 'error(\[E[0-9]+\])?:|Error [0-9]' "$out/build.log" | head -40 >&2
 	die "kernel build failed (log: $out/build.log)"

@@ -18,6 +18,12 @@ grep -q '^CONFIG_KUNIT=y' "$conf" ||
 	die "KDIR=$kdir has no CONFIG_KUNIT=y: the modules carry KUnit suites"
 [ -e "$kdir/rust/libkernel.rmeta" ] || [ -e "$kdir/rust/kernel.o" ] ||
 	die "KDIR=$kdir has no built Rust kernel crate: build the kernel (make vmlinux modules) first"
-grep -q 'ShortString' "$kdir/source/rust/kernel/module_param.rs" 2>/dev/null ||
-	grep -q 'ShortString' "$kdir/rust/kernel/module_param.rs" 2>/dev/null ||
-	die "KDIR=$kdir lacks the bmgnic kernel-crate abstractions: apply rust/ (see Documentation/bmgnic/building.rst)"
+# Every file the kernel-crate series adds, in the source tree (O= builds)
+# or the build tree itself.
+src=$kdir/source
+[ -d "$src" ] || src=$kdir
+for f in $(awk '/^--- \/dev\/null$/ { getline; sub(/^\+\+\+ b\//, ""); print }' \
+	"$BMGNIC_TOP"/rust/patches/*.patch); do
+	[ -e "$src/$f" ] ||
+		die "KDIR=$kdir lacks $f: git am rust/patches/*.patch (see Documentation/bmgnic/building.rst)"
+done

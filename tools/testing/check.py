@@ -157,6 +157,16 @@ class Background:
             pass
 
 
+def series_rust_files(source):
+    """The Rust files of `source`, the kernel tree the build used, that the
+    kernel-crate series (rust/patches) adds or changes."""
+    files = set()
+    for patch in glob.glob(os.path.join(TOP, "rust/patches/*.patch")):
+        with open(patch) as f:
+            files.update(m.group(1) for m in re.finditer(r"^\+\+\+ b/(\S+\.rs)$", f.read(), re.M))
+    return [os.path.join(source, f) for f in sorted(files)]
+
+
 def stage_failed(stage, why):
     print(f"make check: stage '{stage}' failed: {why}", flush=True)
 
@@ -338,7 +348,7 @@ def check(builds):
         sources = sorted(glob.glob(os.path.join(TOP, "drivers/**/*.rs"), recursive=True)
                          + glob.glob(os.path.join(TOP, "wire/src/*.rs"))
                          + glob.glob(os.path.join(TOP, "rme/**/*.rs"), recursive=True)
-                         + glob.glob(os.path.join(TOP, "rust/**/*.rs"), recursive=True))
+                         + series_rust_files(os.path.realpath(os.path.join(kdir, "source"))))
         rc, _ = run("modules", [os.path.join(TOP, "tools/testing/netlink_spec.sh"),
                                 os.path.realpath(os.path.join(kdir, "source"))], 300)
         record("modules: netlink spec generates with the kernel's ynl_gen_c", rc == 0)
