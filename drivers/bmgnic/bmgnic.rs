@@ -22,6 +22,7 @@ use kernel::{
     prelude::*,
 };
 
+mod bar0;
 mod nic;
 #[path = "../../wire/src/regs.rs"]
 mod regs;
@@ -42,6 +43,14 @@ fn mac_from_regs(lo: u32, hi: u32) -> [u8; 6] {
     let [a, b, c, d] = lo.to_le_bytes();
     let [e, f, _, _] = hi.to_le_bytes();
     [a, b, c, d, e, f]
+}
+
+/// The MAC address the RME assigned, from the device.
+fn read_mac(bar: &pci::Bar<'_, { guest::REGS_END }>) -> [u8; 6] {
+    mac_from_regs(
+        bar.read(bar0::MAC_LO).into_raw(),
+        bar.read(bar0::MAC_HI).into_raw(),
+    )
 }
 
 struct BmgnicDriver;
@@ -69,15 +78,15 @@ fn check_id(id: u32, version: u32) -> Result<u32> {
 /// Reads and checks the device's ID and version, logging a device this
 /// driver cannot drive; returns the version.
 fn identify(pdev: &pci::Device<Core<'_>>, bar: &pci::Bar<'_, { guest::REGS_END }>) -> Result<u32> {
-    let id = bar.read32(guest::ID);
-    let version = bar.read32(guest::VERSION);
-    check_id(id, version).inspect_err(|_| {
+    let id = bar.read(bar0::ID);
+    let version = bar.read(bar0::VERSION);
+    check_id(id.into_raw(), version.into_raw()).inspect_err(|_| {
         dev_err!(
             pdev,
             "unsupported device: ID {:#010x}, version {}.{} (driver speaks {}.x)\n",
-            id,
-            guest::version_major(version),
-            guest::version_minor(version),
+            id.magic().get(),
+            version.major().get(),
+            version.minor().get(),
             guest::VERSION_MAJOR
         );
     })
@@ -107,9 +116,9 @@ impl pci::Driver for BmgnicDriver {
         );
 
         // Start from a known state whatever a previous driver left.
-        bar.write32(guest::CONTROL_RESET, guest::CONTROL);
-        let mac = mac_from_regs(bar.read32(guest::MAC_LO), bar.read32(guest::MAC_HI));
-        let mtu_cap = bar.read32(guest::MTU_CAP);
+        bar.write_reg(bar0::CONTROL::zeroed().with_reset(true));
+        let mac = read_mac(&bar);
+        let mtu_cap = bar.read(bar0::MTU_CAP).bytes().get();
 
         // One vector per cause (TX, RX, misc) with MSI-X; with MSI, one
         // vector serves all three.
@@ -182,7 +191,7 @@ impl pci::Sleep for BmgnicDriver {
         // The cloud gives a moved guest's NIC the same MAC before the guest
         // resumes; if it did not, say so, as the NIC drops frames from any
         // other source address.
-        let mac = mac_from_regs(bar.read32(guest::MAC_LO), bar.read32(guest::MAC_HI));
+        let mac = read_mac(bar);
         if mac != nic.mac() {
             dev_warn!(
                 pdev,

@@ -21,6 +21,7 @@ mod ethtool_ops;
 mod rings;
 
 use crate::{
+    bar0,
     regs::{desc, guest},
     ring::{self, RingIndex},
 };
@@ -29,7 +30,11 @@ use ethtool_ops::*;
 use kernel::{
     device::{Bound, Device as BusDevice},
     dma::Coherent,
-    io::{io_read, io_write, Io},
+    io::{
+        io_read, io_write,
+        register::{Array, WithBase},
+        Io,
+    },
     net::{
         ethtool::{self, Coalesce, ExtAck, RingParam},
         napi::Poll,
@@ -130,9 +135,8 @@ impl Nic {
 }
 
 /// Carrier as the tenant should see it: link up, not quarantined, no error.
-fn carrier(status: u32) -> bool {
-    status & (guest::STATUS_LINK_UP | guest::STATUS_QUARANTINED | guest::STATUS_ERROR)
-        == guest::STATUS_LINK_UP
+fn carrier(status: bar0::STATUS) -> bool {
+    status.link_up() && !status.quarantined() && !status.error()
 }
 
 type Regs<'a> = &'a pci::Bar<'a, { guest::REGS_END }>;
@@ -146,47 +150,55 @@ fn start_device(
     rx: &mut RxState,
     settings: &Settings,
 ) -> Result {
-    bar.write32(guest::CONTROL_RESET, guest::CONTROL);
+    bar.write_reg(bar0::CONTROL::zeroed().with_reset(true));
     let split = |a: u64| (a as u32, (a >> 32) as u32);
     let (lo, hi) = split(rx.status_block.dma_address());
-    bar.write32(lo, guest::STATUS_BLOCK_LO);
-    bar.write32(hi, guest::STATUS_BLOCK_HI);
+    bar.write_reg(bar0::STATUS_BLOCK_LO::from(lo));
+    bar.write_reg(bar0::STATUS_BLOCK_HI::from(hi));
     let (lo, hi) = split(tx.words.dma_address());
-    bar.try_write32(lo, guest::queue_reg(0, guest::TX_BASE_LO))?;
-    bar.try_write32(hi, guest::queue_reg(0, guest::TX_BASE_HI))?;
-    bar.try_write32(tx.size(), guest::queue_reg(0, guest::TX_SIZE))?;
+    bar.write(WithBase::of::<bar0::Queue0>(), bar0::TX_BASE_LO::from(lo));
+    bar.write(WithBase::of::<bar0::Queue0>(), bar0::TX_BASE_HI::from(hi));
+    bar.write(
+        WithBase::of::<bar0::Queue0>(),
+        bar0::TX_SIZE::from(tx.size()),
+    );
     let (lo, hi) = split(rx.ring.words.dma_address());
-    bar.try_write32(lo, guest::queue_reg(0, guest::RX_BASE_LO))?;
-    bar.try_write32(hi, guest::queue_reg(0, guest::RX_BASE_HI))?;
-    bar.try_write32(rx.ring.size(), guest::queue_reg(0, guest::RX_SIZE))?;
-    bar.write32(rx.buf_len, guest::RX_BUF_SIZE);
-    bar.write32(settings.mtu, guest::MTU);
-    bar.write32(settings.moderation_us, guest::INT_MODERATION);
-    bar.write32(0, guest::INT_MASK);
+    bar.write(WithBase::of::<bar0::Queue0>(), bar0::RX_BASE_LO::from(lo));
+    bar.write(WithBase::of::<bar0::Queue0>(), bar0::RX_BASE_HI::from(hi));
+    bar.write(
+        WithBase::of::<bar0::Queue0>(),
+        bar0::RX_SIZE::from(rx.ring.size()),
+    );
+    bar.write_reg(bar0::RX_BUF_SIZE::from(rx.buf_len));
+    bar.write_reg(bar0::MTU::from(settings.mtu));
+    bar.write_reg(bar0::INT_MODERATION::from(settings.moderation_us));
+    bar.write_reg(bar0::INT_MASK::zeroed());
     // Doorbell suppression where the device offers it; its producer index
     // starts from zero like the ring's.
-    tx.shadow = bar.read32(guest::FEATURES) & guest::FEATURE_TX_SHADOW != 0;
+    tx.shadow = bar.read(bar0::FEATURES).tx_shadow();
     sb_write(&tx.status_block, desc::SB_TX_TAIL, 0)?;
-    let control = if tx.shadow {
-        guest::CONTROL_ENABLE | guest::CONTROL_TX_SHADOW
-    } else {
-        guest::CONTROL_ENABLE
-    };
-    bar.write32(control, guest::CONTROL);
-    let status = bar.read32(guest::STATUS);
-    if status & guest::STATUS_ERROR != 0 {
+    bar.write_reg(
+        bar0::CONTROL::zeroed()
+            .with_enable(true)
+            .with_tx_shadow(tx.shadow),
+    );
+    let status = bar.read(bar0::STATUS);
+    if status.error() {
         dev_err!(
             dev.parent(),
             "device refused the rings: error {}, info {:#x}\n",
-            bar.read32(guest::ERROR_CODE),
-            bar.read32(guest::ERROR_INFO)
+            bar.read(bar0::ERROR_CODE).code().get(),
+            bar.read(bar0::ERROR_INFO).info().get()
         );
         return Err(EIO);
     }
     // A short ring is topped up by the poll.
     refill_rx(dev, rx);
-    bar.try_write32(rx.ring.index.tail(), guest::queue_reg(0, guest::RX_TAIL))?;
-    rx.status = status;
+    bar.write(
+        WithBase::of::<bar0::Queue0>(),
+        bar0::RX_TAIL::from(rx.ring.index.tail()),
+    );
+    rx.status = status.into_raw();
     if carrier(status) {
         dev.carrier_on();
     } else {
@@ -198,9 +210,9 @@ fn start_device(
 /// Stops the device's DMA: once the reset is read back, it touches no ring
 /// or buffer.
 fn stop_device(bar: Regs<'_>) {
-    bar.write32(guest::CONTROL_RESET, guest::CONTROL);
+    bar.write_reg(bar0::CONTROL::zeroed().with_reset(true));
     // Flush the posted write before the caller unmaps anything.
-    let _ = bar.read32(guest::STATUS);
+    let _ = bar.read(bar0::STATUS);
 }
 
 fn alloc_rings(dev: &Device<Nic>, settings: &Settings) -> Result<(TxState, RxState)> {
@@ -248,8 +260,8 @@ fn recover(dev: &Device<Nic>, bar: Regs<'_>, rx: &mut RxState) {
     dev_warn!(
         dev.parent(),
         "device error {} (info {:#x}): resetting\n",
-        bar.read32(guest::ERROR_CODE),
-        bar.read32(guest::ERROR_INFO)
+        bar.read(bar0::ERROR_CODE).code().get(),
+        bar.read(bar0::ERROR_INFO).info().get()
     );
     dev.stop_queue();
     dev.carrier_off();
@@ -376,13 +388,13 @@ impl netdev::Operations for Nic {
             return 0;
         };
         let status = rx.status_word(desc::SB_STATUS).unwrap_or(rx.status);
-        if status & guest::STATUS_ERROR != 0 {
+        if bar0::STATUS::from_raw(status).error() {
             recover(dev, bar, rx);
             return 0;
         }
         if status != rx.status {
             rx.status = status;
-            if carrier(status) {
+            if carrier(bar0::STATUS::from_raw(status)) {
                 dev.carrier_on();
             } else {
                 dev.carrier_off();
@@ -424,7 +436,7 @@ impl netdev::Operations for Nic {
         let bar = nic.bar.access(dev.parent())?;
         // The RME may have lowered the cap since probe; the device has the
         // last word.
-        let cap = bar.read32(guest::MTU_CAP);
+        let cap = bar.read(bar0::MTU_CAP).bytes().get();
         if new_mtu > cap {
             dev_warn!(
                 dev.parent(),

@@ -59,7 +59,10 @@ pub(super) fn clean_rx(
     }
     let refill = refill_rx(dev, rx);
     if refill.posted {
-        bar.try_write32(rx.ring.index.tail(), guest::queue_reg(0, guest::RX_TAIL))?;
+        bar.write(
+            WithBase::of::<bar0::Queue0>(),
+            bar0::RX_TAIL::from(rx.ring.index.tail()),
+        );
     }
     Ok((count, refill.short))
 }

@@ -32,14 +32,14 @@ pub(super) const STAT_NAMES: [&str; guest::STAT_COUNT + DRIVER_STAT_NAMES.len()]
 /// never tears.
 pub(super) fn read_counters(bar: Regs<'_>, out: &mut [u64; guest::STAT_COUNT]) {
     for (i, value) in out.iter_mut().enumerate() {
-        let at = guest::STATS_BASE + 8 * i;
-        let read = |off| bar.try_read32(off).unwrap_or(0);
-        let mut hi = read(at + 4);
-        let mut lo = read(at);
-        let hi_after = read(at + 4);
+        let read_lo = || bar0::STAT_LO::try_at(i).map_or(0, |r| bar.read(r).into_raw());
+        let read_hi = || bar0::STAT_HI::try_at(i).map_or(0, |r| bar.read(r).into_raw());
+        let mut hi = read_hi();
+        let mut lo = read_lo();
+        let hi_after = read_hi();
         if hi_after != hi {
             hi = hi_after;
-            lo = read(at);
+            lo = read_lo();
         }
         *value = u64::from(lo) | (u64::from(hi) << 32);
     }
@@ -85,7 +85,7 @@ impl ethtool::Operations for Nic {
         // One interval for every vector; takes effect at once.
         nic.bar
             .access(dev.parent())?
-            .write32(coalesce.rx_usecs, guest::INT_MODERATION);
+            .write_reg(bar0::INT_MODERATION::from(coalesce.rx_usecs));
         Ok(())
     }
 

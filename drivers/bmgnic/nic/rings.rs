@@ -101,12 +101,15 @@ impl TxState {
             // wrote the index, now read the flag: one of us sees the other.
             dma_mb(Full);
             let polling = sb_read(&self.status_block, desc::SB_STATUS)
-                .is_ok_and(|st| st & guest::STATUS_TX_POLLING != 0);
+                .is_ok_and(|st| bar0::STATUS::from_raw(st).tx_polling());
             if polling {
                 return;
             }
         }
-        let _ = bar.try_write32(self.ring.index.tail(), guest::queue_reg(0, guest::TX_TAIL));
+        bar.write(
+            WithBase::of::<bar0::Queue0>(),
+            bar0::TX_TAIL::from(self.ring.index.tail()),
+        );
     }
 }
 
