@@ -69,6 +69,7 @@ cmd_edit() {
 	need_series
 	[ ! -e "$dir" ] || die "$dir exists"
 	. "$BMGNIC_TOP/scripts/setup.sh"
+	BMGNIC_STAGE=rust-series
 	pristine=$(setup_kernel_source)
 	mkdir -p "$dir"
 	mapfile -t files < <(touched_files "$pristine")
@@ -94,19 +95,24 @@ cmd_export() {
 	ls -1 "$BMGNIC_TOP/rust/patches"
 }
 
+check_tmp=
 cmd_check() {
 	local pristine tmp kdir
 	need_series
 	. "$BMGNIC_TOP/scripts/setup.sh"
+	BMGNIC_STAGE=rust-series
 	pristine=$(setup_kernel_source)
 	kdir=$("$BMGNIC_TOP/scripts/build-kernel.sh")
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/bmgnic-series.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
+	check_tmp=$tmp
+	trap 'rm -rf "$check_tmp"' EXIT
 	log "copying $(basename "$pristine") into a git repository"
 	cp -a "$pristine" "$tmp/linux"
 	rm -f "$tmp/linux/.unpacked"
 	git_as -C "$tmp/linux" init -q
-	git_as -C "$tmp/linux" add -A
+	# -f: Debian's linux-source adds "/*" to the kernel's .gitignore (its
+	# packaging ignores the top level); a clone of the release has no such line.
+	git_as -C "$tmp/linux" add -A -f
 	git_as -C "$tmp/linux" commit -q -m "$(basename "$pristine")"
 	log "git am rust/patches/*.patch"
 	git_as -C "$tmp/linux" am --whitespace=error-all "${series[@]}" ||
