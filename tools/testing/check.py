@@ -20,6 +20,7 @@ that fails says so by name; the stages that need it are counted as failed.
                        the debug kernel, unscaled (make check-debug)
 """
 
+import concurrent.futures
 import glob
 import os
 import re
@@ -306,17 +307,23 @@ def check(builds):
         artifacts = os.path.join(CACHE, "fuzz-artifacts")
         os.makedirs(artifacts, exist_ok=True)
         fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
-        for fuzz_dir, target in (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
-                                 ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
-                                 ("qemu/fuzz", "checkpoint_disk"),
-                                 ("rme/daemon/fuzz", "openflow_message")):
+        targets = (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
+                   ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
+                   ("qemu/fuzz", "checkpoint_disk"), ("rme/daemon/fuzz", "openflow_message"))
+
+        def fuzz(fuzz_dir, target):
             corpus = os.path.join(CACHE, "fuzz-corpus", target)
             os.makedirs(corpus, exist_ok=True)
-            rc, out = run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
-                                   f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
-                                   f"-artifact_prefix={artifacts}/{target}-"],
-                          600 + fuzz_secs, cwd=os.path.join(TOP, fuzz_dir), echo=False,
-                          env=fuzz_env)
+            return run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
+                                f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
+                                f"-artifact_prefix={artifacts}/{target}-"],
+                       600 + fuzz_secs, cwd=os.path.join(TOP, fuzz_dir), echo=False, env=fuzz_env)
+
+        # One libFuzzer process per core: each target still gets its
+        # fuzz_secs of a whole core (their builds take cargo's lock in turn).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            outcomes = list(pool.map(lambda t: fuzz(*t), targets))
+        for (fuzz_dir, target), (rc, out) in zip(targets, outcomes):
             runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
             detail = f"{int(runs.group(1))} executions in {fuzz_secs}s, no crash" if runs and rc == 0 \
                 else f"exit {rc}; crash inputs in {artifacts}"
