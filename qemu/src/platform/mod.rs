@@ -33,6 +33,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONSOLE_CHUNK: usize = 32 * 1024;
 /// The qdev id of the virtual CD drive.
 const CD_DEVICE: &str = "bmgnic-vcd";
+/// The virtual CD drive's SCSI controller.
+const CD_CONTROLLER: &str = "bmgnic-scsi";
 /// The guest agent's port name, as qemu-ga looks for it.
 const QGA_PORT: &str = "org.qemu.guest_agent.0";
 
@@ -235,9 +237,14 @@ impl Board {
             args.push(format!(
                 "if=none,id=bmgnic-cd,media=cdrom,readonly=on{medium}"
             ));
+            // On virtio-scsi, not the chipset's AHCI: SeaBIOS waits 32 s
+            // for an ATAPI command to an empty AHCI CD drive at every
+            // power-on; an empty SCSI CD answers at once.
+            args.push("-device".into());
+            args.push(format!("virtio-scsi-pci,id={CD_CONTROLLER}"));
             args.push("-device".into());
             args.push(format!(
-                "ide-cd,drive=bmgnic-cd,bus=ide.0,id={CD_DEVICE},bootindex={cd_index}"
+                "scsi-cd,drive=bmgnic-cd,bus={CD_CONTROLLER}.0,id={CD_DEVICE},bootindex={cd_index}"
             ));
         }
         if let Some(agent) = &self.config.guest_agent {
