@@ -444,8 +444,12 @@ impl Rme {
             // The NIC answered "initialization required": it was reset or
             // replaced and holds none of the RME's configuration. Restore
             // it now; this request fails, the next one finds the NIC set.
+            let link_was = self.fabric_link.load(Relaxed);
             match self.restore(state) {
-                Ok(()) => pr_warn!("the NIC lost its state: configuration restored\n"),
+                Ok(()) => {
+                    pr_warn!("the NIC lost its state: configuration restored\n");
+                    self.link_changed(link_was, self.fabric_link.load(Relaxed));
+                }
                 Err(e) => pr_err!("the NIC lost its state; restoring it failed: {:?}\n", e),
             }
         }
@@ -478,6 +482,17 @@ impl Rme {
             oem_set(sb, oem::OBJ_METER, &[*m])?;
         }
         oem_set(sb, oem::OBJ_POLICY, &[state.policy])
+    }
+
+    /// Tells user space that the fabric link went from `was` to `up`, if
+    /// it did: from a Link Status Change AEN, or from the Get Link Status
+    /// of a channel start-up after the sideband or the NIC's state was
+    /// lost, when no AEN could have said so.
+    fn link_changed(&self, was: bool, up: bool) {
+        if was != up {
+            pr_info!("fabric link {}\n", if up { "up" } else { "down" });
+            (self.notify)(&Event::Link { up });
+        }
     }
 
     /// Whether the NIC's fabric port has link.
@@ -529,10 +544,7 @@ impl Rme {
                 Aen::Violation(v) => (self.notify)(&Event::Violation(*v)),
                 Aen::LinkStatus { status } => {
                     let up = ncsi_client::link_up(*status);
-                    if self.fabric_link.xchg(up, Relaxed) != up {
-                        pr_info!("fabric link {}\n", if up { "up" } else { "down" });
-                        (self.notify)(&Event::Link { up });
-                    }
+                    self.link_changed(self.fabric_link.xchg(up, Relaxed), up);
                 }
                 _ => {}
             }
@@ -548,8 +560,13 @@ impl WorkItem for Rme {
             return;
         }
         if this.channel_down.xchg(false, Relaxed) {
+            let link_was = this.fabric_link.load(Relaxed);
             match this.channel_up() {
-                Ok(_) => pr_info!("sideband back: NC-SI channel up again\n"),
+                Ok(_) => {
+                    pr_info!("sideband back: NC-SI channel up again\n");
+                    // No AEN could tell of a change while it was away.
+                    this.link_changed(link_was, this.fabric_link.load(Relaxed));
+                }
                 Err(e) => {
                     pr_err!("sideband back, but NC-SI start-up failed: {:?}\n", e);
                     // Tried again when the device comes up next time.

@@ -24,6 +24,7 @@ it, down to 3; and the 1 000 timed flow adds down to 100).
   the RME notices, restores the NIC's configuration, and traffic flows.
 """
 
+import json
 import os
 import re
 import signal
@@ -91,31 +92,90 @@ def udp_to(vm, ports, per_port=1):
            f"        s.sendto(b\"x\", (\"{PEER_IP}\", p)); time.sleep(0.05)'", timeout=120)
 
 
+def link_events(r, name):
+    """The fabric-link values of the link events a subscriber wrote to
+    the rack's shared file `name`, in order."""
+    try:
+        with open(os.path.join(r.shared, name)) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        event = msg.get("msg", {}) if isinstance(msg, dict) else {}
+        if isinstance(event, dict) and event.get("kind") == "link":
+            found.append(event.get("fabric-link"))
+    return found
+
+
 def test_sideband_unbind_lets_go_and_rebind_comes_back(r, model, s, rme, peer, ynl):
-    _, vdev = rme.run("basename $(readlink -f /sys/class/net/eth0/device)")
-    vdev = vdev.strip()
-    t0 = time.time()
-    # Before the fix the module's reference made this wait forever
-    # ("waiting for eth0 to become free").
-    rme.run(f"echo {vdev} > /sys/bus/virtio/drivers/virtio_net/unbind", timeout=60)
-    took = time.time() - t0
-    ksft_pr(f"unbind of the sideband's {vdev} under bmgnic_rme took {took:.1f} s")
-    ksft_lt(took, 30, "the unbind waited for the module")
-    ksft_true(dmesg_has(rme, "sideband eth0 unregistered: detached"),
-              "the module did not say it let go")
-    rc, out = ynl("dev-get", check=False)
-    ksft_ne(rc, 0, "dev-get answered without a sideband")
-    ksft_in("no NC-SI sideband", out)
-    rc, out = ynl("flow-add", {"priority": 1, "action": "drop", "match": {"ethertype": 0x86dd}},
-                  check=False)
-    ksft_ne(rc, 0, "flow-add succeeded without a sideband")
-    ksft_in("no NC-SI sideband", out)
-    rme.run(f"echo {vdev} > /sys/bus/virtio/drivers/virtio_net/bind; sleep 1; ip link set eth0 up")
-    ksft_true(wait_for(lambda: dmesg_has(rme, "NC-SI channel up again"), timeout=30, interval=0.5),
-              "the module did not bring the channel up on the new device")
+    """The sideband's device is unbound under the module and bound again;
+    meanwhile the fabric cable is plugged back, which no AEN can tell the
+    RME: the channel's start-up on the new device must."""
+    cli = ynl.cli.replace("python3 ", "python3 -u ", 1)
+    # ynl subscribes before it sends the dev-get: once its reply is in the
+    # file, the subscriber listens.
+    rme.run(f"({cli} --output-json --subscribe events --do dev-get --duration 300 "
+            "> /tmp/rack/link.txt 2>&1 &)")
+    listening = os.path.join(r.shared, "link.txt")
+    ksft_true(wait_for(lambda: os.path.exists(listening) and os.path.getsize(listening) > 0,
+                       timeout=60, interval=0.5), "the event subscriber did not start")
+    unplugged = model.fabric_remote + ".unplugged"
+    # The cable pulled with the sideband up: an AEN tells the RME.
+    os.rename(model.fabric_remote, unplugged)
+    plugged = False
+    try:
+        deadline = time.time() + 60
+        while link_events(r, "link.txt") != [0] and time.time() < deadline:
+            time.sleep(0.5)
+        ksft_eq(link_events(r, "link.txt"), [0], "no link-down event for the pulled cable")
+        _, vdev = rme.run("basename $(readlink -f /sys/class/net/eth0/device)")
+        vdev = vdev.strip()
+        t0 = time.time()
+        # Before the fix the module's reference made this wait forever
+        # ("waiting for eth0 to become free").
+        rme.run(f"echo {vdev} > /sys/bus/virtio/drivers/virtio_net/unbind", timeout=60)
+        took = time.time() - t0
+        ksft_pr(f"unbind of the sideband's {vdev} under bmgnic_rme took {took:.1f} s")
+        ksft_lt(took, 30, "the unbind waited for the module")
+        ksft_true(dmesg_has(rme, "sideband eth0 unregistered: detached"),
+                  "the module did not say it let go")
+        rc, out = ynl("dev-get", check=False)
+        ksft_ne(rc, 0, "dev-get answered without a sideband")
+        ksft_in("no NC-SI sideband", out)
+        rc, out = ynl("flow-add", {"priority": 1, "action": "drop",
+                                   "match": {"ethertype": 0x86dd}}, check=False)
+        ksft_ne(rc, 0, "flow-add succeeded without a sideband")
+        ksft_in("no NC-SI sideband", out)
+        # The cable back while the sideband is away: the NIC's AEN has
+        # nowhere to go.
+        os.rename(unplugged, model.fabric_remote)
+        plugged = True
+        dev = rack.server_netdev(s)
+        ksft_true(wait_for(lambda: s.run(f"cat /sys/class/net/{dev}/carrier", check=False)[1]
+                           .strip() == "1", timeout=20),
+                  "the guest has no carrier with the cable back")
+        rme.run(f"echo {vdev} > /sys/bus/virtio/drivers/virtio_net/bind; sleep 1; "
+                "ip link set eth0 up")
+        ksft_true(wait_for(lambda: dmesg_has(rme, "NC-SI channel up again"), timeout=30,
+                           interval=0.5),
+                  "the module did not bring the channel up on the new device")
+        ksft_true(wait_for(lambda: link_events(r, "link.txt") == [0, 1], timeout=20,
+                           interval=0.5),
+                  f"link events {link_events(r, 'link.txt')}: the link that came back "
+                  "during the outage was not announced")
+    finally:
+        if not plugged:
+            os.rename(unplugged, model.fabric_remote)
+        rme.run("pkill -f 'subscribe events'; true")
     dev = ynl("dev-get")[1]
     ksft_eq(dev["sideband-name"], "eth0")
     ksft_eq(dev["tenant"]["vni"], VNI)
+    ksft_eq(dev["fabric-link"], 1, "dev-get says the fabric has no link")
     ksft_ge(pings(s, 3), 3, "no tenant traffic after the sideband came back")
 
 
