@@ -45,7 +45,14 @@ impl Qmp {
             reader: BufReader::new(stream),
             writer,
         };
-        let greeting = qmp.read_message()?;
+        // QEMU may write an event (RESUME, as its CPUs start) to a client
+        // that connected before its monitor sent the greeting.
+        let greeting = loop {
+            let message = qmp.read_message()?;
+            if message.get("event").is_none() {
+                break message;
+            }
+        };
         if greeting.get("QMP").is_none() {
             return Err(format!("QMP: unexpected greeting {greeting}"));
         }
@@ -91,5 +98,68 @@ impl Qmp {
             }
             return Err(format!("QMP {command}: unexpected answer {message}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A QEMU that writes `first` before its greeting, then answers
+    /// `qmp_capabilities`; returns what the client sent.
+    fn fake_qemu(path: &Path, first: &'static str) -> std::thread::JoinHandle<String> {
+        let listener = UnixListener::bind(path).expect("bind");
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            stream.write_all(first.as_bytes()).expect("write");
+            stream
+                .write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n")
+                .expect("write");
+            let mut line = String::new();
+            BufReader::new(stream.try_clone().expect("clone"))
+                .read_line(&mut line)
+                .expect("read");
+            stream.write_all(b"{\"return\": {}}\n").expect("write");
+            line
+        })
+    }
+
+    #[test]
+    fn an_event_before_the_greeting_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("bmgnic-qmp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("qmp");
+        let _ = std::fs::remove_file(&path);
+        let qemu = fake_qemu(
+            &path,
+            "{\"event\": \"RESUME\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\n",
+        );
+        let connected = Qmp::connect(&path, Duration::from_secs(5));
+        let sent = qemu.join().expect("fake QEMU");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(connected.is_ok(), "{:?}", connected.err());
+        assert!(sent.contains("qmp_capabilities"), "sent {sent}");
+    }
+
+    #[test]
+    fn a_peer_that_is_not_qemu_is_refused() {
+        let dir = std::env::temp_dir().join(format!("bmgnic-qmp-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("qmp");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let _ = stream.write_all(b"{\"hello\": 1}\n");
+        });
+        let connected = Qmp::connect(&path, Duration::from_secs(5));
+        peer.join().expect("peer");
+        let _ = std::fs::remove_dir_all(&dir);
+        let err = connected
+            .err()
+            .expect("a peer without a greeting was accepted");
+        assert!(err.contains("unexpected greeting"), "{err}");
     }
 }
