@@ -104,8 +104,17 @@ impl Qmp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+
+    /// A fresh directory for one test's socket, and the socket's path in it.
+    fn socket_path(test: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("bmgnic-qmp-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("qmp");
+        (dir, path)
+    }
 
     /// A QEMU that writes `first` before its greeting, then answers
     /// `qmp_capabilities`; returns what the client sent.
@@ -128,10 +137,7 @@ mod tests {
 
     #[test]
     fn an_event_before_the_greeting_is_skipped() {
-        let dir = std::env::temp_dir().join(format!("bmgnic-qmp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("qmp");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = socket_path("event");
         let qemu = fake_qemu(
             &path,
             "{\"event\": \"RESUME\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\n",
@@ -145,10 +151,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_is_not_qemu_is_refused() {
-        let dir = std::env::temp_dir().join(format!("bmgnic-qmp-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("qmp");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = socket_path("bad");
         let listener = UnixListener::bind(&path).expect("bind");
         let peer = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().expect("accept");
