@@ -11,7 +11,7 @@ use bmgnic_rmed::mapping::TUNNEL_PORT_BASE;
 use bmgnic_rmed::nl::Netlink;
 use bmgnic_rmed::platform::{ChannelPlatform, DEFAULT_CHANNEL};
 use bmgnic_rmed::redfish::{self, auth, Service};
-use bmgnic_rmed::rme::{Rme, RmeError};
+use bmgnic_rmed::rme::{IdentityConfig, Provisioning, Rme, VtepConfig};
 use bmgnic_rmed::switch::{Identity, Switch};
 use clap::Parser;
 
@@ -126,22 +126,27 @@ struct Args {
     tunnel_ports: Vec<u8>,
 }
 
-/// Applies the provisioning the RME was given: identity and VTEPs are
-/// the cloud's, not the controller's. Packets no rule matches are
-/// dropped, as in an OpenFlow table without a table-miss flow.
-fn provision(nl: &Netlink, args: &Args) -> Result<(), RmeError> {
-    if let Some(mac) = args.guest_mac {
-        let ips: Vec<[u8; 4]> = args.guest_ips.iter().map(|ip| ip.octets()).collect();
-        nl.identity_set(mac.0, args.mtu_cap, &ips)?;
+/// The provisioning the RME was given: identity and VTEPs are the
+/// cloud's, not the controller's.
+fn provisioning(args: &Args) -> Provisioning {
+    Provisioning {
+        identity: args.guest_mac.map(|mac| IdentityConfig {
+            mac: mac.0,
+            mtu_cap: args.mtu_cap,
+            ipv4: args.guest_ips.clone(),
+            ipv6: Vec::new(),
+        }),
+        local_vtep: args.local_vtep.map(|v| (v.mac.0, v.ip)),
+        vteps: args
+            .vteps
+            .iter()
+            .map(|v| VtepConfig {
+                index: v.index,
+                mac: v.mac.0,
+                ip: v.ip,
+            })
+            .collect(),
     }
-    if let Some(v) = args.local_vtep {
-        // The VNI comes with the controller's first tunnel_id.
-        nl.tenant_set(0, v.mac.0, v.ip.octets())?;
-    }
-    for v in &args.vteps {
-        nl.vtep_set(v.index, v.mac.0, v.ip.octets())?;
-    }
-    nl.miss_policy_set(false)
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {
@@ -153,10 +158,13 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let mut rme = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
+    let provisioning = provisioning(&args);
     if !args.controllers.is_empty() {
         // The provisioning is the OpenFlow switch's starting point; a
-        // Redfish-only RME leaves the NIC as it is.
-        provision(&rme, &args).unwrap_or_else(|e| fail("provisioning", e));
+        // Redfish-only RME leaves the NIC as it is. The VNI comes with the
+        // controller's first tunnel_id.
+        rme.provision(&provisioning, 0)
+            .unwrap_or_else(|e| fail("provisioning", e));
     }
     let dev = rme.dev_get().unwrap_or_else(|e| fail("reading the NIC", e));
     let datapath_id = args.datapath_id.unwrap_or_else(|| {
@@ -189,8 +197,11 @@ fn main() {
         let accounts =
             auth::parse_accounts(&text).unwrap_or_else(|e| fail(&path.display().to_string(), e));
         // The Redfish side gets a netlink socket of its own, so it never
-        // waits on the agent's.
-        let nl = Netlink::open().unwrap_or_else(|e| fail("opening the module", e));
+        // waits on the agent's. It names no rule of the module's, so its
+        // requests simply go to a reloaded module.
+        let nl = Netlink::open()
+            .unwrap_or_else(|e| fail("opening the module", e))
+            .resend_after_reload();
         let platform = ChannelPlatform::new(&args.platform, std::time::Duration::from_secs(10));
         let svc = Service::new(Box::new(platform), Box::new(nl), accounts)
             .with_erase_media(args.erase_media.clone())
@@ -209,7 +220,7 @@ fn main() {
             std::thread::park();
         }
     }
-    let agent = Agent::new(Switch::new(rme, identity, None));
+    let agent = Agent::new(Switch::new(rme, identity, None).with_provisioning(provisioning));
     match Netlink::events() {
         Ok(mut events) => agent.start_background(Some(Box::new(move || events.next_event()))),
         Err(e) => {

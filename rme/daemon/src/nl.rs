@@ -7,16 +7,21 @@
 //! module serves and `make check` checks against the family's YAML spec.
 
 use crate::rme::{
-    apply_nic_config, errno, DevCounters, DevState, FlowAction, FlowInfo, FlowMatch, FlowSpec,
-    IdentityConfig, IpPrefix, MeterCounters, MeterSpec, MissPolicy, NicConfig, NicConfigSteps,
-    PolicyConfig, Rme, RmeError, RmeEvent, Tenancy, TenantConfig, VtepConfig,
+    apply_nic_config, apply_provisioning, errno, DevCounters, DevState, FlowAction, FlowInfo,
+    FlowMatch, FlowSpec, IdentityConfig, IpPrefix, MeterCounters, MeterSpec, MissPolicy, NicConfig,
+    NicConfigSteps, PolicyConfig, Provisioning, Rme, RmeError, RmeEvent, Tenancy, TenantConfig,
+    VtepConfig,
 };
 use bmgnic_wire::genl::{
     attr, cmd, event_kind, meter_unit, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS,
 };
 use bmgnic_wire::ncsi_oem::{ACTION_ALLOW, ACTION_DROP, ACTION_ENCAP, MISS_ALLOW, MISS_DROP};
 use neli::{
-    consts::{nl::NlmF, socket::NlFamily},
+    consts::{
+        genl::{CtrlAttr, CtrlCmd},
+        nl::{GenlId, NlmF},
+        socket::NlFamily,
+    },
     genl::{AttrTypeBuilder, Genlmsghdr, GenlmsghdrBuilder, Nlattr, NlattrBuilder, NoUserHeader},
     nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder},
     router::synchronous::{NlRouter, NlRouterReceiverHandle},
@@ -26,7 +31,7 @@ use neli::{
 };
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 type Msg = Genlmsghdr<u8, u16>;
@@ -43,16 +48,25 @@ type Handle<'a> = neli::attr::AttrHandle<'a, Attrs, Nlattr<u16, Buffer>>;
 /// the reader's continuation finds no dump and sets the socket's error
 /// (EINVAL). The request had succeeded and is reported failed. neli's
 /// router reads on a thread of its own, so it only resolves the family.
+///
+/// A module unloaded and loaded again registers the family under a new id;
+/// the old id answers ENOENT. A request that meets that looks the family
+/// up again: with [`Netlink::resend_after_reload`] it goes to the new
+/// module, otherwise it fails with ESTALE and [`Rme::take_reload`] says
+/// so, for an owner of rules that must install them again first.
 pub struct Netlink {
     socket: Mutex<NlSocketHandle>,
-    family: u16,
+    family: AtomicU16,
     seq: AtomicU32,
+    reloaded: AtomicBool,
+    resend: bool,
 }
 
-/// The `events` group's notifications.
+/// The `events` group's notifications, and nlctrl's, which say when the
+/// module comes back (its group has to be joined again).
 pub struct Events {
     /// Owns the socket and the thread that feeds `receiver`.
-    _router: NlRouter,
+    router: NlRouter,
     receiver: NlRouterReceiverHandle<u16, Msg>,
 }
 
@@ -449,45 +463,80 @@ fn flow_config(h: &Handle<'_>) -> Result<FlowSpec, RmeError> {
         .ok_or_else(|| garbled(format!("{what}: unreadable")))
 }
 
+/// The family's id now, on a router of its own (nothing else reads it).
+fn resolve_family() -> Result<u16, RmeError> {
+    let (router, _) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
+        .map_err(|e| RmeError::new(errno::EIO, format!("netlink socket: {e}")))?;
+    router.resolve_genl_family(family_name()).map_err(|_| {
+        RmeError::new(
+            errno::ENODEV,
+            "no bmgnic generic netlink family: is bmgnic_rme loaded?",
+        )
+    })
+}
+
+/// Joins the module's `events` group on `router`.
+fn join_events(router: &NlRouter) -> Result<(), RmeError> {
+    let group = router
+        .resolve_nl_mcast_group(family_name(), MCGRP_EVENTS.to_str().unwrap_or("events"))
+        .map_err(|e| RmeError::new(errno::ENODEV, format!("bmgnic events group: {e}")))?;
+    router
+        .add_mcast_membership(Groups::new_groups(&[group]))
+        .map_err(|e| RmeError::new(errno::EIO, format!("joining the events group: {e}")))
+}
+
 impl Netlink {
     /// Opens a socket and resolves the family; fails with a clear message
     /// when `bmgnic_rme` is not loaded.
     pub fn open() -> Result<Netlink, RmeError> {
-        let (router, _) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| RmeError::new(5, format!("netlink socket: {e}")))?;
-        router
-            .enable_ext_ack(true)
-            .map_err(|e| RmeError::new(5, format!("netlink extack: {e}")))?;
-        let family = router.resolve_genl_family(family_name()).map_err(|_| {
-            RmeError::new(2, "no bmgnic generic netlink family: is bmgnic_rme loaded?")
-        })?;
-        drop(router);
+        let family = resolve_family()?;
         let socket = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| RmeError::new(5, format!("netlink socket: {e}")))?;
+            .map_err(|e| RmeError::new(errno::EIO, format!("netlink socket: {e}")))?;
         socket
             .enable_ext_ack(true)
-            .map_err(|e| RmeError::new(5, format!("netlink extack: {e}")))?;
+            .map_err(|e| RmeError::new(errno::EIO, format!("netlink extack: {e}")))?;
         Ok(Netlink {
             socket: Mutex::new(socket),
-            family,
+            family: AtomicU16::new(family),
             seq: AtomicU32::new(1),
+            reloaded: AtomicBool::new(false),
+            resend: false,
         })
     }
 
-    /// Subscribes to the module's `events` group on a socket of its own.
+    /// A request that meets a reloaded module is sent again to the new
+    /// one: for a user that names none of the module's rules by id.
+    pub fn resend_after_reload(mut self) -> Self {
+        self.resend = true;
+        self
+    }
+
+    /// Looks the family up again; true when its id changed, that is, the
+    /// module was unloaded and loaded again.
+    fn refresh_family(&self) -> Result<bool, RmeError> {
+        let id = resolve_family()?;
+        let old = self.family.swap(id, Ordering::Relaxed);
+        if old == id {
+            return Ok(false);
+        }
+        log::warn!("bmgnic_rme was reloaded (family id {old} -> {id})");
+        self.reloaded.store(true, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Subscribes to the module's `events` group on a socket of its own,
+    /// and to nlctrl's notifications, which announce a reloaded module.
     pub fn events() -> Result<Events, RmeError> {
         let (router, receiver) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| RmeError::new(5, format!("netlink socket: {e}")))?;
-        let group = router
-            .resolve_nl_mcast_group(family_name(), MCGRP_EVENTS.to_str().unwrap_or("events"))
-            .map_err(|e| RmeError::new(2, format!("bmgnic events group: {e}")))?;
+            .map_err(|e| RmeError::new(errno::EIO, format!("netlink socket: {e}")))?;
+        let ctrl = router
+            .resolve_nl_mcast_group("nlctrl", "notify")
+            .map_err(|e| RmeError::new(errno::EIO, format!("nlctrl notify group: {e}")))?;
         router
-            .add_mcast_membership(Groups::new_groups(&[group]))
-            .map_err(|e| RmeError::new(5, format!("joining the events group: {e}")))?;
-        Ok(Events {
-            _router: router,
-            receiver,
-        })
+            .add_mcast_membership(Groups::new_groups(&[ctrl]))
+            .map_err(|e| RmeError::new(errno::EIO, format!("joining nlctrl's group: {e}")))?;
+        join_events(&router)?;
+        Ok(Events { router, receiver })
     }
 
     /// Sets the guest's identity (the anti-spoofing the NIC enforces
@@ -585,6 +634,9 @@ impl Netlink {
             .map(|_| ())
     }
 
+    /// Sends `command` and reads its answer. ENOENT may come from the
+    /// module or, for a family id that went with an unloaded module, from
+    /// genetlink itself: the family is looked up again to tell them apart.
     fn request(
         &self,
         command: u8,
@@ -597,10 +649,27 @@ impl Netlink {
             .attrs(attrs.into_iter().collect::<Attrs>())
             .build()
             .map_err(build_err)?;
+        let e = match self.send(msg.clone(), flags) {
+            Err(e) if e.errno == errno::ENOENT => e,
+            answer => return answer,
+        };
+        if !self.refresh_family()? {
+            return Err(e);
+        }
+        if self.resend {
+            return self.send(msg, flags);
+        }
+        Err(RmeError::new(
+            errno::ESTALE,
+            "bmgnic_rme was reloaded: the request named the old module's state",
+        ))
+    }
+
+    fn send(&self, msg: Msg, flags: NlmF) -> Result<Vec<Msg>, RmeError> {
         let socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let request = NlmsghdrBuilder::default()
-            .nl_type(self.family)
+            .nl_type(self.family.load(Ordering::Relaxed))
             .nl_flags(flags | NlmF::REQUEST)
             .nl_pid(socket.pid())
             .nl_seq(seq)
@@ -799,6 +868,18 @@ impl Rme for Netlink {
     fn nic_config_apply(&mut self, cfg: &NicConfig) -> Result<(), RmeError> {
         apply_nic_config(self, cfg)
     }
+
+    fn provision(&mut self, p: &Provisioning, vni: u32) -> Result<(), RmeError> {
+        apply_provisioning(self, p, vni)
+    }
+
+    fn reattach(&mut self) -> Result<bool, RmeError> {
+        self.refresh_family()
+    }
+
+    fn take_reload(&mut self) -> bool {
+        self.reloaded.swap(false, Ordering::Relaxed)
+    }
 }
 
 impl NicConfigSteps for Netlink {
@@ -823,6 +904,32 @@ impl NicConfigSteps for Netlink {
 }
 
 impl Events {
+    /// An nlctrl notification: when the module's family comes back, its
+    /// events group is joined again (the kernel dropped the membership
+    /// with the family) and the module's return is reported.
+    fn on_ctrl(&self, p: &Msg) -> Option<RmeEvent> {
+        let name = p
+            .attrs()
+            .get_attr_handle()
+            .get_attribute(u16::from(CtrlAttr::FamilyName))
+            .map(|a| a.nla_payload().as_ref().to_vec());
+        if name.as_deref() != Some(FAMILY_NAME) {
+            return None;
+        }
+        let command = *p.cmd();
+        if command == u8::from(CtrlCmd::Delfamily) {
+            log::warn!("bmgnic_rme was unloaded: no module events until it is back");
+            return None;
+        }
+        if command != u8::from(CtrlCmd::Newfamily) {
+            return None;
+        }
+        if let Err(e) = join_events(&self.router) {
+            log::warn!("bmgnic_rme is back, but its events are not: {e}");
+        }
+        Some(RmeEvent::ModuleLoaded)
+    }
+
     /// The next event; `None` when the socket closed. Notifications this
     /// daemon does not understand are skipped.
     pub fn next_event(&mut self) -> Option<RmeEvent> {
@@ -834,6 +941,12 @@ impl Events {
             let NlPayload::Payload(p) = msg.nl_payload() else {
                 continue;
             };
+            if *msg.nl_type() == u16::from(GenlId::Ctrl) {
+                if let Some(event) = self.on_ctrl(p) {
+                    return Some(event);
+                }
+                continue;
+            }
             if *p.cmd() != cmd::EVENT_NTF {
                 continue;
             }

@@ -227,6 +227,9 @@ pub enum RmeEvent {
     NicTimeout,
     /// The NIC's fabric link went up or down.
     Link { up: bool },
+    /// `bmgnic_rme` was loaded (again): a new module, which holds none of
+    /// the rules, meters and VTEPs given to the one before.
+    ModuleLoaded,
 }
 
 /// A request the module refused: its errno and extack message.
@@ -263,9 +266,12 @@ pub mod errno {
     pub const ENOENT: i32 = 2;
     pub const EIO: i32 = 5;
     pub const EBUSY: i32 = 16;
+    pub const ENODEV: i32 = 19;
     pub const EINVAL: i32 = 22;
     pub const ENOSPC: i32 = 28;
     pub const EOPNOTSUPP: i32 = 95;
+    /// A request that named the state of a module since reloaded.
+    pub const ESTALE: i32 = 116;
 }
 
 /// The guest's identity (the module's `identity` set): what the NIC's
@@ -327,6 +333,47 @@ pub enum MissPolicy {
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     pub miss: MissPolicy,
+}
+
+/// What the cloud gives the RME for the OpenFlow switch before any
+/// controller speaks (the daemon's command line): the controller programs
+/// none of it. Applied at start, and again to a reloaded module.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provisioning {
+    /// The guest's identity, when the RME is given one.
+    pub identity: Option<IdentityConfig>,
+    /// This server's VTEP (MAC, IP); the VNI is the controller's.
+    pub local_vtep: Option<([u8; 6], Ipv4Addr)>,
+    pub vteps: Vec<VtepConfig>,
+}
+
+/// Applies `p` with tenant VNI `vni` (0 before the controller's first
+/// `tunnel_id`); packets no rule matches are dropped, as in an OpenFlow
+/// table without a table-miss flow.
+pub(crate) fn apply_provisioning<T: NicConfigSteps>(
+    nic: &mut T,
+    p: &Provisioning,
+    vni: u32,
+) -> Result<(), RmeError> {
+    if let Some(id) = &p.identity {
+        nic.identity_apply(id).map_err(at_step("identity"))?;
+    }
+    if let Some((local_mac, local_ip)) = p.local_vtep {
+        let t = TenantConfig {
+            vni,
+            local_mac,
+            local_ip,
+        };
+        nic.tenant_apply(&t).map_err(at_step("tenant"))?;
+    }
+    for v in &p.vteps {
+        nic.vtep_apply(v)
+            .map_err(at_step(format_args!("vtep {}", v.index)))?;
+    }
+    nic.policy_apply(&PolicyConfig {
+        miss: MissPolicy::Drop,
+    })
+    .map_err(at_step("policy"))
 }
 
 /// The tenant's whole NIC configuration: what a checkpoint keeps so the
@@ -523,6 +570,19 @@ pub trait Rme {
     /// otherwise); on failure the error names the step, and what came
     /// before it stays applied.
     fn nic_config_apply(&mut self, cfg: &NicConfig) -> Result<(), RmeError>;
+    /// Applies the RME's provisioning with tenant VNI `vni`.
+    fn provision(&mut self, p: &Provisioning, vni: u32) -> Result<(), RmeError>;
+    /// Looks the module up again (it was loaded): true when it is a new
+    /// one, which [`Rme::take_reload`] then reports too.
+    fn reattach(&mut self) -> Result<bool, RmeError> {
+        Ok(false)
+    }
+    /// True, once, after the module was found replaced (unloaded and
+    /// loaded again): the new one holds no rule, meter or VTEP of the old,
+    /// and the old rule ids name nothing.
+    fn take_reload(&mut self) -> bool {
+        false
+    }
 }
 
 /// The module's table, meters and device state, in memory: for tests,
@@ -535,7 +595,8 @@ pub struct MemoryRme {
     pub meters: BTreeMap<u8, MeterSpec>,
     /// What the NIC would count for each meter.
     pub meter_counts: BTreeMap<u8, MeterCounters>,
-    capacity: usize,
+    /// Rules the software table holds.
+    pub capacity: usize,
     /// `guest_mac` is the identity's MAC.
     pub dev: DevState,
     pub vni: Option<u32>,
@@ -548,6 +609,8 @@ pub struct MemoryRme {
     pub vteps: BTreeMap<u8, VtepConfig>,
     /// Kept across tenancies, as the module keeps its policy.
     pub miss_policy: MissPolicy,
+    /// Set by [`MemoryRme::reload`] until [`Rme::take_reload`].
+    reloaded: bool,
 }
 
 impl MemoryRme {
@@ -557,6 +620,18 @@ impl MemoryRme {
             capacity,
             ..Default::default()
         }
+    }
+
+    /// Unloads and loads the module: what `bmgnic_rme` keeps across that
+    /// is what the NIC holds (identity, tenant, policy); its rules, meters
+    /// and VTEPs are gone, and rule ids start again.
+    pub fn reload(&mut self) {
+        self.next = 0;
+        self.rules.clear();
+        self.meters.clear();
+        self.meter_counts.clear();
+        self.vteps.clear();
+        self.reloaded = true;
     }
 
     /// Traffic hits rule `id`.
@@ -669,6 +744,14 @@ impl Rme for MemoryRme {
     fn nic_config_apply(&mut self, cfg: &NicConfig) -> Result<(), RmeError> {
         apply_nic_config(self, cfg)
     }
+
+    fn provision(&mut self, p: &Provisioning, vni: u32) -> Result<(), RmeError> {
+        apply_provisioning(self, p, vni)
+    }
+
+    fn take_reload(&mut self) -> bool {
+        std::mem::take(&mut self.reloaded)
+    }
 }
 
 /// The module's semantics, so that applying behaves as on a NIC.
@@ -765,6 +848,20 @@ impl<T: Rme> Rme for std::sync::Arc<std::sync::Mutex<T>> {
         self.lock()
             .unwrap_or_else(|e| e.into_inner())
             .nic_config_apply(cfg)
+    }
+
+    fn provision(&mut self, p: &Provisioning, vni: u32) -> Result<(), RmeError> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .provision(p, vni)
+    }
+
+    fn reattach(&mut self) -> Result<bool, RmeError> {
+        self.lock().unwrap_or_else(|e| e.into_inner()).reattach()
+    }
+
+    fn take_reload(&mut self) -> bool {
+        self.lock().unwrap_or_else(|e| e.into_inner()).take_reload()
     }
 }
 

@@ -32,7 +32,7 @@ use crate::openflow::message::{
     TableStats,
 };
 use crate::openflow::oxm::{Field, Match};
-use crate::rme::{errno, DevState, FlowSpec, Rme, RmeError, RmeEvent};
+use crate::rme::{errno, DevState, FlowSpec, Provisioning, Rme, RmeError, RmeEvent};
 
 /// What the switch says about itself.
 #[derive(Clone, Debug)]
@@ -178,6 +178,8 @@ pub struct Switch<R: Rme> {
     /// fabric link).
     port_states: Option<[u32; 2]>,
     started: Instant,
+    /// What the RME provisioned: applied again to a reloaded module.
+    provisioning: Provisioning,
 }
 
 impl<R: Rme> Switch<R> {
@@ -197,7 +199,15 @@ impl<R: Rme> Switch<R> {
             role: role::EQUAL,
             port_states: None,
             started: Instant::now(),
+            provisioning: Provisioning::default(),
         }
+    }
+
+    /// The RME's provisioning, which the daemon applied before any
+    /// controller, for the switch to apply again to a reloaded module.
+    pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.provisioning = provisioning;
+        self
     }
 
     /// The module, for tests and the daemon's own queries.
@@ -229,8 +239,94 @@ impl<R: Rme> Switch<R> {
     }
 
     /// Answers one decoded message with `xid`; `raw` is the message as
-    /// received (errors quote it).
+    /// received (errors quote it). A message that finds the module
+    /// reloaded (its request failed with ESTALE) is handled again once the
+    /// switch's state is installed in the new module.
     pub fn handle(
+        &mut self,
+        xid: u32,
+        msg: Message,
+        raw: &[u8],
+        now: Instant,
+    ) -> Vec<(u32, Message)> {
+        let mut out = self.catch_up(now);
+        let mut replies = self.handle_message(xid, msg.clone(), raw, now);
+        if self.rme.take_reload() {
+            out.extend(self.reinstall(now));
+            replies = self.handle_message(xid, msg, raw, now);
+        }
+        let mut out: Vec<(u32, Message)> = out.into_iter().map(|m| (0, m)).collect();
+        out.extend(replies);
+        out
+    }
+
+    /// [`Switch::reinstall`] when the module was found reloaded.
+    fn catch_up(&mut self, now: Instant) -> Vec<Message> {
+        if self.rme.take_reload() {
+            self.reinstall(now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Installs the switch's state in a module that was reloaded, which
+    /// holds none of it: the provisioning, the meters, then each flow as a
+    /// new rule whose counters continue from the old rule's last reading
+    /// (traffic after that reading went with the old module). A flow the
+    /// new module refuses is removed, with a FLOW_REMOVED (reason DELETE)
+    /// when asked for: what cannot be enforced is not kept, and nothing
+    /// opens. If the module goes again meanwhile, the rest waits for it.
+    fn reinstall(&mut self, now: Instant) -> Vec<Message> {
+        log::warn!(
+            "installing {} flows and {} meters in the reloaded bmgnic_rme",
+            self.flows.len(),
+            self.meters.len()
+        );
+        let gone = |e: &RmeError| matches!(e.errno, errno::ESTALE | errno::ENODEV);
+        let vni = self.tenant.vni.unwrap_or(0);
+        if let Err(e) = self.rme.provision(&self.provisioning, vni) {
+            log::warn!("provisioning the reloaded module: {e}");
+            if gone(&e) {
+                return Vec::new();
+            }
+        }
+        for (id, m) in &self.meters {
+            let result = map_meter(m).map(|spec| self.rme.meter_set(&spec));
+            if let Ok(Err(e)) = result {
+                log::warn!("meter {id} in the reloaded module: {e}");
+                if gone(&e) {
+                    return Vec::new();
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for i in (0..self.flows.len()).rev() {
+            let flow = &mut self.flows[i];
+            flow.base = flow.counters();
+            flow.seen = (0, 0);
+            let spec = flow.spec;
+            match self.rme.flow_add(&spec) {
+                Ok(rule) => self.flows[i].rule = rule,
+                Err(e) if gone(&e) => {
+                    log::warn!("the module went again: {e}");
+                    break;
+                }
+                Err(e) => {
+                    let flow = self.remove_flow(i);
+                    log::warn!(
+                        "flow (cookie {:#x}) refused by the reloaded module, removed: {e}",
+                        flow.cookie
+                    );
+                    if flow.flags & fm::FLAG_SEND_FLOW_REM != 0 {
+                        out.push(flow.removed(removed::DELETE, now));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn handle_message(
         &mut self,
         xid: u32,
         msg: Message,
@@ -810,8 +906,20 @@ impl<R: Rme> Switch<R> {
 
     /// A module event: a miss of both the NIC and the software table
     /// becomes a PACKET_IN (with the headers the NIC saw); a link change
-    /// a PORT_STATUS now rather than at the next tick.
+    /// a PORT_STATUS now rather than at the next tick; a module loaded
+    /// again gets the switch's state.
     pub fn on_event(&mut self, event: &RmeEvent) -> Vec<Message> {
+        if *event == RmeEvent::ModuleLoaded {
+            if let Err(e) = self.rme.reattach() {
+                log::warn!("looking up the loaded module: {e}");
+            }
+        }
+        let mut out = self.catch_up(Instant::now());
+        out.extend(self.on_module_event(event));
+        out
+    }
+
+    fn on_module_event(&mut self, event: &RmeEvent) -> Vec<Message> {
         match event {
             RmeEvent::TableMiss {
                 matching,
@@ -839,7 +947,7 @@ impl<R: Rme> Switch<R> {
     /// Once a second: flow timeouts (FLOW_REMOVED) and port changes
     /// (PORT_STATUS).
     pub fn tick(&mut self, now: Instant) -> Vec<Message> {
-        let mut out = Vec::new();
+        let mut out = self.catch_up(now);
         if self.flows.iter().any(|f| f.idle_timeout != 0) {
             if let Err(e) = self.refresh(now) {
                 log::warn!("reading flow counters: {e}");

@@ -642,3 +642,105 @@ fn the_same_flow_in_other_words_replaces_it_after_removals() {
     }
     assert_eq!(s.flow_count(), 1);
 }
+
+#[test]
+fn a_reloaded_module_gets_the_switch_state_with_counters_kept() {
+    let now = Instant::now();
+    let vtep = VtepConfig {
+        index: 1,
+        mac: [2, 0, 0, 0, 0, 2],
+        ip: "192.168.0.2".parse().expect("an address"),
+    };
+    let provisioning = Provisioning {
+        identity: None,
+        local_vtep: Some((
+            [2, 0, 0, 0, 0, 1],
+            "192.168.0.1".parse().expect("an address"),
+        )),
+        vteps: vec![vtep],
+    };
+    let mut s = switch(16).with_provisioning(provisioning);
+    let meter = MeterMod {
+        command: meter::ADD,
+        flags: meter::FLAG_KBPS,
+        meter_id: 3,
+        bands: vec![MeterBand {
+            kind: meter::BAND_DROP,
+            rate: 8000,
+            burst_size: 0,
+            extra: vec![0; 4],
+        }],
+    };
+    assert!(send(&mut s, Message::MeterMod(meter), now).is_empty());
+    let mut billed = flow(fm::ADD, udp_to(5201), encap(5001));
+    billed.cookie = 1;
+    let mut metered = flow(fm::ADD, udp_to(5203), encap(5001));
+    metered.cookie = 2;
+    metered.instructions.insert(0, Instruction::Meter(3));
+    for f in [billed, metered] {
+        assert!(send(&mut s, Message::FlowMod(f), now).is_empty());
+    }
+    let ids: Vec<u32> = s.rme().rules.keys().copied().collect();
+    s.rme().hit(ids[0], 10, 1000);
+    s.rme().hit(ids[1], 20, 2000);
+    let before = flow_stats(&mut s, now);
+
+    // Unloaded and loaded again: the module has no rule, meter or VTEP.
+    // Traffic after the last reading is lost with the old module.
+    s.rme().hit(ids[0], 5, 500);
+    s.rme().reload();
+    assert!(s.rme().rules.is_empty());
+    // The next thing the switch does installs its state first.
+    assert!(send(&mut s, Message::BarrierRequest, now)
+        .iter()
+        .all(|m| *m == Message::BarrierReply));
+    assert_eq!(
+        s.rme().vteps.get(&1),
+        Some(&vtep),
+        "VTEP not provisioned again"
+    );
+    assert_eq!(s.rme().vni, Some(5001), "the tenant's VNI not kept");
+    assert_eq!(s.rme().meters[&3].rate, 1_000_000, "meter not set again");
+    let specs: Vec<FlowSpec> = s.rme().rules.values().map(|r| r.0).collect();
+    assert_eq!(specs.len(), 2);
+    assert!(specs.iter().any(|f| f.meter == Some(3)));
+    assert_eq!(flow_stats(&mut s, now), before, "counters not kept");
+    let id = *s.rme().rules.keys().next().expect("a rule");
+    s.rme().hit(id, 1, 100);
+    let after = flow_stats(&mut s, now);
+    let sum = |v: &[(u64, u64, u64)]| v.iter().map(|c| c.1).sum::<u64>();
+    assert_eq!(
+        sum(&after),
+        sum(&before) + 1,
+        "the new rules do not count on"
+    );
+}
+
+#[test]
+fn a_flow_the_reloaded_module_refuses_is_removed_not_kept() {
+    let now = Instant::now();
+    let mut s = switch(16);
+    for (cookie, p) in [(1, 5201), (2, 5202)] {
+        let mut f = flow(fm::ADD, udp_to(p), encap(5001));
+        f.cookie = cookie;
+        assert!(send(&mut s, Message::FlowMod(f), now).is_empty());
+    }
+    // The module comes back with room for one rule.
+    s.rme().reload();
+    s.rme().capacity = 1;
+    let out = s.tick(now);
+    let removed: Vec<(u64, u8)> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::FlowRemoved(r) => Some((r.cookie, r.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed.len(), 1, "one FLOW_REMOVED: {out:?}");
+    assert_eq!(removed[0].1, removed::DELETE);
+    assert_eq!(s.flow_count(), 1);
+    assert_eq!(s.rme().rules.len(), 1);
+    let kept = flow_stats(&mut s, now);
+    assert_eq!(kept.len(), 1);
+    assert_ne!(kept[0].0, removed[0].0, "the removed flow is still listed");
+}
