@@ -200,6 +200,38 @@ def test_controller_away_nothing_opens(r, app, s, rme, peer, ynl):
     ksft_ge(pings(s, 3, interval=0.3), 2, "no traffic after the reconnection")
 
 
+def test_module_reloaded_under_the_agent(r, app, s, rme, peer, ynl):
+    """bmgnic_rme is unloaded and loaded again under the daemon. The new
+    module has none of the switch's rules, meters or VTEPs (it clears the
+    NIC's table when it starts). The daemon hears of it from nlctrl,
+    installs its state again and joins the new module's events group:
+    the tenant's traffic and the ACL work as before, the flow counters go
+    on from where they were, and a new flow is learned from a PACKET_IN."""
+    before = app.flow_stats()
+    rules = len(ynl("flow-get", kind="dump")[1])
+    meters = len(ynl("meter-get", kind="dump")[1])
+    t0 = time.time()
+    rme.run(f"rmmod bmgnic_rme; insmod {rack.MODULES[1]} sideband=eth0")
+    back = wait_for(lambda: len(ynl("flow-get", kind="dump")[1]) == rules, timeout=60)
+    ksft_pr(f"{rules} rules and {meters} meter(s) before the reload; the rules "
+            f"{'back' if back else 'still not back'} {time.time() - t0:.1f} s after rmmod")
+    ksft_true(back, "the daemon did not install its flows in the reloaded module")
+    ksft_eq(len(ynl("meter-get", kind="dump")[1]), meters, "the meters did not come back")
+    ksft_ge(pings(s, 3, interval=0.3), 2, "no tenant traffic after the module came back")
+    res = iperf3(s, peer, DENY_PORT, "--connect-timeout 2000", seconds=1)
+    ksft_in("error", res, "the denied port opened across the reload")
+    after = app.flow_stats()
+    ksft_eq(sorted(after), sorted(before), "the controller's flows changed across the reload")
+    ksft_true(all(after[c][0] >= before[c][0] for c in after), "flow counters went back")
+    port = LEARN_PORT + 1
+    s.run(f"python3 -c \"import socket,time; s=socket.socket(2,2); "
+          f"[(s.sendto(b'x'*64, ('{PEER_IP}', {port})), time.sleep(0.05)) for _ in range(3)]\"")
+    ksft_true(wait_for(lambda: any(p == port for _, _, p in app.learned), timeout=15),
+              "no PACKET_IN from the reloaded module's events")
+    _, log = rme.run("cat /tmp/rack/rmed.log")
+    ksft_in("reloaded", log, "the daemon did not notice the reload")
+
+
 def fabric_port_statuses(app, since):
     return [(t, reason, port) for t, reason, port in app.port_statuses
             if port.port_no == FABRIC and t >= since]
@@ -275,6 +307,7 @@ def main():
         test_port_stats_are_the_device_counters,
         test_flow_removed_on_idle_timeout,
         test_controller_away_nothing_opens,
+        test_module_reloaded_under_the_agent,
         test_fabric_cable_pulled_and_plugged_back,
         test_malformed_and_unsupported_messages,
     ])
