@@ -35,13 +35,13 @@ use crate::{
 use kernel::{
     impl_has_work,
     net::dev,
-    new_mutex, new_work,
+    new_mutex, new_spinlock, new_work,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, SpinLock,
     },
     time::{Instant, Monotonic},
     workqueue::{self, Work, WorkItem},
@@ -164,7 +164,8 @@ pub(crate) struct Rme {
     channel_down: Atomic<bool>,
     /// The NIC's fabric link, as the last Get Link Status or Link Status
     /// Change AEN said.
-    fabric_link: Atomic<bool>,
+    #[pin]
+    link: SpinLock<LinkState>,
     /// Where events for user space go (the netlink family's group): the
     /// control logic does not depend on how they are delivered.
     notify: fn(&Event),
@@ -172,6 +173,14 @@ pub(crate) struct Rme {
 
 impl_has_work! {
     impl HasWork<Self> for Rme { self.aen_work }
+}
+
+/// The fabric link as last known, and how many Link Status Change AENs
+/// have set it: a start-up's Get Link Status answered before an AEN that
+/// is processed first must not overwrite the AEN's newer state.
+struct LinkState {
+    up: bool,
+    aens: u64,
 }
 
 /// An event for user space (the `event-ntf` notification).
@@ -299,7 +308,7 @@ impl Rme {
             aen_work <- new_work!("bmgnic_rme_aen"),
             stopping: Atomic::new(false),
             channel_down: Atomic::new(false),
-            fabric_link: Atomic::new(false),
+            link <- new_spinlock!(LinkState { up: false, aens: 0 }, "bmgnic_rme_link"),
             notify,
         }? Error))
     }
@@ -308,17 +317,21 @@ impl Rme {
     /// NIC's table size and current objects, and turns on the events the
     /// RME acts on.
     pub(crate) fn start(&self) -> Result {
-        let version = self.channel_up()?;
+        let version = self.channel_up(false)?;
         self.load(version)
     }
 
     /// Runs the DSP0222 start-up sequence (select, clear initial state,
     /// version, capabilities, enable channel and AENs) on the sideband;
-    /// returns the NC-SI version.
-    fn channel_up(&self) -> Result<[u8; 4]> {
+    /// returns the NC-SI version. With `announce`, a fabric link that its
+    /// Get Link Status finds changed is announced: the channel was down or
+    /// the NIC lost its state, and no AEN could have said so.
+    fn channel_up(&self, announce: bool) -> Result<[u8; 4]> {
         let sb = &self.sideband;
         sb.forget_peer();
+        let aens_before = self.link.lock().aens;
         let mut version = [0u8; 4];
+        let mut polled = None;
         for step in ncsi_client::STARTUP.iter() {
             sb.command(
                 step.packet_type,
@@ -340,8 +353,7 @@ impl Rme {
                     }
                     if step.packet_type == cmd::GET_LINK_STATUS {
                         let status = ncsi_client::parse_link_status(data).map_err(Error::from)?;
-                        self.fabric_link
-                            .store(ncsi_client::link_up(status), Relaxed);
+                        polled = Some(ncsi_client::link_up(status));
                     }
                     if step.packet_type == cmd::GET_CAPABILITIES {
                         let aens = ncsi_client::parse_aen_support(data).map_err(Error::from)?;
@@ -355,6 +367,10 @@ impl Rme {
                     Ok(())
                 },
             )?;
+            // Outside the sideband's lock, which the command held.
+            if let Some(up) = polled.take() {
+                self.link_polled(up, aens_before, announce);
+            }
         }
         Ok(version)
     }
@@ -444,12 +460,8 @@ impl Rme {
             // The NIC answered "initialization required": it was reset or
             // replaced and holds none of the RME's configuration. Restore
             // it now; this request fails, the next one finds the NIC set.
-            let link_was = self.fabric_link.load(Relaxed);
             match self.restore(state) {
-                Ok(()) => {
-                    pr_warn!("the NIC lost its state: configuration restored\n");
-                    self.link_changed(link_was, self.fabric_link.load(Relaxed));
-                }
+                Ok(()) => pr_warn!("the NIC lost its state: configuration restored\n"),
                 Err(e) => pr_err!("the NIC lost its state; restoring it failed: {:?}\n", e),
             }
         }
@@ -463,7 +475,7 @@ impl Rme {
     /// read is lost to billing.
     fn restore(&self, state: &mut State) -> Result {
         let sb = &self.sideband;
-        self.channel_up()?;
+        self.channel_up(true)?;
         let table_info: TableInfoRecord = oem_get_one(sb, oem::OBJ_TABLE_INFO)?;
         state.cache = NicCache::from_table_info(&table_info)?;
         state.table_info = table_info;
@@ -484,10 +496,33 @@ impl Rme {
         oem_set(sb, oem::OBJ_POLICY, &[state.policy])
     }
 
+    /// A Link Status Change AEN: the newest word on the link.
+    fn link_aen(&self, up: bool) {
+        let was = {
+            let mut link = self.link.lock();
+            link.aens += 1;
+            core::mem::replace(&mut link.up, up)
+        };
+        self.link_changed(was, up);
+    }
+
+    /// A start-up's Get Link Status, sent when `aens_before` AENs had set
+    /// the link: stale if one came since. A change is announced if asked.
+    fn link_polled(&self, up: bool, aens_before: u64, announce: bool) {
+        let was = {
+            let mut link = self.link.lock();
+            if link.aens != aens_before {
+                return;
+            }
+            core::mem::replace(&mut link.up, up)
+        };
+        if announce {
+            self.link_changed(was, up);
+        }
+    }
+
     /// Tells user space that the fabric link went from `was` to `up`, if
-    /// it did: from a Link Status Change AEN, or from the Get Link Status
-    /// of a channel start-up after the sideband or the NIC's state was
-    /// lost, when no AEN could have said so.
+    /// it did.
     fn link_changed(&self, was: bool, up: bool) {
         if was != up {
             pr_info!("fabric link {}\n", if up { "up" } else { "down" });
@@ -497,7 +532,7 @@ impl Rme {
 
     /// Whether the NIC's fabric port has link.
     pub(crate) fn fabric_link(&self) -> bool {
-        self.fabric_link.load(Relaxed)
+        self.link.lock().up
     }
 
     /// The sideband is back: bring the NC-SI channel up again from process
@@ -543,8 +578,7 @@ impl Rme {
                 }
                 Aen::Violation(v) => (self.notify)(&Event::Violation(*v)),
                 Aen::LinkStatus { status } => {
-                    let up = ncsi_client::link_up(*status);
-                    self.link_changed(self.fabric_link.xchg(up, Relaxed), up);
+                    self.link_aen(ncsi_client::link_up(*status));
                 }
                 _ => {}
             }
@@ -560,13 +594,8 @@ impl WorkItem for Rme {
             return;
         }
         if this.channel_down.xchg(false, Relaxed) {
-            let link_was = this.fabric_link.load(Relaxed);
-            match this.channel_up() {
-                Ok(_) => {
-                    pr_info!("sideband back: NC-SI channel up again\n");
-                    // No AEN could tell of a change while it was away.
-                    this.link_changed(link_was, this.fabric_link.load(Relaxed));
-                }
+            match this.channel_up(true) {
+                Ok(_) => pr_info!("sideband back: NC-SI channel up again\n"),
                 Err(e) => {
                     pr_err!("sideband back, but NC-SI start-up failed: {:?}\n", e);
                     // Tried again when the device comes up next time.
