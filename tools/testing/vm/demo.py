@@ -52,7 +52,7 @@ def main():
                   "server's BMC), peer VM (a VTEP on the fabric), one emulated BMGNIC")
             model, vms = rack.standard_rack(r)
             server, rme, peer = vms["server"], vms["rme"], vms["peer"]
-            ynl = rack.Ynl(rme, r.ynl(), echo=True)
+            ynl = rack.Ynl(rme, r.ynl(), echo=True, serve=False)
 
             def y(op, args=None, kind="do"):
                 return ynl(op, args, kind=kind)[1]
