@@ -15,7 +15,7 @@ import signal
 import time
 
 import bmgnic_env
-from bmgnic_env import iperf3, pings, rack
+from bmgnic_env import iperf3, pings, rack, wait_for
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_lt, ksft_ne, ksft_pr, ksft_true
 
 VNI = rack.VNI
@@ -179,8 +179,17 @@ def test_more_flows_than_nic_entries(model, s, rme, peer, ynl):
 
 
 def test_anti_spoofing_drops_and_reports(model, s, rme, peer, ynl):
-    rme.run(f"({ynl.cli} --output-json --subscribe events --duration 15 "
-            "> /tmp/rack/events.txt 2>&1 &); sleep 3")
+    def events_text():
+        return rme.run("cat /tmp/rack/events.txt")[1]
+
+    # Unbuffered, so that each event is in the file as it comes. ynl
+    # subscribes before it sends the dev-get: once its reply is in the
+    # file, the subscriber listens.
+    cli = ynl.cli.replace("python3 ", "python3 -u ", 1)
+    rme.run(f"({cli} --output-json --subscribe events --do dev-get --duration 60 "
+            "> /tmp/rack/events.txt 2>&1 &)")
+    ksft_true(wait_for(lambda: events_text().strip(), timeout=60, interval=0.5),
+              "the event subscriber did not start")
     before = drops(dev_get(ynl), "tx_drop_spoofed")
     dev = rack.server_netdev(s)
     # Root in the guest takes an address the RME did not assign...
@@ -196,8 +205,10 @@ def test_anti_spoofing_drops_and_reports(model, s, rme, peer, ynl):
     time.sleep(1)
     after = drops(dev_get(ynl), "tx_drop_spoofed")
     ksft_ge(after - before, 3, "the NIC did not drop every spoofed frame")
-    time.sleep(12)
-    _, events = rme.run("cat /tmp/rack/events.txt")
+    wait_for(lambda: all(x in events_text() for x in ("10.10.1.99", "02:de:ad:be:ef:01")),
+             timeout=20, interval=1)
+    # The first line is the dev-get's reply, the events come after it.
+    events = "\n".join(events_text().splitlines()[1:])
     violations = [l for l in events.splitlines() if "violation" in l]
     ksft_pr(f"tx_drop_spoofed +{after - before}; {len(violations)} violation events, first: "
             + (violations[0][:300] if violations else "none"))
