@@ -611,6 +611,9 @@ pub struct MemoryRme {
     pub miss_policy: MissPolicy,
     /// Set by [`MemoryRme::reload`] until [`Rme::take_reload`].
     reloaded: bool,
+    /// Set by [`MemoryRme::reload_unannounced`]: the next rule request
+    /// finds the module new, as the netlink side does (ESTALE).
+    unannounced: bool,
 }
 
 impl MemoryRme {
@@ -634,6 +637,23 @@ impl MemoryRme {
         self.reloaded = true;
     }
 
+    /// [`MemoryRme::reload`] with no event: the switch learns of it when a
+    /// request naming a rule fails with ESTALE.
+    pub fn reload_unannounced(&mut self) {
+        self.reload();
+        self.reloaded = false;
+        self.unannounced = true;
+    }
+
+    /// The ESTALE a request meets in a module reloaded unannounced.
+    fn stale(&mut self) -> Result<(), RmeError> {
+        if std::mem::take(&mut self.unannounced) {
+            self.reloaded = true;
+            return Err(RmeError::new(errno::ESTALE, "bmgnic_rme was reloaded"));
+        }
+        Ok(())
+    }
+
     /// Traffic hits rule `id`.
     pub fn hit(&mut self, id: u32, packets: u64, bytes: u64) {
         if let Some(r) = self.rules.get_mut(&id) {
@@ -645,6 +665,7 @@ impl MemoryRme {
 
 impl Rme for MemoryRme {
     fn flow_add(&mut self, spec: &FlowSpec) -> Result<u32, RmeError> {
+        self.stale()?;
         if self.rules.len() >= self.capacity {
             return Err(RmeError::new(errno::ENOSPC, "software table full"));
         }
@@ -654,6 +675,7 @@ impl Rme for MemoryRme {
     }
 
     fn flow_del(&mut self, id: u32) -> Result<(u64, u64), RmeError> {
+        self.stale()?;
         self.rules
             .remove(&id)
             .map(|(_, p, b)| (p, b))

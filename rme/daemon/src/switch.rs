@@ -239,9 +239,11 @@ impl<R: Rme> Switch<R> {
     }
 
     /// Answers one decoded message with `xid`; `raw` is the message as
-    /// received (errors quote it). A message that finds the module
-    /// reloaded (its request failed with ESTALE) is handled again once the
-    /// switch's state is installed in the new module.
+    /// received (errors quote it). A message that found the module
+    /// reloaded and was refused for it (its request failed with ESTALE) is
+    /// handled again, from `raw`, once the switch's state is installed in
+    /// the new module; one that went through (a delete whose rules went
+    /// with the old module) keeps its replies.
     pub fn handle(
         &mut self,
         xid: u32,
@@ -250,10 +252,17 @@ impl<R: Rme> Switch<R> {
         now: Instant,
     ) -> Vec<(u32, Message)> {
         let mut out = self.catch_up(now);
-        let mut replies = self.handle_message(xid, msg.clone(), raw, now);
+        let mut replies = self.handle_message(xid, msg, raw, now);
         if self.rme.take_reload() {
             out.extend(self.reinstall(now));
-            replies = self.handle_message(xid, msg, raw, now);
+            let refused = replies
+                .iter()
+                .any(|(_, m)| matches!(m, Message::Error { .. }));
+            if refused {
+                if let Ok((_, msg)) = crate::openflow::message::decode(raw) {
+                    replies = self.handle_message(xid, msg, raw, now);
+                }
+            }
         }
         let mut out: Vec<(u32, Message)> = out.into_iter().map(|m| (0, m)).collect();
         out.extend(replies);

@@ -744,3 +744,40 @@ fn a_flow_the_reloaded_module_refuses_is_removed_not_kept() {
     assert_eq!(kept.len(), 1);
     assert_ne!(kept[0].0, removed[0].0, "the removed flow is still listed");
 }
+
+#[test]
+fn a_message_that_meets_an_unannounced_reload() {
+    let now = Instant::now();
+    let mut s = switch(16);
+    let mut kept = flow(fm::ADD, udp_to(5201), encap(5001));
+    kept.cookie = 1;
+    assert!(send(&mut s, Message::FlowMod(kept), now).is_empty());
+    // An add that meets the new module is refused for it, then handled
+    // again once the switch's state is back: the controller sees no error.
+    s.rme().reload_unannounced();
+    let mut added = flow(fm::ADD, udp_to(5202), encap(5001));
+    added.cookie = 2;
+    let replies = send(&mut s, Message::FlowMod(added), now);
+    assert_eq!(error_of(&replies), None, "{replies:?}");
+    assert_eq!(
+        s.rme().rules.len(),
+        2,
+        "both flows are rules of the new module"
+    );
+    assert_eq!(s.flow_count(), 2);
+    // A delete that meets it goes through: its FLOW_REMOVED is kept.
+    s.rme().reload_unannounced();
+    let mut delete = flow(fm::DELETE, udp_to(5201), vec![]);
+    delete.priority = 100;
+    let replies = send(&mut s, Message::FlowMod(delete), now);
+    let removed: Vec<u64> = replies
+        .iter()
+        .filter_map(|m| match m {
+            Message::FlowRemoved(r) => Some(r.cookie),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, vec![1], "{replies:?}");
+    assert_eq!(s.flow_count(), 1);
+    assert_eq!(s.rme().rules.len(), 1, "the remaining flow is a rule again");
+}
