@@ -712,11 +712,15 @@ class Ynl:
     def __init__(self, vm, cli, echo=False, serve=True):
         self.vm, self.cli, self.echo, self.serve = vm, cli, echo, serve
 
+    @property
+    def spec(self):
+        """The family's spec, as the CLI is given it."""
+        return self.cli.rsplit("--spec ", 1)[1]
+
     def _served(self, op, args, kind, check):
         """One request through ynl_serve.py, started first if it does not
         run: (rc, output) as the CLI's."""
-        spec = self.cli.rsplit("--spec ", 1)[1]
-        d, wait = self.FIFOS, self.SERVE_WAIT
+        spec, d, wait = self.spec, self.FIFOS, self.SERVE_WAIT
         request = json.dumps({"op": op, "kind": kind, "args": args})
         _, out = self.vm.run(
             f"if ! kill -0 \"$(cat {d}/pid 2>/dev/null)\" 2>/dev/null; then\n"
@@ -789,8 +793,7 @@ class Ynl:
         Python process in the VM. Returns, in request order, (0, reply) or
         (errno, ynl's message): the errno itself, where __call__ with
         check=False gives the CLI's exit status."""
-        spec = self.cli.rsplit("--spec ", 1)[1]
-        script = self.EACH.format(spec=spec, op=op)
+        script = self.EACH.format(spec=self.spec, op=op)
         _, out = self.vm.run(f"cat > /tmp/ynl-each.json <<'EOF'\n{json.dumps(requests)}\nEOF\n"
                              f"python3 - <<'EOF'\n{script}EOF", timeout=120 + 5 * len(requests))
         results = [(0, r["reply"]) if "reply" in r else (r["error"], r["message"])
