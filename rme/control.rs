@@ -25,9 +25,9 @@ use crate::{
     ncsi::cmd,
     ncsi_client::{self, Aen, Endpoint, Response},
     ncsi_oem::{
-        self as oem, FlowCountersRecord, FlowKey, IdentityRecord, MeterCountersRecord, MeterRecord,
-        MissEvent, PolicyRecord, PortCountersRecord, Record, SlotRecord, TableInfoRecord,
-        TenantRecord, ViolationEvent, VtepRecord,
+        self as oem, FlowCountersRecord, FlowKey, FlowRecord, IdentityRecord, MeterCountersRecord,
+        MeterRecord, MissEvent, PolicyRecord, PortCountersRecord, Record, SlotRecord,
+        TableInfoRecord, TenantRecord, ViolationEvent, VtepRecord,
     },
     nic_cache::{NicCache, Plan},
     sideband::{AenSink, Sideband},
@@ -552,27 +552,45 @@ impl Rme {
     }
 
     /// Processes queued AENs: installs rules for misses, forwards events.
+    /// The misses queued together are installed together
+    /// ([`State::install_for_all`]), then reported in their order.
     fn process_aens(&self) {
         let mut aens = match KVec::with_capacity(Sideband::AEN_QUEUE, GFP_KERNEL) {
             Ok(v) => v,
             Err(_) => return,
         };
         self.sideband.take_aens(&mut aens);
+        let mut misses = KVec::new();
+        for aen in aens.iter() {
+            if let Aen::TableMiss(miss) = aen {
+                if misses.push(miss.key, GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+        }
+        let installed = self.with_state(|sb, st| {
+            for aen in aens.iter() {
+                if let Aen::TableMiss(miss) = aen {
+                    st.misses += u64::from(miss.misses);
+                }
+            }
+            st.install_for_all(sb, &misses)
+        });
+        // One timeout event for the batch, however many flows it failed.
+        let timed_out = match &installed {
+            Ok(rules) => rules.iter().any(|r| matches!(r, Err(e) if *e == ETIMEDOUT)),
+            Err(e) => *e == ETIMEDOUT && !misses.is_empty(),
+        };
+        if timed_out {
+            (self.notify)(&Event::NicTimeout { command: cmd::OEM });
+        }
+        let mut rules = installed.as_ref().ok().map(|r| r.iter());
         for aen in aens.iter() {
             match aen {
                 Aen::TableMiss(miss) => {
-                    let r = self.with_state(|sb, st| {
-                        st.misses += u64::from(miss.misses);
-                        st.install_for(sb, &miss.key)
-                    });
-                    let rule = match r {
-                        Ok(rule) => rule,
-                        Err(e) => {
-                            if e == ETIMEDOUT {
-                                (self.notify)(&Event::NicTimeout { command: cmd::OEM });
-                            }
-                            None
-                        }
+                    let rule = match rules.as_mut().and_then(|r| r.next()) {
+                        Some(Ok(rule)) => *rule,
+                        _ => None,
                     };
                     (self.notify)(&Event::TableMiss { miss: *miss, rule });
                 }
@@ -628,6 +646,66 @@ fn nic_del(sb: &Sideband, slots: &[u32]) -> Result<KVec<FlowCountersRecord>> {
     let mut answers = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     oem_command(sb, oem::OP_DEL, oem::OBJ_FLOW, &recs, &mut answers)?;
     Ok(answers)
+}
+
+/// Flow entries on their way to the NIC in one OEM SET.
+///
+/// # Invariants
+///
+/// `records[i]` is the record of NIC entry `entries[i]`; `flows` maps
+/// each flow (by its index among the caller's keys) to the record that
+/// installs it; at most [`InstallBatch::LIMIT`] records.
+struct InstallBatch {
+    records: KVec<FlowRecord>,
+    entries: KVec<u32>,
+    /// (flow index, record index).
+    flows: KVec<(usize, usize)>,
+}
+
+impl InstallBatch {
+    /// Records per batch: what one OEM SET carries.
+    const LIMIT: usize = ncsi_client::batch_limit(FlowRecord::LEN, 0);
+
+    fn new() -> Result<Self> {
+        Ok(Self {
+            records: KVec::with_capacity(Self::LIMIT, GFP_KERNEL)?,
+            entries: KVec::with_capacity(Self::LIMIT, GFP_KERNEL)?,
+            flows: KVec::new(),
+        })
+    }
+
+    /// If the batch already installs `record`'s exact key, counts flow `at`
+    /// as installed by it and returns true.
+    fn join(&mut self, record: &FlowRecord, at: usize) -> Result<bool> {
+        let Some(i) = self
+            .records
+            .iter()
+            .position(|r| r.key == record.key && r.mask == record.mask)
+        else {
+            return Ok(false);
+        };
+        self.flows.push((at, i), GFP_KERNEL)?;
+        Ok(true)
+    }
+
+    fn push(&mut self, entry: u32, record: FlowRecord, at: usize) -> Result {
+        self.flows.push((at, self.records.len()), GFP_KERNEL)?;
+        // Within the capacity reserved by `new`: a full batch is sent
+        // before another record joins.
+        self.records.push(record, GFP_KERNEL)?;
+        self.entries.push(entry, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.records.len() >= Self::LIMIT
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.entries.clear();
+        self.flows.clear();
+    }
 }
 
 impl State {
@@ -715,54 +793,108 @@ impl State {
         Ok(())
     }
 
-    /// Installs an exact entry for the flow of `key` with its best rule's
-    /// action; evicts the least recently used entry when the NIC is full.
-    /// Returns the rule's ID, or `None` when no rule matches.
-    pub(crate) fn install_for(&mut self, sb: &Sideband, key: &FlowKey) -> Result<Option<u32>> {
-        let Some(rule) = self.table.lookup(key).copied() else {
-            // No rule: the NIC's miss policy stands.
-            return Ok(None);
-        };
-        let mask = exact_mask(key);
-        let exact = key.masked(&mask);
-        let entry = self.next_entry;
-        let node = RBTreeNode::new(
-            entry,
-            NicEntry {
-                rule: rule.id,
-                key: exact,
-            },
-            GFP_KERNEL,
-        )?;
-        let mut record = rule.record_at(0);
-        record.key = exact;
-        record.mask = mask;
-        match self.cache.install(entry)? {
-            Plan::Present { .. } => return Ok(Some(rule.id)),
-            Plan::Install { slot } => {
-                record.slot = slot;
-                if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
-                    self.abandon_install(entry);
-                    return Err(e);
+    /// Installs exact entries for the flows of `keys` (table misses), each
+    /// with its best rule's action, and returns each key's rule ID, `None`
+    /// when no rule matches, or why its install failed.
+    ///
+    /// Entries for free slots go to the NIC together, as many per OEM SET
+    /// as one command carries, so a burst of misses costs a command per
+    /// batch rather than per flow; a flow whose exact key is already in
+    /// the batch is installed once. When the NIC is full, the least
+    /// recently used entry is evicted first (a DEL, then a SET of its
+    /// slot), after the batch so far is sent. A failed command fails the
+    /// flows it carried: their slots are deleted again before the next
+    /// operation ([`Self::settle`]), so the NIC holds no entry the cache
+    /// does not know, and the flows come back on their next miss.
+    pub(crate) fn install_for_all(
+        &mut self,
+        sb: &Sideband,
+        keys: &[FlowKey],
+    ) -> Result<KVec<Result<Option<u32>>>> {
+        let mut results = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
+        let mut batch = InstallBatch::new()?;
+        for key in keys {
+            let Some(rule) = self.table.lookup(key).copied() else {
+                // No rule: the NIC's miss policy stands.
+                results.push(Ok(None), GFP_KERNEL)?;
+                continue;
+            };
+            let at = results.len();
+            results.push(Ok(Some(rule.id)), GFP_KERNEL)?;
+            let mask = exact_mask(key);
+            let mut record = rule.record_at(0);
+            record.key = key.masked(&mask);
+            record.mask = mask;
+            if batch.join(&record, at)? {
+                continue;
+            }
+            let entry = self.next_entry;
+            let node = RBTreeNode::new(
+                entry,
+                NicEntry {
+                    rule: rule.id,
+                    key: record.key,
+                },
+                GFP_KERNEL,
+            )?;
+            let plan = match self.cache.install(entry) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    results[at] = Err(e);
+                    continue;
+                }
+            };
+            self.next_entry = self.next_entry.wrapping_add(1).max(1);
+            match plan {
+                Plan::Present { .. } => continue,
+                Plan::Install { slot } => record.slot = slot,
+                Plan::Evict { slot, evicted } => {
+                    // The DEL may not overtake SETs it would undo.
+                    self.flush_installs(sb, &mut batch, &mut results)?;
+                    self.evictions += 1;
+                    if let Err(e) = self.drain_slot(sb, slot) {
+                        self.abandon_install(entry);
+                        results[at] = Err(e);
+                        continue;
+                    }
+                    self.entries.remove(&evicted);
+                    record.slot = slot;
                 }
             }
-            Plan::Evict { slot, evicted } => {
-                self.evictions += 1;
-                if let Err(e) = self.drain_slot(sb, slot) {
-                    self.abandon_install(entry);
-                    return Err(e);
-                }
-                self.entries.remove(&evicted);
-                record.slot = slot;
-                if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &[record]) {
-                    self.abandon_install(entry);
-                    return Err(e);
+            self.entries.insert(node);
+            batch.push(entry, record, at)?;
+            if batch.full() {
+                self.flush_installs(sb, &mut batch, &mut results)?;
+            }
+        }
+        self.flush_installs(sb, &mut batch, &mut results)?;
+        Ok(results)
+    }
+
+    /// Sends the batch's SET; if it fails, its entries are abandoned and
+    /// every flow it carried fails with it.
+    fn flush_installs(
+        &mut self,
+        sb: &Sideband,
+        batch: &mut InstallBatch,
+        results: &mut [Result<Option<u32>>],
+    ) -> Result {
+        if batch.records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &batch.records) {
+            for &entry in batch.entries.iter() {
+                self.abandon_install(entry);
+                self.entries.remove(&entry);
+            }
+            for &(at, _) in batch.flows.iter() {
+                if let Some(r) = results.get_mut(at) {
+                    *r = Err(e);
                 }
             }
         }
-        self.next_entry = self.next_entry.wrapping_add(1).max(1);
-        self.entries.insert(node);
-        Ok(Some(rule.id))
+        batch.clear();
+        Ok(())
     }
 
     /// The NIC slot of one of rule `id`'s entries, if any.
