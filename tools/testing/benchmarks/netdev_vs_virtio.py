@@ -22,7 +22,9 @@ Three paths from the same server VM to the same peer VM:
 
 Each round measures every path once, in an order that rotates from round
 to round: ping round trip (50 echoes 50 ms apart), iperf3 TCP throughput,
-iperf3 UDP with 64-byte payloads at full rate (packets/s at the receiver).
+iperf3 UDP with 64-byte payloads at full rate (packets/s at the receiver,
+and as sent; of the loss, the share the peer's kernel received and
+dropped for a full socket buffer, from its Udp RcvbufErrors).
 The table gives each figure's median and range over the rounds, and the
 ratios of one path to another taken within each round (median and range).
 Before the first round, the models' CPU use while the rack is idle.
@@ -230,11 +232,20 @@ def iperf3(server, peer, target, args, seconds):
     return iperf3_json(out)
 
 
+def udp_rcvbuf_errors(vm):
+    """The VM's Udp RcvbufErrors counter (/proc/net/snmp), or None."""
+    _, out = vm.run("grep '^Udp:' /proc/net/snmp", check=False)
+    lines = [line.split()[1:] for line in out.splitlines() if line.startswith("Udp:")]
+    if len(lines) != 2 or "RcvbufErrors" not in lines[0]:
+        return None
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
 def measure(server, peer, target, seconds):
     """Measures one path once. Returns (figures, errors); a missing figure
     stays None."""
     res = dict.fromkeys(["rtt_min", "rtt_avg", "ping_loss", "tcp_bps", "tcp_retrans",
-                         "udp_pps", "udp_loss"])
+                         "udp_pps", "udp_tx_pps", "udp_loss", "udp_rcvbuf"])
     errors = []
     # The first echo also resolves the peer's MAC.
     rc, _ = server.run(f"timeout 20 sh -c 'until ping -q -c 1 -W 1 {target} >/dev/null; "
@@ -257,10 +268,18 @@ def measure(server, peer, target, seconds):
     except (RuntimeError, KeyError, rack.RackError) as e:
         errors.append(f"TCP: {e}")
     try:
-        rx = iperf3(server, peer, target, "-u -l 64 -b 0", seconds)["end"]["sum_received"]
+        before = udp_rcvbuf_errors(peer)
+        end = iperf3(server, peer, target, "-u -l 64 -b 0", seconds)["end"]
+        rx, tx = end["sum_received"], end["sum_sent"]
         got = rx["packets"] - rx["lost_packets"]
         res["udp_pps"] = got / rx["seconds"] if rx["seconds"] else 0.0
+        res["udp_tx_pps"] = tx["packets"] / tx["seconds"] if tx["seconds"] else 0.0
         res["udp_loss"] = 100.0 * rx["lost_packets"] / rx["packets"] if rx["packets"] else 100.0
+        # Of the datagrams lost, those the peer's kernel received and then
+        # dropped for a full socket buffer (iperf3 read too slowly).
+        after = udp_rcvbuf_errors(peer)
+        if before is not None and after is not None and rx["packets"]:
+            res["udp_rcvbuf"] = 100.0 * (after - before) / rx["packets"]
     except (RuntimeError, KeyError, rack.RackError) as e:
         errors.append(f"UDP: {e}")
     return res, errors
@@ -280,7 +299,10 @@ def fmt_bps(v):
 ROWS = [("TCP throughput", "tcp_bps", fmt_bps, True),
         ("TCP retransmits", "tcp_retrans", lambda v: f"{v:.0f}", None),
         ("UDP 64 B rx rate", "udp_pps", lambda v: f"{v / 1e3:.1f} kpps", True),
+        ("UDP 64 B tx rate", "udp_tx_pps", lambda v: f"{v / 1e3:.1f} kpps", True),
         ("UDP 64 B loss", "udp_loss", lambda v: f"{v:.1f} %", None),
+        ("UDP 64 B lost to the peer's socket buffer", "udp_rcvbuf", lambda v: f"{v:.1f} %",
+         None),
         ("ping rtt avg", "rtt_avg", lambda v: f"{v:.3f} ms", False),
         ("ping rtt min", "rtt_min", lambda v: f"{v:.3f} ms", False),
         ("ping loss", "ping_loss", lambda v: f"{v:.0f} %", None)]
