@@ -311,13 +311,19 @@ def start_rack(r):
     return server, rme, peer, ynl
 
 
+def share(r, scripts):
+    """Writes each script {name: text} to the rack's shared directory
+    (/tmp/rack in the VMs)."""
+    for name, text in scripts.items():
+        with open(os.path.join(r.shared, name), "w") as f:
+            f.write(text)
+
+
 def miss_latency(r, rack_vms, flows):
     """Part 2. Returns a list of notes on anything odd."""
     notes = []
     server, rme, peer, ynl = rack_vms
-    for name, text in (("ncsi_echo.py", ECHO), ("ncsi_probe.py", PROBE)):
-        with open(os.path.join(r.shared, name), "w") as f:
-            f.write(text)
+    share(r, {"ncsi_echo.py": ECHO, "ncsi_probe.py": PROBE})
     # One more port than timed: the first flow warms the path up.
     ports = flows + 1
     peer.run(f"(python3 /tmp/rack/ncsi_echo.py {PEER_IP} {ECHO_BASE_PORT} {ports} "
@@ -359,9 +365,7 @@ def burst_install(r, rack_vms, flows):
     """Part 3. Returns a list of notes on anything odd."""
     notes = []
     server, rme, peer, ynl = rack_vms
-    for name, text in (("ncsi_burst.py", BURST), ("ncsi_listen.py", LISTEN)):
-        with open(os.path.join(r.shared, name), "w") as f:
-            f.write(text)
+    share(r, {"ncsi_burst.py": BURST, "ncsi_listen.py": LISTEN})
     spec = ynl.spec
     policy = ynl("dev-get")[1]["policy"]
     ynl("policy-set", {"policy": {"miss-events-per-sec": 1_000_000}})
