@@ -652,14 +652,14 @@ fn nic_del(sb: &Sideband, slots: &[u32]) -> Result<KVec<FlowCountersRecord>> {
 ///
 /// # Invariants
 ///
-/// `records[i]` is the record of NIC entry `entries[i]`; `flows` maps
-/// each flow (by its index among the caller's keys) to the record that
-/// installs it; at most [`InstallBatch::LIMIT`] records.
+/// `records[i]` is the record of NIC entry `entries[i]`, placed in the
+/// cache and not yet sent; `flows` holds the index, among the caller's
+/// keys, of every flow those records install; at most
+/// [`InstallBatch::LIMIT`] records.
 struct InstallBatch {
     records: KVec<FlowRecord>,
     entries: KVec<u32>,
-    /// (flow index, record index).
-    flows: KVec<(usize, usize)>,
+    flows: KVec<usize>,
 }
 
 impl InstallBatch {
@@ -670,26 +670,25 @@ impl InstallBatch {
         Ok(Self {
             records: KVec::with_capacity(Self::LIMIT, GFP_KERNEL)?,
             entries: KVec::with_capacity(Self::LIMIT, GFP_KERNEL)?,
-            flows: KVec::new(),
+            flows: KVec::with_capacity(Self::LIMIT, GFP_KERNEL)?,
         })
     }
 
-    /// If the batch already installs `record`'s exact key, counts flow `at`
-    /// as installed by it and returns true.
-    fn join(&mut self, record: &FlowRecord, at: usize) -> Result<bool> {
-        let Some(i) = self
-            .records
+    /// Whether the batch already installs `record`'s exact key.
+    fn has(&self, record: &FlowRecord) -> bool {
+        self.records
             .iter()
-            .position(|r| r.key == record.key && r.mask == record.mask)
-        else {
-            return Ok(false);
-        };
-        self.flows.push((at, i), GFP_KERNEL)?;
-        Ok(true)
+            .any(|r| r.key == record.key && r.mask == record.mask)
     }
 
-    fn push(&mut self, entry: u32, record: FlowRecord, at: usize) -> Result {
-        self.flows.push((at, self.records.len()), GFP_KERNEL)?;
+    /// Counts flow `at` as installed by the batch.
+    fn join(&mut self, at: usize) -> Result {
+        self.flows.push(at, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Adds the record of `entry`, already placed in the cache.
+    fn push(&mut self, entry: u32, record: FlowRecord) -> Result {
         // Within the capacity reserved by `new`: a full batch is sent
         // before another record joins.
         self.records.push(record, GFP_KERNEL)?;
@@ -814,61 +813,84 @@ impl State {
         let mut results = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
         let mut batch = InstallBatch::new()?;
         for key in keys {
-            let Some(rule) = self.table.lookup(key).copied() else {
-                // No rule: the NIC's miss policy stands.
-                results.push(Ok(None), GFP_KERNEL)?;
-                continue;
-            };
             let at = results.len();
-            results.push(Ok(Some(rule.id)), GFP_KERNEL)?;
-            let mask = exact_mask(key);
-            let mut record = rule.record_at(0);
-            record.key = key.masked(&mask);
-            record.mask = mask;
-            if batch.join(&record, at)? {
-                continue;
-            }
-            let entry = self.next_entry;
-            let node = RBTreeNode::new(
-                entry,
-                NicEntry {
-                    rule: rule.id,
-                    key: record.key,
-                },
-                GFP_KERNEL,
-            )?;
-            let plan = match self.cache.install(entry) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    results[at] = Err(e);
-                    continue;
-                }
-            };
-            self.next_entry = self.next_entry.wrapping_add(1).max(1);
-            match plan {
-                Plan::Present { .. } => continue,
-                Plan::Install { slot } => record.slot = slot,
-                Plan::Evict { slot, evicted } => {
-                    // The DEL may not overtake SETs it would undo.
-                    self.flush_installs(sb, &mut batch, &mut results)?;
-                    self.evictions += 1;
-                    if let Err(e) = self.drain_slot(sb, slot) {
-                        self.abandon_install(entry);
-                        results[at] = Err(e);
-                        continue;
-                    }
-                    self.entries.remove(&evicted);
-                    record.slot = slot;
-                }
-            }
-            self.entries.insert(node);
-            batch.push(entry, record, at)?;
-            if batch.full() {
-                self.flush_installs(sb, &mut batch, &mut results)?;
+            // Within the capacity reserved above.
+            results.push(Ok(None), GFP_KERNEL)?;
+            if let Err(e) = self.plan_install(sb, key, at, &mut batch, &mut results) {
+                // Out of memory midway: what is placed in the cache goes
+                // to the NIC, so that both agree.
+                self.flush_installs(sb, &mut batch, &mut results);
+                return Err(e);
             }
         }
-        self.flush_installs(sb, &mut batch, &mut results)?;
+        self.flush_installs(sb, &mut batch, &mut results);
         Ok(results)
+    }
+
+    /// Plans the install of flow `at` of `key` into `batch`, sending the
+    /// batch when it is full or an eviction must go first; sets the flow's
+    /// result.
+    fn plan_install(
+        &mut self,
+        sb: &Sideband,
+        key: &FlowKey,
+        at: usize,
+        batch: &mut InstallBatch,
+        results: &mut [Result<Option<u32>>],
+    ) -> Result {
+        let Some(rule) = self.table.lookup(key).copied() else {
+            // No rule: the NIC's miss policy stands.
+            return Ok(());
+        };
+        let mask = exact_mask(key);
+        let mut record = rule.record_at(0);
+        record.key = key.masked(&mask);
+        record.mask = mask;
+        let result = &mut results[at];
+        *result = Ok(Some(rule.id));
+        if batch.has(&record) {
+            return batch.join(at);
+        }
+        let entry = self.next_entry;
+        let node = RBTreeNode::new(
+            entry,
+            NicEntry {
+                rule: rule.id,
+                key: record.key,
+            },
+            GFP_KERNEL,
+        )?;
+        let plan = match self.cache.install(entry) {
+            Ok(plan) => plan,
+            Err(e) => {
+                *result = Err(e);
+                return Ok(());
+            }
+        };
+        self.next_entry = self.next_entry.wrapping_add(1).max(1);
+        match plan {
+            Plan::Present { .. } => return Ok(()),
+            Plan::Install { slot } => record.slot = slot,
+            Plan::Evict { slot, evicted } => {
+                // The DEL may not overtake SETs it would undo.
+                self.flush_installs(sb, batch, results);
+                self.evictions += 1;
+                if let Err(e) = self.drain_slot(sb, slot) {
+                    self.abandon_install(entry);
+                    results[at] = Err(e);
+                    return Ok(());
+                }
+                self.entries.remove(&evicted);
+                record.slot = slot;
+            }
+        }
+        self.entries.insert(node);
+        batch.push(entry, record)?;
+        batch.join(at)?;
+        if batch.full() {
+            self.flush_installs(sb, batch, results);
+        }
+        Ok(())
     }
 
     /// Sends the batch's SET; if it fails, its entries are abandoned and
@@ -878,23 +900,22 @@ impl State {
         sb: &Sideband,
         batch: &mut InstallBatch,
         results: &mut [Result<Option<u32>>],
-    ) -> Result {
+    ) {
         if batch.records.is_empty() {
-            return Ok(());
+            return;
         }
         if let Err(e) = oem_set(sb, oem::OBJ_FLOW, &batch.records) {
             for &entry in batch.entries.iter() {
                 self.abandon_install(entry);
                 self.entries.remove(&entry);
             }
-            for &(at, _) in batch.flows.iter() {
+            for &at in batch.flows.iter() {
                 if let Some(r) = results.get_mut(at) {
                     *r = Err(e);
                 }
             }
         }
         batch.clear();
-        Ok(())
     }
 
     /// The NIC slot of one of rule `id`'s entries, if any.
