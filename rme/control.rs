@@ -568,18 +568,24 @@ impl Rme {
                 }
             }
         }
-        let installed = self.with_state(|sb, st| {
-            for aen in aens.iter() {
-                if let Aen::TableMiss(miss) = aen {
-                    st.misses += u64::from(miss.misses);
+        // A pass with no miss (violations, link) touches no state, as
+        // before misses were batched.
+        let installed = if misses.is_empty() {
+            Ok(KVec::new())
+        } else {
+            self.with_state(|sb, st| {
+                for aen in aens.iter() {
+                    if let Aen::TableMiss(miss) = aen {
+                        st.misses += u64::from(miss.misses);
+                    }
                 }
-            }
-            st.install_for_all(sb, &misses)
-        });
+                st.install_for_all(sb, &misses)
+            })
+        };
         // One timeout event for the batch, however many flows it failed.
         let timed_out = match &installed {
             Ok(rules) => rules.iter().any(|r| matches!(r, Err(e) if *e == ETIMEDOUT)),
-            Err(e) => *e == ETIMEDOUT && !misses.is_empty(),
+            Err(e) => *e == ETIMEDOUT,
         };
         if timed_out {
             (self.notify)(&Event::NicTimeout { command: cmd::OEM });
