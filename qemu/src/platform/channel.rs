@@ -51,6 +51,20 @@ fn dispatch(board: &mut Board, request: &Value) -> Result<Value, String> {
         }
         "media-insert" => board.insert_media(string_arg(request, "image")?)?,
         "media-eject" => board.eject_media()?,
+        "media-store" => {
+            let offset = request
+                .get("offset")
+                .and_then(Value::as_u64)
+                .ok_or("'offset' (a byte offset) is required")?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(string_arg(request, "data")?)
+                .map_err(|e| format!("'data' is not base64: {e}"))?;
+            let last = match request.get("last") {
+                None => false,
+                Some(v) => v.as_bool().ok_or("'last' must be a boolean")?,
+            };
+            board.store_media(string_arg(request, "name")?, offset, &data, last)?
+        }
         "console" => {
             let offset = match request.get("offset") {
                 None => 0,
@@ -287,6 +301,59 @@ mod tests {
         assert_eq!(b.state()["media"]["inserted"], json!(false));
         b.set_boot("cd", true).unwrap();
         assert_eq!(b.state()["boot"], json!({"target": "cd", "once": true}));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stored_images_arrive_in_order_and_never_replace_the_providers() {
+        let dir = std::env::temp_dir().join(format!("bmgnic-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("erase.iso"), b"provider").unwrap();
+        let mut b = Board::new(BoardConfig {
+            media_dir: Some(dir.clone()),
+            ..board().config.clone()
+        });
+        let store = |b: &mut Board, name: &str, offset: u64, data: &[u8], last: bool| {
+            let line = json!({
+                "op": "media-store", "name": name, "offset": offset, "last": last,
+                "data": base64::engine::general_purpose::STANDARD.encode(data),
+            });
+            answer(b, line.to_string().as_bytes())
+        };
+        assert_eq!(
+            store(&mut b, "erase.iso", 0, b"evil", true)["ok"],
+            json!(false)
+        );
+        assert_eq!(
+            store(&mut b, "remote-../x", 0, b"evil", true)["ok"],
+            json!(false)
+        );
+        assert_eq!(std::fs::read(dir.join("erase.iso")).unwrap(), b"provider");
+        assert_eq!(
+            store(&mut b, "remote-a.iso", 0, b"abc", false)["ok"],
+            json!(true)
+        );
+        // Not insertable before its last piece; a gap is refused.
+        assert!(b.insert_media("remote-a.iso").is_err());
+        let gap = store(&mut b, "remote-a.iso", 9, b"x", false);
+        assert_eq!(gap["ok"], json!(false), "{gap}");
+        assert_eq!(
+            store(&mut b, "remote-a.iso", 3, b"def", true)["ok"],
+            json!(true)
+        );
+        assert_eq!(std::fs::read(dir.join("remote-a.iso")).unwrap(), b"abcdef");
+        let a = answer(
+            &mut b,
+            br#"{"op": "media-store", "name": "remote-b", "offset": 0, "data": "!!"}"#,
+        );
+        assert_eq!(a["ok"], json!(false));
+        // The image in the drive stays as it is.
+        b.insert_media("remote-a.iso").unwrap();
+        assert_eq!(
+            store(&mut b, "remote-a.iso", 0, b"new", true)["ok"],
+            json!(false)
+        );
+        assert_eq!(std::fs::read(dir.join("remote-a.iso")).unwrap(), b"abcdef");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -413,6 +413,64 @@ impl Board {
         Ok(())
     }
 
+    /// Store bytes of an image the RME fetched (`media-store`): `data` at
+    /// `offset` of image `name`, which must carry the remote prefix, so
+    /// that no store replaces the provider's media. Offset 0 starts the
+    /// image again; the others must follow on; `last` makes the image
+    /// insertable under its name, in one rename. The inserted image is
+    /// not written over.
+    pub fn store_media(
+        &mut self,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+        last: bool,
+    ) -> Result<(), String> {
+        use bmgnic_wire::platform::{remote_media_name_ok, REMOTE_MEDIA_MAX, REMOTE_MEDIA_PREFIX};
+        use std::io::Write as _;
+        let dir = self
+            .config
+            .media_dir
+            .as_ref()
+            .ok_or("this board has no virtual media directory")?;
+        if !remote_media_name_ok(name) {
+            return Err(format!(
+                "'{name}': a stored image is named {REMOTE_MEDIA_PREFIX}NAME, NAME of letters, \
+                 digits, '-', '_' and '.'"
+            ));
+        }
+        if self.media.as_deref() == Some(name) {
+            return Err(format!("'{name}' is in the drive: eject it first"));
+        }
+        let part = dir.join(format!(".{name}.part"));
+        let end = offset.saturating_add(data.len() as u64);
+        if end > REMOTE_MEDIA_MAX {
+            let _ = std::fs::remove_file(&part);
+            return Err(format!(
+                "'{name}': an image is at most {REMOTE_MEDIA_MAX} bytes"
+            ));
+        }
+        let mut file = if offset == 0 {
+            std::fs::File::create(&part)
+        } else {
+            std::fs::OpenOptions::new().append(true).open(&part)
+        }
+        .map_err(|e| format!("'{name}': {e}"))?;
+        let have = file.metadata().map_err(|e| e.to_string())?.len();
+        if have != offset {
+            return Err(format!(
+                "'{name}': bytes at {offset} do not follow on from the {have} stored"
+            ));
+        }
+        file.write_all(data).map_err(|e| format!("'{name}': {e}"))?;
+        if last {
+            file.sync_all().map_err(|e| format!("'{name}': {e}"))?;
+            std::fs::rename(&part, dir.join(name)).map_err(|e| format!("'{name}': {e}"))?;
+            info!("stored image {name} ({end} bytes)");
+        }
+        Ok(())
+    }
+
     /// Empty the virtual CD drive.
     pub fn eject_media(&mut self) -> Result<(), String> {
         if self.media.is_none() {
