@@ -122,6 +122,14 @@ pub enum Request {
         image: String,
     },
     MediaEject,
+    /// Bytes of an image the RME fetched: `data` (base64) at `offset` of
+    /// stored image `name`; `last` makes it insertable.
+    MediaStore {
+        name: String,
+        offset: u64,
+        data: String,
+        last: bool,
+    },
     Console {
         offset: u64,
     },
@@ -217,6 +225,22 @@ pub trait Platform {
     }
     fn media_eject(&mut self) -> Result<PlatformState, PlatformError> {
         self.call(Request::MediaEject).map(|a| a.state)
+    }
+    /// Stores `data` at `offset` of image `name` on the board.
+    fn media_store(
+        &mut self,
+        name: &str,
+        offset: u64,
+        data: &[u8],
+        last: bool,
+    ) -> Result<PlatformState, PlatformError> {
+        self.call(Request::MediaStore {
+            name: name.to_string(),
+            offset,
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+            last,
+        })
+        .map(|a| a.state)
     }
     /// Asks the tenant to hibernate; returns the kernel it runs.
     fn hibernate(&mut self) -> Result<serde_json::Value, PlatformError> {
@@ -460,6 +484,8 @@ pub struct MemoryPlatform {
     pub hibernated: bool,
     /// Stored checkpoints: name and manifest.
     pub checkpoints: BTreeMap<String, serde_json::Value>,
+    /// Images stored through `media-store`, whole or in part.
+    pub stored: BTreeMap<String, Vec<u8>>,
 }
 
 impl Default for MemoryPlatform {
@@ -487,6 +513,7 @@ impl MemoryPlatform {
             booted_from: Vec::new(),
             hibernated: false,
             checkpoints: BTreeMap::new(),
+            stored: BTreeMap::new(),
         }
     }
 
@@ -566,6 +593,37 @@ impl Platform for MemoryPlatform {
                 };
             }
             Request::MediaEject => self.state.media = Media::default(),
+            Request::MediaStore {
+                name,
+                offset,
+                data,
+                last,
+            } => {
+                // As the board: its own names, in order, never the
+                // image in the drive.
+                if !bmgnic_wire::platform::remote_media_name_ok(&name) {
+                    return Err(PlatformError::Refused(format!(
+                        "'{name}': not a stored name"
+                    )));
+                }
+                if self.state.media.image.as_deref() == Some(name.as_str()) {
+                    return Err(PlatformError::Refused(format!("'{name}' is in the drive")));
+                }
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .map_err(|e| PlatformError::Refused(e.to_string()))?;
+                let image = self.stored.entry(name.clone()).or_default();
+                if offset == 0 {
+                    image.clear();
+                }
+                if image.len() as u64 != offset {
+                    return Err(PlatformError::Refused("out of order".into()));
+                }
+                image.extend_from_slice(&data);
+                if last && !self.images.is_empty() && !self.images.contains(&name) {
+                    self.images.push(name);
+                }
+            }
             Request::Console { offset } => {
                 let start = usize::try_from(offset)
                     .unwrap_or(usize::MAX)

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod media;
 pub mod metadata;
 pub mod resources;
 pub mod tasks;
@@ -37,6 +38,8 @@ pub struct Service {
     tasks: Mutex<tasks::Tasks>,
     /// The erase medium's name in the platform's media directory.
     pub erase_media: String,
+    /// Held while an image is downloaded to the board.
+    pub fetching: tokio::sync::Mutex<()>,
     /// This server's VTEP (MAC, IP): a tenant restored here sends its
     /// VXLAN traffic from it, whichever server it was checkpointed on.
     pub local_vtep: Option<([u8; 6], std::net::Ipv4Addr)>,
@@ -56,6 +59,7 @@ impl Service {
             last_image: Mutex::new(None),
             tasks: Mutex::new(tasks::Tasks::default()),
             erase_media: tasks::ERASE_MEDIA.into(),
+            fetching: tokio::sync::Mutex::new(()),
             local_vtep: None,
         }
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
 use super::errors::RfError;
-use super::{metadata, tasks, Service};
+use super::{media, metadata, tasks, Service};
 use crate::platform::{BootTarget, PlatformError, PlatformState, Power, Request as PReq};
 
 /// The largest request body taken.
@@ -1056,29 +1056,27 @@ async fn post(
             if get_bool(&m, "WriteProtected")? == Some(false) {
                 return Err(RfError::value_not_in_list("WriteProtected", "false"));
             }
-            let _ = (
-                get_str(&m, "TransferProtocolType")?,
-                get_str(&m, "TransferMethod")?,
-            );
-            let name = image_name(url).ok_or_else(|| RfError::value_not_in_list("Image", url))?;
-            let st = platform(
-                svc,
-                PReq::MediaInsert {
-                    image: name.clone(),
-                },
-            )
-            .await
-            .map_err(|e| {
-                if e.status == StatusCode::CONFLICT {
-                    // The platform refuses an image it does not have.
-                    RfError::value_not_in_list("Image", url)
-                } else {
-                    e
+            // The image is downloaded over HTTP and streamed to the
+            // board in one transfer ("Stream" is a transfer the board
+            // would make itself).
+            if let Some(t) = get_str(&m, "TransferProtocolType")? {
+                if t != "HTTP" {
+                    return Err(RfError::value_not_in_list("TransferProtocolType", t));
                 }
-            })?;
-            log::info!("redfish: {} inserted {name}", p.user);
-            svc.set_last_image_url(name, url.to_string());
-            let _ = st;
+            }
+            if let Some(t) = get_str(&m, "TransferMethod")? {
+                if t != "Upload" {
+                    return Err(RfError::value_not_in_list("TransferMethod", t));
+                }
+            }
+            let credentials = match (get_str(&m, "UserName")?, get_str(&m, "Password")?) {
+                (Some(u), Some(pw)) => Some((u, pw)),
+                (None, None) => None,
+                (Some(_), None) => return Err(RfError::action_parameter_missing(A, "Password")),
+                (None, Some(_)) => return Err(RfError::action_parameter_missing(A, "UserName")),
+            };
+            let name = insert_image(svc, url, credentials).await?;
+            log::info!("redfish: {} inserted {url} as {name}", p.user);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Res::CdEject => {
@@ -1126,16 +1124,58 @@ async fn post(
     }
 }
 
-/// The image name of an InsertMedia `Image`: the last path segment of
-/// the URL (query and fragment dropped), as the platform takes names in
-/// its media directory only.
-pub fn image_name(url: &str) -> Option<String> {
-    let u = url.split(['?', '#']).next().unwrap_or("");
-    let name = u.rsplit('/').next().unwrap_or("");
-    if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
-        return None;
-    }
-    Some(name.to_string())
+/// Puts the image `url` names in the virtual CD: a medium of the board's
+/// media directory, or one downloaded (with HTTP Basic `credentials`)
+/// and stored on the board first. Returns the name the board knows it
+/// by.
+async fn insert_image(
+    svc: &Arc<Service>,
+    url: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<String, RfError> {
+    let name = match media::source(url)? {
+        media::Source::Provider(name) => name,
+        media::Source::Http { uri, stored } => {
+            let st = platform(svc, PReq::Status).await?;
+            if st.media.inserted {
+                return Err(RfError::conflict(
+                    "a medium is in the drive: eject it first",
+                ));
+            }
+            // One download at a time: the board's store takes its
+            // pieces in order.
+            let _one = svc
+                .fetching
+                .try_lock()
+                .map_err(|_| RfError::conflict("another image is being downloaded"))?;
+            let started = std::time::Instant::now();
+            let got = media::fetch(svc, &uri, &stored, credentials).await?;
+            log::info!(
+                "redfish: {url}: {} bytes (sha256 {}) stored as {stored} in {:.1} s",
+                got.bytes,
+                got.sha256,
+                started.elapsed().as_secs_f64()
+            );
+            stored
+        }
+    };
+    platform(
+        svc,
+        PReq::MediaInsert {
+            image: name.clone(),
+        },
+    )
+    .await
+    .map_err(|e| {
+        if e.status == StatusCode::CONFLICT {
+            // The platform refuses an image it does not have.
+            RfError::value_not_in_list("Image", url)
+        } else {
+            e
+        }
+    })?;
+    svc.set_last_image_url(name.clone(), url.to_string());
+    Ok(name)
 }
 
 async fn patch(

@@ -10,9 +10,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::resources::{
-    describedby, dollar_param, handle, if_match_ok, image_name, reset_plan, BOOT_TARGETS,
-};
+use super::resources::{describedby, dollar_param, handle, if_match_ok, reset_plan, BOOT_TARGETS};
 use super::{auth, Service};
 use crate::platform::{BootTarget, MemoryPlatform, Power, Request as PReq};
 use crate::rme::MemoryRme;
@@ -172,8 +170,6 @@ async fn etag_and_if_match() {
     assert!(if_match_ok(&hm, "\"a\""));
     hm.insert(header::IF_MATCH, "*".parse().unwrap());
     assert!(if_match_ok(&hm, "\"a\""));
-    assert_eq!(image_name("http://x/a/b.iso?t=1").as_deref(), Some("b.iso"));
-    assert_eq!(image_name("http://x/a/"), None);
 }
 
 #[tokio::test]
@@ -638,6 +634,115 @@ async fn checkpoint_and_restore_move_the_nic_configuration() {
     assert_eq!(task["TaskState"], "Exception");
     let messages = task["Messages"].to_string();
     assert!(messages.contains("the NIC has a tenant"), "{messages}");
+}
+
+/// An image server on the loopback: `path` answers `image`, `/private/`
+/// paths want HTTP Basic `user:secret`, anything else is 404. Returns
+/// its `http://` base.
+fn image_server(path: &'static str, image: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push(line);
+            }
+            let target = head.first().and_then(|l| l.split(' ').nth(1)).unwrap_or("");
+            let authorized = head.iter().any(|h| {
+                h.to_ascii_lowercase().starts_with("authorization: basic ")
+                    && h.trim_end()
+                        .ends_with(&base64::engine::general_purpose::STANDARD.encode("user:secret"))
+            });
+            let (status, body) = match target {
+                t if t.starts_with("/private/") && !authorized => ("401 Unauthorized", &[][..]),
+                t if t == path || t == format!("/private{path}") => ("200 OK", &image[..]),
+                _ => ("404 Not Found", &[][..]),
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    base
+}
+
+/// A service whose board has the provider's install and erase media.
+fn svc_with_media() -> Arc<Service> {
+    let acc =
+        auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
+    let mut platform = MemoryPlatform::new(1 << 30);
+    platform.images = ["install.iso", "erase.iso"].map(String::from).to_vec();
+    Arc::new(Service::new(
+        Box::new(platform),
+        Box::new(MemoryRme::new(4)),
+        acc,
+    ))
+}
+
+const CD_INSERT: &str = "/redfish/v1/Managers/1/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia";
+
+#[tokio::test]
+async fn insert_media_downloads_http_images_to_the_board() {
+    let s = svc_with_media();
+    let base = image_server("/boot.iso", vec![7; 70_000]);
+    let cd = "/redfish/v1/Managers/1/VirtualMedia/Cd";
+    for (body, want) in [
+        (
+            format!(r#"{{"Image": "{base}/nope.iso"}}"#),
+            "Base.1.18.1.CouldNotEstablishConnection",
+        ),
+        (
+            format!(r#"{{"Image": "{base}/private/boot.iso"}}"#),
+            "Base.1.18.1.ResourceAtUriUnauthorized",
+        ),
+        (
+            format!(
+                r#"{{"Image": "{base}/private/boot.iso", "UserName": "user", "Password": "bad"}}"#
+            ),
+            "Base.1.18.1.ResourceAtUriUnauthorized",
+        ),
+        (
+            format!(r#"{{"Image": "{base}/boot.iso", "TransferProtocolType": "NFS"}}"#),
+            "Base.1.18.1.PropertyValueNotInList",
+        ),
+        (
+            r#"{"Image": "http://127.0.0.1:1/boot.iso"}"#.to_string(),
+            "Base.1.18.1.CouldNotEstablishConnection",
+        ),
+    ] {
+        let (st, _, v) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &body).await;
+        assert_eq!(
+            (st, message_id(&v)),
+            (StatusCode::BAD_REQUEST, want),
+            "{body}: {v}"
+        );
+        assert!(!s.platform().status().unwrap().media.inserted);
+    }
+    let url = format!("{base}/private/boot.iso");
+    let body = format!(
+        r#"{{"Image": "{url}", "UserName": "user", "Password": "secret", "TransferProtocolType": "HTTP"}}"#
+    );
+    let (st, _, v) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &body).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let st = s.platform().status().unwrap();
+    assert_eq!(st.media.image.as_deref(), Some("remote-boot.iso"));
+    let (_, _, v) = as_user(&s, Method::GET, cd, "ro:r", "").await;
+    assert_eq!(v["Image"], url.as_str());
+    // A second image waits for the first to come out.
+    let again = format!(r#"{{"Image": "{base}/boot.iso"}}"#);
+    let (st, _, _) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &again).await;
+    assert_eq!(st, StatusCode::CONFLICT);
 }
 
 #[tokio::test]
