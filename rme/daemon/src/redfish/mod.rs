@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod errors;
+pub mod hostlog;
 pub mod media;
 pub mod metadata;
 pub mod resources;
@@ -40,6 +41,7 @@ pub struct Service {
     pub erase_media: String,
     /// Held while an image is downloaded to the board.
     pub fetching: tokio::sync::Mutex<()>,
+    host_log: Mutex<hostlog::HostLog>,
     /// This server's VTEP (MAC, IP): a tenant restored here sends its
     /// VXLAN traffic from it, whichever server it was checkpointed on.
     pub local_vtep: Option<([u8; 6], std::net::Ipv4Addr)>,
@@ -60,6 +62,7 @@ impl Service {
             tasks: Mutex::new(tasks::Tasks::default()),
             erase_media: tasks::ERASE_MEDIA.into(),
             fetching: tokio::sync::Mutex::new(()),
+            host_log: Mutex::new(hostlog::HostLog::default()),
             local_vtep: None,
         }
     }
@@ -78,6 +81,12 @@ impl Service {
 
     pub fn tasks(&self) -> MutexGuard<'_, tasks::Tasks> {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The server's console lines; taken before the platform when both
+    /// are.
+    pub fn host_log(&self) -> MutexGuard<'_, hostlog::HostLog> {
+        self.host_log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn platform(&self) -> MutexGuard<'_, Box<dyn Platform + Send>> {

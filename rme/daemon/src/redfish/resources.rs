@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
 use super::errors::RfError;
-use super::{media, metadata, tasks, Service};
+use super::{hostlog, media, metadata, tasks, Service};
 use crate::platform::{BootTarget, PlatformError, PlatformState, Power, Request as PReq};
 
 /// The largest request body taken.
@@ -24,6 +24,9 @@ const SYS: &str = "/redfish/v1/Systems/1";
 const MGR: &str = "/redfish/v1/Managers/1";
 const CHASSIS: &str = "/redfish/v1/Chassis/1";
 const CD: &str = "/redfish/v1/Managers/1/VirtualMedia/Cd";
+const LOG_SERVICES: &str = "/redfish/v1/Systems/1/LogServices";
+const HOST_LOGGER: &str = "/redfish/v1/Systems/1/LogServices/HostLogger";
+const HOST_LOG_ENTRIES: &str = "/redfish/v1/Systems/1/LogServices/HostLogger/Entries";
 const CHECKPOINT_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Checkpoint";
 const RESTORE_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Restore";
 const RESET_TYPES: [&str; 7] = [
@@ -61,6 +64,11 @@ enum Res {
     SystemRestore,
     EthIfs,
     EthIf,
+    /// The server's console, line by line (hostlog.rs).
+    LogServices,
+    HostLogger,
+    HostLogEntries,
+    HostLogEntry(u64),
     Storages,
     Storage,
     Drive,
@@ -104,6 +112,9 @@ impl Res {
             CHECKPOINT_ACTION => Res::SystemCheckpoint,
             RESTORE_ACTION => Res::SystemRestore,
             "/redfish/v1/Systems/1/EthernetInterfaces" => Res::EthIfs,
+            LOG_SERVICES => Res::LogServices,
+            HOST_LOGGER => Res::HostLogger,
+            HOST_LOG_ENTRIES => Res::HostLogEntries,
             "/redfish/v1/Systems/1/EthernetInterfaces/1" => Res::EthIf,
             "/redfish/v1/Systems/1/Storage" => Res::Storages,
             "/redfish/v1/Systems/1/Storage/1" => Res::Storage,
@@ -143,6 +154,12 @@ impl Res {
                             Res::Task(id)
                         });
                     }
+                }
+                if let Some(n) = p
+                    .strip_prefix(HOST_LOG_ENTRIES)
+                    .and_then(|r| r.strip_prefix('/'))
+                {
+                    return n.parse().ok().map(Res::HostLogEntry);
                 }
                 if let Some(id) = p.strip_prefix("/redfish/v1/SessionService/Sessions/") {
                     return Some(Res::Session(id.to_string()));
@@ -350,6 +367,26 @@ async fn platform(svc: &Arc<Service>, req: PReq) -> Result<PlatformState, RfErro
         .await
         .map_err(|e| RfError::internal(format!("platform task: {e}")))?
         .map_err(platform_error)
+}
+
+/// Reads what the server's console has new for the host log.
+async fn refresh_host_log(svc: &Arc<Service>) -> Result<(), RfError> {
+    let s = svc.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut log = s.host_log();
+        let start = log.offset();
+        while log.offset() - start < hostlog::REFRESH_BYTES {
+            let (data, _) = s.platform().console(log.offset())?;
+            if data.is_empty() {
+                break;
+            }
+            log.feed(&data);
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| RfError::internal(format!("platform task: {e}")))?
+    .map_err(platform_error)
 }
 
 /// The body as a JSON object; an empty body is an empty object (sushy
@@ -635,6 +672,72 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             &[SYS.into()],
         ),
         Res::System => system(&platform(svc, PReq::Status).await?),
+        Res::LogServices => collection(
+            LOG_SERVICES,
+            "LogServiceCollection",
+            "Log Services",
+            &[HOST_LOGGER.into()],
+        ),
+        Res::HostLogger => {
+            // The tenant's console output: for those who run the server.
+            require(
+                p.ok_or_else(RfError::no_session)?,
+                Privilege::ConfigureComponents,
+            )?;
+            json!({
+                "@odata.id": HOST_LOGGER,
+                "@odata.type": "#LogService.v1_3_0.LogService",
+                "Id": "HostLogger",
+                "Name": "Host Logger Service",
+                "Description": "The server's serial console, line by line.",
+                "ServiceEnabled": true,
+                "MaxNumberOfRecords": hostlog::MAX_RECORDS,
+                "OverWritePolicy": "WrapsWhenFull",
+                "LogEntryType": "OEM",
+                "Entries": link(HOST_LOG_ENTRIES),
+                "Status": {"State": "Enabled", "Health": "OK"},
+            })
+        }
+        Res::HostLogEntries => {
+            require(
+                p.ok_or_else(RfError::no_session)?,
+                Privilege::ConfigureComponents,
+            )?;
+            refresh_host_log(svc).await?;
+            let members: Vec<String> = svc
+                .host_log()
+                .entries()
+                .map(|(n, _)| format!("{HOST_LOG_ENTRIES}/{n}"))
+                .collect();
+            collection(
+                HOST_LOG_ENTRIES,
+                "LogEntryCollection",
+                "Host Logger Entries",
+                &members,
+            )
+        }
+        Res::HostLogEntry(n) => {
+            require(
+                p.ok_or_else(RfError::no_session)?,
+                Privilege::ConfigureComponents,
+            )?;
+            refresh_host_log(svc).await?;
+            let uri = format!("{HOST_LOG_ENTRIES}/{n}");
+            let message = svc
+                .host_log()
+                .entry(*n)
+                .map(str::to_string)
+                .ok_or_else(|| RfError::not_found(&uri))?;
+            json!({
+                "@odata.id": uri,
+                "@odata.type": "#LogEntry.v1_9_0.LogEntry",
+                "Id": n.to_string(),
+                "Name": "Host Logger Entry",
+                "EntryType": "Oem",
+                "OemRecordFormat": "Host Logger",
+                "Message": message,
+            })
+        }
         Res::EthIfs => collection(
             "/redfish/v1/Systems/1/EthernetInterfaces",
             "EthernetInterfaceCollection",
@@ -970,6 +1073,7 @@ fn system(st: &PlatformState) -> Value {
         },
         "EthernetInterfaces": link("/redfish/v1/Systems/1/EthernetInterfaces"),
         "Storage": link("/redfish/v1/Systems/1/Storage"),
+        "LogServices": link(LOG_SERVICES),
         "Links": {"Chassis": [link(CHASSIS)], "ManagedBy": [link(MGR)]},
         "Actions": {
             "#ComputerSystem.Reset": {

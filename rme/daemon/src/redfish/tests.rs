@@ -311,7 +311,7 @@ async fn query_parameters() {
 }
 
 /// Every resource that GETs: (path, Allow).
-const GETTABLE: [(&str, &str); 24] = [
+const GETTABLE: [(&str, &str); 27] = [
     ("/redfish", "GET, HEAD"),
     ("/redfish/v1/", "GET, HEAD"),
     ("/redfish/v1/odata", "GET, HEAD"),
@@ -333,6 +333,12 @@ const GETTABLE: [(&str, &str); 24] = [
     ("/redfish/v1/SessionService/Sessions", "GET, HEAD, POST"),
     ("/redfish/v1/AccountService", "GET, HEAD"),
     ("/redfish/v1/AccountService/Accounts", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/LogServices", "GET, HEAD"),
+    ("/redfish/v1/Systems/1/LogServices/HostLogger", "GET, HEAD"),
+    (
+        "/redfish/v1/Systems/1/LogServices/HostLogger/Entries",
+        "GET, HEAD",
+    ),
     ("/redfish/v1/AccountService/Accounts/1", "GET, HEAD"),
     ("/redfish/v1/AccountService/Roles/Operator", "GET, HEAD"),
     ("/redfish/v1/TaskService/Tasks", "GET, HEAD"),
@@ -743,6 +749,44 @@ async fn insert_media_downloads_http_images_to_the_board() {
     let again = format!(r#"{{"Image": "{base}/boot.iso"}}"#);
     let (st, _, _) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &again).await;
     assert_eq!(st, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn the_console_is_a_log_service() {
+    let acc =
+        auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
+    let mut platform = MemoryPlatform::new(1 << 30);
+    platform.console = b"SeaBIOS\r\nbmgnic-cleanup: result {\"ok\":true}\r\nlogin: ".to_vec();
+    let s = Arc::new(Service::new(
+        Box::new(platform),
+        Box::new(MemoryRme::new(4)),
+        acc,
+    ));
+    let (_, _, system) = as_user(&s, Method::GET, SYS, "ro:r", "").await;
+    let services = system["LogServices"]["@odata.id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _, v) = as_user(&s, Method::GET, &services, "ro:r", "").await;
+    assert_eq!(st, StatusCode::OK);
+    let logger = v["Members"][0]["@odata.id"].as_str().unwrap().to_string();
+    // The tenant's output is for those who run the server.
+    let (st, _, _) = as_user(&s, Method::GET, &logger, "ro:r", "").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, v) = as_user(&s, Method::GET, &logger, "op:o", "").await;
+    assert_eq!(st, StatusCode::OK);
+    let entries = v["Entries"]["@odata.id"].as_str().unwrap().to_string();
+    let (_, _, v) = as_user(&s, Method::GET, &entries, "op:o", "").await;
+    // Complete lines only: the prompt waits for its end.
+    assert_eq!(v["Members@odata.count"], 2, "{v}");
+    let second = v["Members"][1]["@odata.id"].as_str().unwrap().to_string();
+    assert!(second.ends_with("/Entries/2"), "{second}");
+    let (st, _, e) = as_user(&s, Method::GET, &second, "op:o", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(e["Message"], "bmgnic-cleanup: result {\"ok\":true}");
+    assert_eq!(e["EntryType"], "Oem");
+    let (st, _, _) = as_user(&s, Method::GET, &format!("{entries}/3"), "op:o", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
