@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Accounts, roles and sessions. Accounts come from a file the cloud
-//! provisions (`user:role:password` lines); the three predefined Redfish
-//! roles carry the standard privileges of DSP8011's registry. Passwords
-//! and tokens are compared as SHA-256 digests in constant time, so
-//! neither their content nor their length leaks through timing.
+//! provisions (`user:role:password` lines) and are managed through the
+//! AccountService from then on, in memory: the file stays the baseline a
+//! restart returns to. The three predefined Redfish roles carry the
+//! standard privileges of DSP8011's registry. Passwords and tokens are
+//! compared as SHA-256 digests in constant time, so neither their content
+//! nor their length leaks through timing.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -78,12 +80,63 @@ impl Role {
     }
 }
 
+#[derive(Clone)]
 pub struct Account {
-    /// The account's resource id: its line's rank in the file, from 1.
+    /// The account's resource id: its line's rank in the file, from 1;
+    /// accounts made later take the next free number, never reused.
     pub id: usize,
     pub user: String,
     pub role: Role,
+    /// A disabled account cannot log in.
+    pub enabled: bool,
     pw_digest: [u8; 32],
+}
+
+/// The bounds on a password set through the service (the file's are the
+/// provider's business).
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 64;
+/// The longest user name.
+pub const USER_MAX: usize = 32;
+
+/// Why an account change is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AccountError {
+    /// No account has that id.
+    NotFound,
+    /// Another account has that user name.
+    UserExists,
+    /// The change would leave no enabled Administrator to manage the
+    /// service.
+    LastAdministrator,
+    /// The user name is not one the accounts file could hold.
+    BadUserName,
+    /// The password is outside the bounds.
+    BadPassword,
+    /// The caller's precondition (its If-Match) does not hold.
+    Precondition,
+}
+
+/// What a PATCH of an account changes.
+#[derive(Debug, Default)]
+pub struct AccountChange {
+    pub user: Option<String>,
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Whether `user` is a user name: printable ASCII without `:` (the
+/// accounts file's separator) or white space, 1 to USER_MAX bytes.
+pub fn user_name_ok(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= USER_MAX
+        && user.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+}
+
+/// Whether `pw` is a password the service sets.
+pub fn password_ok(pw: &str) -> bool {
+    (PASSWORD_MIN..=PASSWORD_MAX).contains(&pw.chars().count()) && !pw.chars().any(char::is_control)
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -121,6 +174,7 @@ pub fn parse_accounts(text: &str) -> Result<Vec<Account>, String> {
             id: out.len() + 1,
             user: user.to_string(),
             role,
+            enabled: true,
             pw_digest: sha256(pw.as_bytes()),
         });
     }
@@ -129,13 +183,14 @@ pub fn parse_accounts(text: &str) -> Result<Vec<Account>, String> {
 
 pub struct Session {
     pub id: String,
-    /// Index into the accounts.
+    /// The account's id.
     pub account: usize,
     token_digest: [u8; 32],
     last_used: Instant,
 }
 
-/// Who a request is: an account, and the session it came with if any.
+/// Who a request is: an account (its id), and the session it came with
+/// if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub account: usize,
@@ -151,8 +206,33 @@ impl Principal {
 }
 
 pub struct Auth {
-    pub accounts: Vec<Account>,
+    accounts: Mutex<AccountTable>,
     sessions: Mutex<SessionTable>,
+}
+
+struct AccountTable {
+    list: Vec<Account>,
+    next_id: usize,
+}
+
+impl AccountTable {
+    fn find(&mut self, id: usize) -> Result<&mut Account, AccountError> {
+        self.list
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or(AccountError::NotFound)
+    }
+
+    fn user_taken(&self, user: &str, except: usize) -> bool {
+        self.list.iter().any(|a| a.user == user && a.id != except)
+    }
+
+    /// Whether an enabled Administrator other than `except` is left.
+    fn other_admin(&self, except: usize) -> bool {
+        self.list
+            .iter()
+            .any(|a| a.id != except && a.enabled && a.role == Role::Administrator)
+    }
 }
 
 struct SessionTable {
@@ -193,8 +273,12 @@ pub fn random_uuid() -> String {
 
 impl Auth {
     pub fn new(accounts: Vec<Account>) -> Self {
+        let next_id = accounts.iter().map(|a| a.id).max().unwrap_or(0) + 1;
         Self {
-            accounts,
+            accounts: Mutex::new(AccountTable {
+                list: accounts,
+                next_id,
+            }),
             sessions: Mutex::new(SessionTable {
                 by_id: BTreeMap::new(),
                 next: 1,
@@ -207,14 +291,132 @@ impl Auth {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn principal(&self, account: usize, session: Option<String>) -> Option<Principal> {
-        let a = self.accounts.get(account)?;
+    fn account_table(&self) -> std::sync::MutexGuard<'_, AccountTable> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The principal of account `id`, which must be enabled.
+    fn principal(&self, id: usize, session: Option<String>) -> Option<Principal> {
+        let t = self.account_table();
+        let a = t.list.iter().find(|a| a.id == id && a.enabled)?;
         Some(Principal {
-            account,
+            account: id,
             user: a.user.clone(),
             role: a.role,
             session,
         })
+    }
+
+    /// Every account, in id order.
+    pub fn accounts(&self) -> Vec<Account> {
+        self.account_table().list.clone()
+    }
+
+    /// Account `id`.
+    pub fn account(&self, id: usize) -> Option<Account> {
+        self.account_table()
+            .list
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+    }
+
+    /// Makes an account; returns its id.
+    pub fn create(
+        &self,
+        user: &str,
+        role: Role,
+        password: &str,
+        enabled: bool,
+    ) -> Result<usize, AccountError> {
+        if !user_name_ok(user) {
+            return Err(AccountError::BadUserName);
+        }
+        if !password_ok(password) {
+            return Err(AccountError::BadPassword);
+        }
+        let mut t = self.account_table();
+        if t.user_taken(user, 0) {
+            return Err(AccountError::UserExists);
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        t.list.push(Account {
+            id,
+            user: user.to_string(),
+            role,
+            enabled,
+            pw_digest: sha256(password.as_bytes()),
+        });
+        Ok(id)
+    }
+
+    /// Changes account `id` if `precondition` holds for it: all of
+    /// `change` or, on an error, nothing. The precondition is checked
+    /// with the write, under the accounts' lock. A disabled account loses
+    /// its sessions.
+    pub fn update(
+        &self,
+        id: usize,
+        change: AccountChange,
+        precondition: impl FnOnce(&Account) -> bool,
+    ) -> Result<(), AccountError> {
+        let mut t = self.account_table();
+        if !precondition(t.find(id)?) {
+            return Err(AccountError::Precondition);
+        }
+        if let Some(user) = &change.user {
+            if !user_name_ok(user) {
+                return Err(AccountError::BadUserName);
+            }
+            if t.user_taken(user, id) {
+                return Err(AccountError::UserExists);
+            }
+        }
+        if let Some(pw) = &change.password {
+            if !password_ok(pw) {
+                return Err(AccountError::BadPassword);
+            }
+        }
+        let a = t.find(id)?;
+        let stays_admin = change.role.unwrap_or(a.role) == Role::Administrator
+            && change.enabled.unwrap_or(a.enabled);
+        let was_admin = a.role == Role::Administrator && a.enabled;
+        if was_admin && !stays_admin && !t.other_admin(id) {
+            return Err(AccountError::LastAdministrator);
+        }
+        let a = t.find(id)?;
+        if let Some(user) = change.user {
+            a.user = user;
+        }
+        if let Some(role) = change.role {
+            a.role = role;
+        }
+        if let Some(pw) = change.password {
+            a.pw_digest = sha256(pw.as_bytes());
+        }
+        if let Some(enabled) = change.enabled {
+            a.enabled = enabled;
+        }
+        let disabled = !a.enabled;
+        drop(t);
+        if disabled {
+            self.table().by_id.retain(|_, s| s.account != id);
+        }
+        Ok(())
+    }
+
+    /// Removes account `id` and its sessions.
+    pub fn remove(&self, id: usize) -> Result<(), AccountError> {
+        let mut t = self.account_table();
+        let a = t.find(id)?;
+        if a.role == Role::Administrator && a.enabled && !t.other_admin(id) {
+            return Err(AccountError::LastAdministrator);
+        }
+        t.list.retain(|a| a.id != id);
+        drop(t);
+        self.table().by_id.retain(|_, s| s.account != id);
+        Ok(())
     }
 
     /// Checks a user name and password; every account is compared, so
@@ -223,10 +425,10 @@ impl Auth {
         let pw = sha256(password.as_bytes());
         let u = sha256(user.as_bytes());
         let mut found = None;
-        for (i, a) in self.accounts.iter().enumerate() {
+        for a in self.account_table().list.iter() {
             let ok = sha256(a.user.as_bytes()).ct_eq(&u) & a.pw_digest.ct_eq(&pw);
             if bool::from(ok) {
-                found = Some(i);
+                found = Some(a.id);
             }
         }
         self.principal(found?, None)
@@ -294,7 +496,7 @@ impl Auth {
         self.principal(account, Some(id))
     }
 
-    /// The live sessions: (id, account index).
+    /// The live sessions: (id, account id).
     pub fn sessions(&self) -> Vec<(String, usize)> {
         let mut t = self.table();
         let timeout = t.timeout;
@@ -333,8 +535,8 @@ mod tests {
     #[test]
     fn accounts_file() {
         let a = auth();
-        assert_eq!(a.accounts.len(), 3);
-        assert_eq!(a.accounts[2].id, 3);
+        assert_eq!(a.accounts().len(), 3);
+        assert_eq!(a.accounts()[2].id, 3);
         assert!(parse_accounts("x:Root:pw").is_err());
         assert!(parse_accounts("x:ReadOnly").is_err());
         assert!(parse_accounts("x:ReadOnly:1\nx:ReadOnly:2").is_err());
@@ -356,6 +558,63 @@ mod tests {
         assert_eq!(a.basic(&h).unwrap().role, Role::Operator);
         assert!(a.basic("Basic !!!").is_none());
         assert!(a.basic("Bearer x").is_none());
+    }
+
+    #[test]
+    fn accounts_are_managed() {
+        let a = auth();
+        assert_eq!(
+            a.create("x:y", Role::ReadOnly, "password1", true),
+            Err(AccountError::BadUserName)
+        );
+        assert_eq!(
+            a.create("new", Role::ReadOnly, "short", true),
+            Err(AccountError::BadPassword)
+        );
+        assert_eq!(
+            a.create("op", Role::ReadOnly, "password1", true),
+            Err(AccountError::UserExists)
+        );
+        let id = a.create("new", Role::Operator, "password1", true).unwrap();
+        assert_eq!(id, 4);
+        assert_eq!(a.check_password("new", "password1").unwrap().account, 4);
+        let (_, tok) = a.login(&a.check_password("new", "password1").unwrap());
+        // A refused change changes nothing.
+        let bad = AccountChange {
+            role: Some(Role::ReadOnly),
+            password: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(a.update(id, bad, |_| true), Err(AccountError::BadPassword));
+        assert_eq!(a.account(id).unwrap().role, Role::Operator);
+        let change = AccountChange {
+            password: Some("password2".into()),
+            ..Default::default()
+        };
+        a.update(id, change, |_| true).unwrap();
+        assert!(a.check_password("new", "password1").is_none());
+        assert!(a.token(&tok).is_some());
+        let disable = AccountChange {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        a.update(id, disable, |_| true).unwrap();
+        assert!(a.check_password("new", "password2").is_none());
+        assert!(a.token(&tok).is_none());
+        // The last Administrator stays.
+        let demote = AccountChange {
+            role: Some(Role::Operator),
+            ..Default::default()
+        };
+        assert_eq!(
+            a.update(1, demote, |_| true),
+            Err(AccountError::LastAdministrator)
+        );
+        assert_eq!(a.remove(1), Err(AccountError::LastAdministrator));
+        a.remove(id).unwrap();
+        assert_eq!(a.remove(id), Err(AccountError::NotFound));
+        // Ids are not reused.
+        assert_eq!(a.create("new", Role::ReadOnly, "password1", true), Ok(5));
     }
 
     #[test]

@@ -216,6 +216,16 @@ impl RfError {
         )
     }
 
+    /// The request (a PATCH of annotations only) changes nothing.
+    pub fn no_operation() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "NoOperation",
+            "The request body submitted contain no data to act upon and no changes to the \
+             resource took place.",
+        )
+    }
+
     /// The request cannot apply to the server's present state.
     pub fn conflict(why: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "OperationNotAllowed", why)

@@ -12,7 +12,10 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::auth::{Principal, Privilege, Role, TIMEOUT_MAX, TIMEOUT_MIN};
+use super::auth::{
+    Account, AccountChange, AccountError, Principal, Privilege, Role, PASSWORD_MAX, PASSWORD_MIN,
+    TIMEOUT_MAX, TIMEOUT_MIN,
+};
 use super::errors::RfError;
 use super::{hostlog, media, metadata, tasks, Service};
 use crate::platform::{BootTarget, PlatformError, PlatformState, Power, Request as PReq};
@@ -166,12 +169,7 @@ impl Res {
                 }
                 if let Some(id) = p.strip_prefix("/redfish/v1/AccountService/Accounts/") {
                     let n: usize = id.parse().ok()?;
-                    return svc
-                        .auth
-                        .accounts
-                        .iter()
-                        .any(|a| a.id == n)
-                        .then_some(Res::Account(n));
+                    return svc.auth.account(n).map(|_| Res::Account(n));
                 }
                 if let Some(id) = p.strip_prefix("/redfish/v1/AccountService/Roles/") {
                     return Role::parse(id).map(Res::Role);
@@ -201,7 +199,8 @@ impl Res {
             | Res::CdEject
             | Res::SessionsMembers => "POST",
             Res::System | Res::SessionService => "GET, HEAD, PATCH",
-            Res::Sessions => "GET, HEAD, POST",
+            Res::Sessions | Res::Accounts => "GET, HEAD, POST",
+            Res::Account(_) => "GET, HEAD, PATCH, DELETE",
             Res::Session(_) => "GET, HEAD, DELETE",
             _ => "GET, HEAD",
         }
@@ -222,9 +221,23 @@ pub fn if_match_ok(headers: &HeaderMap, current: &str) -> bool {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return true;
     };
-    let Ok(v) = v.to_str() else { return false };
+    v.to_str().is_ok_and(|v| tags_name(v, current))
+}
+
+/// Whether an `If-None-Match` header names `current` (weakly, as
+/// RFC 9110 has it for GET) or is `*`.
+pub fn if_none_match_hit(headers: &HeaderMap, current: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| tags_name(v, current))
+}
+
+/// Whether a list of entity tags is `*` or holds `current`, a weak tag
+/// matching the strong one.
+fn tags_name(list: &str, current: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    v.split(',')
+    list.split(',')
         .any(|t| t.trim() == "*" || bare(t) == bare(current))
 }
 
@@ -248,9 +261,17 @@ pub fn describedby(v: &Value) -> Option<String> {
 }
 
 fn json_response(status: StatusCode, v: &Value, etag: bool) -> Response {
-    let mut r = (status, axum::Json(v.clone())).into_response();
-    if etag {
-        if let Ok(h) = HeaderValue::from_str(&etag_of(v)) {
+    let tag = etag.then(|| etag_of(v));
+    let mut body = v.clone();
+    if let (Some(tag), Value::Object(o)) = (&tag, &mut body) {
+        // The payload carries the header's ETag too (DSP0266 "ETags").
+        if o.contains_key("@odata.id") {
+            o.insert("@odata.etag".into(), json!(tag));
+        }
+    }
+    let mut r = (status, axum::Json(body)).into_response();
+    if let Some(tag) = tag {
+        if let Ok(h) = HeaderValue::from_str(&tag) {
             r.headers_mut().insert(header::ETAG, h);
         }
     }
@@ -596,6 +617,13 @@ async fn handle_inner(svc: &Arc<Service>, req: Request<Body>) -> Result<Response
                     r.headers_mut().insert(header::RETRY_AFTER, at);
                 }
                 r
+            } else if let Some(tag) = Some(etag_of(&v)).filter(|t| if_none_match_hit(&headers, t)) {
+                // The client's copy is current (DSP0266 "ETags").
+                let mut r = StatusCode::NOT_MODIFIED.into_response();
+                if let Ok(h) = HeaderValue::from_str(&tag) {
+                    r.headers_mut().insert(header::ETAG, h);
+                }
+                r
             } else {
                 json_response(StatusCode::OK, &v, true)
             }
@@ -937,6 +965,8 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             "Name": "Account Service",
             "ServiceEnabled": true,
             "LocalAccountAuth": "Enabled",
+            "MinPasswordLength": PASSWORD_MIN,
+            "MaxPasswordLength": PASSWORD_MAX,
             "Accounts": link("/redfish/v1/AccountService/Accounts"),
             "Roles": link("/redfish/v1/AccountService/Roles"),
             "Status": {"State": "Enabled", "Health": "OK"},
@@ -946,11 +976,10 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
             let all = p.has(Privilege::ConfigureUsers);
             let members: Vec<String> = svc
                 .auth
-                .accounts
+                .accounts()
                 .iter()
-                .enumerate()
-                .filter(|(i, _)| all || *i == p.account)
-                .map(|(_, a)| format!("/redfish/v1/AccountService/Accounts/{}", a.id))
+                .filter(|a| all || a.id == p.account)
+                .map(|a| account_uri(a.id))
                 .collect();
             collection(
                 "/redfish/v1/AccountService/Accounts",
@@ -961,29 +990,14 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
         }
         Res::Account(n) => {
             let p = p.ok_or_else(RfError::no_session)?;
-            let (i, a) = svc
+            let a = svc
                 .auth
-                .accounts
-                .iter()
-                .enumerate()
-                .find(|(_, a)| a.id == *n)
-                .ok_or_else(|| RfError::not_found("account"))?;
-            if i != p.account && !p.has(Privilege::ConfigureUsers) {
+                .account(*n)
+                .ok_or_else(|| RfError::not_found(&account_uri(*n)))?;
+            if a.id != p.account && !p.has(Privilege::ConfigureUsers) {
                 return Err(RfError::insufficient_privilege());
             }
-            json!({
-                "@odata.id": format!("/redfish/v1/AccountService/Accounts/{n}"),
-                "@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount",
-                "Id": n.to_string(),
-                "Name": "User Account",
-                "UserName": a.user,
-                "RoleId": a.role.name(),
-                "Enabled": true,
-                "Locked": false,
-                "Password": null,
-                "AccountTypes": ["Redfish"],
-                "Links": {"Role": link(&format!("/redfish/v1/AccountService/Roles/{}", a.role.name()))},
-            })
+            account_body(&a)
         }
         Res::Roles => collection(
             "/redfish/v1/AccountService/Roles",
@@ -1031,12 +1045,31 @@ async fn get(svc: &Arc<Service>, res: &Res, p: Option<&Principal>) -> Result<Val
     })
 }
 
+fn account_uri(id: usize) -> String {
+    format!("/redfish/v1/AccountService/Accounts/{id}")
+}
+
+fn account_body(a: &Account) -> Value {
+    json!({
+        "@odata.id": account_uri(a.id),
+        "@odata.type": "#ManagerAccount.v1_12_0.ManagerAccount",
+        "Id": a.id.to_string(),
+        "Name": "User Account",
+        "UserName": a.user,
+        "RoleId": a.role.name(),
+        "Enabled": a.enabled,
+        "Locked": false,
+        "Password": null,
+        "AccountTypes": ["Redfish"],
+        "Links": {"Role": link(&format!("/redfish/v1/AccountService/Roles/{}", a.role.name()))},
+    })
+}
+
 fn session_body(svc: &Service, id: &str, account: usize) -> Value {
     let user = svc
         .auth
-        .accounts
-        .get(account)
-        .map(|a| a.user.clone())
+        .account(account)
+        .map(|a| a.user)
         .unwrap_or_default();
     json!({
         "@odata.id": format!("/redfish/v1/SessionService/Sessions/{id}"),
@@ -1111,6 +1144,33 @@ async fn post(
             let loc = format!("/redfish/v1/SessionService/Sessions/{id}");
             if let (Ok(t), Ok(l)) = (HeaderValue::from_str(&token), HeaderValue::from_str(&loc)) {
                 r.headers_mut().insert("X-Auth-Token", t);
+                r.headers_mut().insert(header::LOCATION, l);
+            }
+            Ok(r)
+        }
+        Res::Accounts => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureUsers)?;
+            const KNOWN: [&str; 4] = ["UserName", "Password", "RoleId", "Enabled"];
+            if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+                return Err(RfError::property_unknown(k));
+            }
+            let user =
+                get_str(&m, "UserName")?.ok_or_else(|| RfError::property_missing("UserName"))?;
+            let pw =
+                get_str(&m, "Password")?.ok_or_else(|| RfError::property_missing("Password"))?;
+            let role = get_str(&m, "RoleId")?.ok_or_else(|| RfError::property_missing("RoleId"))?;
+            let role =
+                Role::parse(role).ok_or_else(|| RfError::value_not_in_list("RoleId", role))?;
+            let enabled = get_bool(&m, "Enabled")?.unwrap_or(true);
+            let id = svc
+                .auth
+                .create(user, role, pw, enabled)
+                .map_err(|e| account_error(e, user))?;
+            log::info!("redfish: {} made account {user} ({})", p.user, role.name());
+            let v = get(svc, &Res::Account(id), Some(p)).await?;
+            let mut r = json_response(StatusCode::CREATED, &v, true);
+            if let Ok(l) = HeaderValue::from_str(&account_uri(id)) {
                 r.headers_mut().insert(header::LOCATION, l);
             }
             Ok(r)
@@ -1289,7 +1349,14 @@ async fn patch(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, RfError> {
-    let m = body_object(body)?;
+    let mut m = body_object(body)?;
+    // OData annotations (`@odata.id`, `@odata.etag`, ...) are not
+    // properties to write; a body of nothing else asks for nothing.
+    let annotated = !m.is_empty();
+    m.retain(|k, _| !k.starts_with('@'));
+    if annotated && m.is_empty() {
+        return Err(RfError::no_operation());
+    }
     match res {
         Res::System => {
             require(p, Privilege::ConfigureComponents)?;
@@ -1371,6 +1438,53 @@ async fn patch(
             let st = platform(svc, PReq::Status).await?;
             Ok(json_response(StatusCode::OK, &system(&st), true))
         }
+        Res::Account(id) => {
+            let current = get(svc, res, Some(p)).await?;
+            let mut change = AccountChange::default();
+            for (k, v) in &m {
+                match k.as_str() {
+                    "UserName" => change.user = Some(str_value(k, v)?.to_string()),
+                    "Password" => change.password = Some(str_value(k, v)?.to_string()),
+                    "RoleId" => {
+                        let r = str_value(k, v)?;
+                        change.role = Some(
+                            Role::parse(r)
+                                .ok_or_else(|| RfError::value_not_in_list("RoleId", r))?,
+                        );
+                    }
+                    "Enabled" => {
+                        change.enabled = Some(v.as_bool().ok_or_else(|| RfError::value_type(k))?)
+                    }
+                    _ if current.get(k).is_some() => return Err(RfError::property_not_writable(k)),
+                    _ => return Err(RfError::property_unknown(k)),
+                }
+            }
+            // One's own password is ConfigureSelf (DSP8011); the rest,
+            // and other accounts, ConfigureUsers.
+            let own_password = *id == p.account
+                && change.user.is_none()
+                && change.role.is_none()
+                && change.enabled.is_none();
+            if !own_password {
+                require(p, Privilege::ConfigureUsers)?;
+            }
+            let user = change.user.clone().unwrap_or_default();
+            // The precondition is checked under the accounts' lock, with
+            // the write: of writers with one ETag, one wins.
+            svc.auth
+                .update(*id, change, |a| {
+                    if_match_ok(headers, &etag_of(&account_body(a)))
+                })
+                .map_err(|e| account_error(e, &user))?;
+            log::info!("redfish: {} changed account {id}", p.user);
+            let v = get(svc, res, Some(p)).await;
+            match v {
+                Ok(v) => Ok(json_response(StatusCode::OK, &v, true)),
+                // The principal changed its own role and may no longer
+                // read it.
+                Err(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+            }
+        }
         Res::SessionService => {
             require(p, Privilege::ConfigureManager)?;
             let current = get(svc, res, Some(p)).await?;
@@ -1423,10 +1537,49 @@ fn session_account(svc: &Service, id: &str, p: &Principal) -> Result<usize, RfEr
 }
 
 fn delete(svc: &Arc<Service>, res: &Res, p: &Principal) -> Result<Response, RfError> {
-    let Res::Session(id) = res else {
-        return Err(RfError::method_not_allowed(res.allow()));
-    };
-    session_account(svc, id, p)?;
-    svc.auth.logout(id);
+    match res {
+        Res::Session(id) => {
+            session_account(svc, id, p)?;
+            svc.auth.logout(id);
+        }
+        Res::Account(id) => {
+            require(p, Privilege::ConfigureUsers)?;
+            svc.auth.remove(*id).map_err(|e| account_error(e, ""))?;
+            log::info!("redfish: {} removed account {id}", p.user);
+        }
+        _ => return Err(RfError::method_not_allowed(res.allow())),
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A string property's value.
+fn str_value<'a>(k: &str, v: &'a Value) -> Result<&'a str, RfError> {
+    v.as_str().ok_or_else(|| RfError::value_type(k))
+}
+
+/// The Redfish error of a refused account change.
+fn account_error(e: AccountError, user: &str) -> RfError {
+    match e {
+        AccountError::NotFound => RfError::not_found("account"),
+        AccountError::Precondition => RfError::precondition_failed(),
+        AccountError::UserExists => RfError::new(
+            StatusCode::CONFLICT,
+            "ResourceAlreadyExists",
+            format!("An account with UserName {user} exists."),
+        )
+        .related("UserName"),
+        AccountError::LastAdministrator => RfError::conflict(
+            "the change would leave no enabled Administrator account to manage the service",
+        ),
+        AccountError::BadUserName => RfError::value_not_in_list("UserName", user),
+        AccountError::BadPassword => RfError::new(
+            StatusCode::BAD_REQUEST,
+            "PropertyValueFormatError",
+            format!(
+                "The password must have {PASSWORD_MIN} to {PASSWORD_MAX} characters and no \
+                 control character."
+            ),
+        )
+        .related("Password"),
+    }
 }

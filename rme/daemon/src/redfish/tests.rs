@@ -166,6 +166,44 @@ async fn etag_and_if_match() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, _, _) = as_user(&s, Method::PATCH, SYS, "ro:r", patch).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
+    // The payload carries the ETag; a GET naming it gets 304, no body.
+    let (_, h, v) = as_user(&s, Method::GET, SYS, "op:o", "").await;
+    let tag = h[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(v["@odata.etag"], tag.as_str());
+    let (st, h, v) = call(
+        &s,
+        Method::GET,
+        SYS,
+        Some("op:o"),
+        "",
+        &[("If-None-Match", &tag)],
+    )
+    .await;
+    assert_eq!((st, &v), (StatusCode::NOT_MODIFIED, &Value::Null));
+    assert_eq!(h[header::ETAG].to_str().unwrap(), tag);
+    let (st, _, _) = call(
+        &s,
+        Method::GET,
+        SYS,
+        Some("op:o"),
+        "",
+        &[("If-None-Match", "\"old\"")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    // Annotations are not written; a body of nothing else is NoOperation.
+    let (st, _, v) = as_user(&s, Method::PATCH, SYS, "op:o", r#"{"@odata.id": "/x"}"#).await;
+    assert_eq!(
+        (st, message_id(&v)),
+        (StatusCode::BAD_REQUEST, "Base.1.18.1.NoOperation")
+    );
+    let echo =
+        format!(r#"{{"@odata.etag": {tag:?}, "Boot": {{"BootSourceOverrideTarget": "Hdd"}}}}"#);
+    let (st, _, v) = as_user(&s, Method::PATCH, SYS, "op:o", &echo).await;
+    assert_eq!(
+        (st, &v["Boot"]["BootSourceOverrideTarget"]),
+        (StatusCode::OK, &json!("Hdd"))
+    );
     let mut hm = axum::http::HeaderMap::new();
     assert!(if_match_ok(&hm, "\"a\""));
     hm.insert(header::IF_MATCH, "*".parse().unwrap());
@@ -332,14 +370,17 @@ const GETTABLE: [(&str, &str); 27] = [
     ("/redfish/v1/SessionService", "GET, HEAD, PATCH"),
     ("/redfish/v1/SessionService/Sessions", "GET, HEAD, POST"),
     ("/redfish/v1/AccountService", "GET, HEAD"),
-    ("/redfish/v1/AccountService/Accounts", "GET, HEAD"),
+    ("/redfish/v1/AccountService/Accounts", "GET, HEAD, POST"),
     ("/redfish/v1/Systems/1/LogServices", "GET, HEAD"),
     ("/redfish/v1/Systems/1/LogServices/HostLogger", "GET, HEAD"),
     (
         "/redfish/v1/Systems/1/LogServices/HostLogger/Entries",
         "GET, HEAD",
     ),
-    ("/redfish/v1/AccountService/Accounts/1", "GET, HEAD"),
+    (
+        "/redfish/v1/AccountService/Accounts/1",
+        "GET, HEAD, PATCH, DELETE",
+    ),
     ("/redfish/v1/AccountService/Roles/Operator", "GET, HEAD"),
     ("/redfish/v1/TaskService/Tasks", "GET, HEAD"),
 ];
@@ -694,6 +735,126 @@ fn svc_with_media() -> Arc<Service> {
         Box::new(MemoryRme::new(4)),
         acc,
     ))
+}
+
+const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
+
+#[tokio::test]
+async fn accounts_are_managed_through_the_account_service() {
+    let s = svc();
+    let new = r#"{"UserName": "ironic", "Password": "conductor-1", "RoleId": "Operator"}"#;
+    // Only ConfigureUsers makes accounts.
+    let (st, _, _) = as_user(&s, Method::POST, ACCOUNTS, "op:o", new).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    for (body, want) in [
+        (
+            r#"{"UserName": "x", "Password": "long-enough"}"#,
+            "Base.1.18.1.PropertyMissing",
+        ),
+        (
+            r#"{"UserName": "x", "Password": "short", "RoleId": "Operator"}"#,
+            "Base.1.18.1.PropertyValueFormatError",
+        ),
+        (
+            r#"{"UserName": "x", "Password": "long-enough", "RoleId": "Root"}"#,
+            "Base.1.18.1.PropertyValueNotInList",
+        ),
+        (
+            r#"{"UserName": "a:b", "Password": "long-enough", "RoleId": "Operator"}"#,
+            "Base.1.18.1.PropertyValueNotInList",
+        ),
+        (
+            r#"{"UserName": "x", "Password": "long-enough", "RoleId": "Operator", "Age": 1}"#,
+            "Base.1.18.1.PropertyUnknown",
+        ),
+    ] {
+        let (st, _, v) = as_user(&s, Method::POST, ACCOUNTS, "admin:a", body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(message_id(&v), want, "{body}: {v}");
+    }
+    let (st, h, v) = as_user(&s, Method::POST, ACCOUNTS, "admin:a", new).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let uri = h[header::LOCATION].to_str().unwrap().to_string();
+    assert_eq!(uri, format!("{ACCOUNTS}/4"));
+    assert_eq!(
+        (v["UserName"].as_str(), v["RoleId"].as_str()),
+        (Some("ironic"), Some("Operator"))
+    );
+    let (st, _, _) = as_user(&s, Method::POST, ACCOUNTS, "admin:a", new).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    // The new account works at once, with its role's privileges.
+    let (st, _, _) = as_user(
+        &s,
+        Method::POST,
+        RESET,
+        "ironic:conductor-1",
+        r#"{"ResetType":"On"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+
+    // Its own password is ConfigureSelf; its role is not.
+    let (st, _, _) = as_user(
+        &s,
+        Method::PATCH,
+        &uri,
+        "ironic:conductor-1",
+        r#"{"RoleId": "Administrator"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = as_user(
+        &s,
+        Method::PATCH,
+        &uri,
+        "ro:r",
+        r#"{"Password": "taken-over"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, v) = as_user(
+        &s,
+        Method::PATCH,
+        &uri,
+        "ironic:conductor-1",
+        r#"{"Password": "conductor-2"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, _) = as_user(&s, Method::GET, SYS, "ironic:conductor-1", "").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, _) = as_user(&s, Method::GET, SYS, "ironic:conductor-2", "").await;
+    assert_eq!(st, StatusCode::OK);
+    // Read-only properties are refused as such.
+    let (st, _, v) = as_user(&s, Method::PATCH, &uri, "admin:a", r#"{"Locked": true}"#).await;
+    assert_eq!(
+        (st, message_id(&v)),
+        (StatusCode::BAD_REQUEST, "Base.1.18.1.PropertyNotWritable")
+    );
+
+    // Disabled, it cannot log in; the last Administrator cannot go.
+    let (st, _, _) = as_user(&s, Method::PATCH, &uri, "admin:a", r#"{"Enabled": false}"#).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = as_user(&s, Method::GET, SYS, "ironic:conductor-2", "").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let admin = format!("{ACCOUNTS}/1");
+    let (st, _, _) = as_user(
+        &s,
+        Method::PATCH,
+        &admin,
+        "admin:a",
+        r#"{"RoleId": "ReadOnly"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _, _) = as_user(&s, Method::DELETE, &admin, "admin:a", "").await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _, _) = as_user(&s, Method::DELETE, &uri, "op:o", "").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = as_user(&s, Method::DELETE, &uri, "admin:a", "").await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _, _) = as_user(&s, Method::GET, &uri, "admin:a", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
 const CD_INSERT: &str = "/redfish/v1/Managers/1/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia";
