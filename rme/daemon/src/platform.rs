@@ -486,6 +486,10 @@ pub struct MemoryPlatform {
     pub checkpoints: BTreeMap<String, serde_json::Value>,
     /// Images stored through `media-store`, whole or in part.
     pub stored: BTreeMap<String, Vec<u8>>,
+    /// What booting a medium from the CD prints, by image name: the
+    /// server prints it and powers off at once, as the cleanup system
+    /// does when its job is done.
+    pub media_console: BTreeMap<String, String>,
 }
 
 impl Default for MemoryPlatform {
@@ -513,6 +517,7 @@ impl MemoryPlatform {
             booted_from: Vec::new(),
             hibernated: false,
             checkpoints: BTreeMap::new(),
+            media_console: BTreeMap::new(),
             stored: BTreeMap::new(),
         }
     }
@@ -520,9 +525,18 @@ impl MemoryPlatform {
     /// A boot: uses the boot source, which reverts if it was for once.
     fn boot_now(&mut self) {
         self.boots += 1;
-        self.booted_from.push(self.state.boot.target);
+        let from = self.state.boot.target;
+        self.booted_from.push(from);
         if self.state.boot.once {
             self.state.boot = Boot::default();
+        }
+        let printed = match (&self.state.media.image, from) {
+            (Some(image), BootTarget::Cd) => self.media_console.get(image),
+            _ => None,
+        };
+        if let Some(text) = printed {
+            self.console.extend_from_slice(text.as_bytes());
+            self.state.power = Power::Off;
         }
     }
 

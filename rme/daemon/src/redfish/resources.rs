@@ -32,6 +32,7 @@ const HOST_LOGGER: &str = "/redfish/v1/Systems/1/LogServices/HostLogger";
 const HOST_LOG_ENTRIES: &str = "/redfish/v1/Systems/1/LogServices/HostLogger/Entries";
 const CHECKPOINT_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Checkpoint";
 const RESTORE_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Restore";
+const DEPLOY_ACTION: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Deploy";
 const RESET_TYPES: [&str; 7] = [
     "On",
     "ForceOff",
@@ -65,6 +66,8 @@ enum Res {
     /// The OEM actions of Documentation/bmgnic/migration.rst.
     SystemCheckpoint,
     SystemRestore,
+    /// The RME's own virtual-media deploy (Documentation/bmgnic/redfish.rst).
+    SystemDeploy,
     EthIfs,
     EthIf,
     /// The server's console, line by line (hostlog.rs).
@@ -114,6 +117,7 @@ impl Res {
             "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset" => Res::SystemReset,
             CHECKPOINT_ACTION => Res::SystemCheckpoint,
             RESTORE_ACTION => Res::SystemRestore,
+            DEPLOY_ACTION => Res::SystemDeploy,
             "/redfish/v1/Systems/1/EthernetInterfaces" => Res::EthIfs,
             LOG_SERVICES => Res::LogServices,
             HOST_LOGGER => Res::HostLogger,
@@ -194,6 +198,7 @@ impl Res {
             Res::SystemReset
             | Res::SystemCheckpoint
             | Res::SystemRestore
+            | Res::SystemDeploy
             | Res::DriveErase
             | Res::CdInsert
             | Res::CdEject
@@ -1116,6 +1121,7 @@ fn system(st: &PlatformState) -> Value {
             "Oem": {
                 "#BmgnicComputerSystem.Checkpoint": {"target": CHECKPOINT_ACTION},
                 "#BmgnicComputerSystem.Restore": {"target": RESTORE_ACTION},
+                "#BmgnicComputerSystem.Deploy": {"target": DEPLOY_ACTION},
             },
         },
     })
@@ -1266,6 +1272,35 @@ async fn post(
                 return Err(RfError::action_parameter_unknown("Drive.SecureErase", k));
             }
             let task = tasks::start_erase(svc).map_err(busy_with)?;
+            accepted(&task)
+        }
+        Res::SystemDeploy => {
+            let p = p.ok_or_else(RfError::no_session)?;
+            require(p, Privilege::ConfigureComponents)?;
+            const A: &str = "BmgnicComputerSystem.Deploy";
+            if let Some(k) = m.keys().find(|k| *k != "Image") {
+                return Err(RfError::action_parameter_unknown(A, k));
+            }
+            let url = get_str(&m, "Image")?
+                .ok_or_else(|| RfError::action_parameter_missing(A, "Image"))?;
+            media::source(url)?;
+            not_while_busy(svc)?;
+            // A deploy overwrites the disk: never under a running system.
+            let st = platform(svc, PReq::Status).await?;
+            if st.power != Power::Off {
+                return Err(RfError::conflict(
+                    "the server is not off: a deploy overwrites its disk, power it off first",
+                ));
+            }
+            // The medium goes in now (downloaded first if it is a URL),
+            // so that one that cannot be had is an error here rather
+            // than a failed task.
+            if st.media.inserted {
+                platform(svc, PReq::MediaEject).await?;
+            }
+            let name = insert_image(svc, url, None).await?;
+            log::info!("redfish: {} asks to deploy {url}", p.user);
+            let task = tasks::start_deploy(svc, name, url.to_string()).map_err(busy_with)?;
             accepted(&task)
         }
         Res::SystemCheckpoint => {

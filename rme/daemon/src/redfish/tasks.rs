@@ -5,12 +5,15 @@
 //! answers 202 while the task runs and 200 once it is done; the task
 //! itself is a `Task` resource under the TaskService.
 //!
-//! The one long operation is the drive's secure erase, which is how a
-//! tenant leaves the server (the paper's §3.1, "cleanup"): the RME ends the
-//! tenancy in the NIC (final billing kept, nothing of the tenant left),
-//! then boots the cleanup system (rme/cleanup) on the server from virtual
-//! media, reads its report from the server's console through the
-//! platform, and takes the medium out again.
+//! The long operations are the machine-lifecycle jobs of the paper's
+//! §3.1. The drive's secure erase is how a tenant leaves the server
+//! ("cleanup"): the RME ends the tenancy in the NIC (final billing kept,
+//! nothing of the tenant left), then boots the cleanup system
+//! (rme/cleanup) on the server from virtual media, reads its report from
+//! the server's console through the platform, and takes the medium out
+//! again. The deploy boots the same system from an install medium, which
+//! writes the tenant's image, and then the server from its disk. The
+//! checkpoint and restore are Documentation/bmgnic/migration.rst's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,21 +181,23 @@ impl Tasks {
             .map(|t| t.id)
     }
 
-    /// The task that owns the server (an erase, a checkpoint or a
-    /// restore), if one runs: the others wait for it.
+    /// The task that owns the server (an erase, a deploy, a checkpoint
+    /// or a restore), if one runs: the others wait for it.
     pub fn busy(&self) -> Option<u32> {
-        [ERASE_NAME, CHECKPOINT_NAME, RESTORE_NAME]
+        [ERASE_NAME, DEPLOY_NAME, CHECKPOINT_NAME, RESTORE_NAME]
             .iter()
             .find_map(|n| self.running(n))
     }
 }
 
 const ERASE_NAME: &str = "Secure erase of Drive 1";
+const DEPLOY_NAME: &str = "Deploy of the tenant's system";
 const CHECKPOINT_NAME: &str = "Checkpoint of the tenant";
 const RESTORE_NAME: &str = "Restore of a checkpoint";
 /// How long the tenant may take to write its image and power off.
 const HIBERNATE_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long the restored tenant's guest agent may take to answer.
+/// How long a guest agent may take to answer after the power-on (a
+/// restored tenant, or a system the deploy installed).
 const RESUME_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn update(svc: &Service, id: u32, f: impl FnOnce(&mut Task)) {
@@ -275,6 +280,15 @@ pub fn start_erase(svc: &Arc<Service>) -> Result<Task, u32> {
         let report = erase(svc, id)?;
         update(svc, id, |t| t.oem["Erase"] = report);
         Ok("The drive is erased and verified.".into())
+    })
+}
+
+/// Starts the deploy of the install medium `media` (named in the
+/// platform's media directory; `url` as the client gave it) on the server,
+/// which is off; `Err` as for [`start_erase`].
+pub fn start_deploy(svc: &Arc<Service>, media: String, url: String) -> Result<Task, u32> {
+    start(svc, DEPLOY_NAME, move |svc, id| {
+        deploy(svc, id, &media, &url)
     })
 }
 
@@ -497,6 +511,19 @@ fn restore(svc: &Service, id: u32, name: &str) -> Result<String, String> {
         50,
         "The NIC has the tenant's identity, tenant, VTEPs, meters and rules.".into(),
     );
+    let resumed = power_on_until_the_agent_answers(svc, "the tenant's")?;
+    update(svc, id, |t| {
+        t.oem["Restore"]["ResumeSeconds"] = json!(resumed)
+    });
+    Ok(format!(
+        "The tenant runs again: its guest agent answered {resumed} s after the power-on ({} s in all).",
+        seconds(started)
+    ))
+}
+
+/// Powers the server on and waits for `whose` guest agent to answer;
+/// returns the seconds it took.
+fn power_on_until_the_agent_answers(svc: &Service, whose: &str) -> Result<f64, String> {
     svc.platform()
         .power_on()
         .map_err(|e| format!("powering on: {e}"))?;
@@ -505,20 +532,13 @@ fn restore(svc: &Service, id: u32, name: &str) -> Result<String, String> {
     while svc.platform().guest_ping().is_err() {
         if Instant::now() > deadline {
             return Err(format!(
-                "the tenant's guest agent did not answer within {} s of the power-on",
+                "{whose} guest agent did not answer within {} s of the power-on",
                 RESUME_TIMEOUT.as_secs()
             ));
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    let resumed = seconds(powered);
-    update(svc, id, |t| {
-        t.oem["Restore"]["ResumeSeconds"] = json!(resumed)
-    });
-    Ok(format!(
-        "The tenant runs again: its guest agent answered {resumed} s after the power-on ({} s in all).",
-        seconds(started)
-    ))
+    Ok(seconds(powered))
 }
 
 fn tenancy_json(t: &Tenancy) -> Value {
@@ -566,11 +586,12 @@ pub fn find_report(console: &str) -> Option<Result<Value, String>> {
     })
 }
 
+/// A platform error as a task's message, saying what it was doing.
+fn platform_err(what: &str) -> impl FnOnce(crate::platform::PlatformError) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
 fn erase(svc: &Service, id: u32) -> Result<Value, String> {
-    let platform_err = |what: &str| {
-        let what = what.to_string();
-        move |e: crate::platform::PlatformError| format!("{what}: {e}")
-    };
     // The tenant leaves: nothing of it stays in the NIC, what it was
     // billed stays with the RME.
     let ended = svc
@@ -596,19 +617,42 @@ fn erase(svc: &Service, id: u32) -> Result<Value, String> {
         ),
     );
 
-    let state = svc
-        .platform()
+    svc.platform()
         .force_off()
         .map_err(platform_err("powering off"))?;
-    if state.media.inserted {
-        svc.platform()
-            .media_eject()
-            .map_err(platform_err("ejecting the medium"))?;
-    }
     let media = svc.erase_media.clone();
-    svc.platform()
-        .media_insert(&media)
-        .map_err(platform_err("inserting the erase medium"))?;
+    boot_cleanup_system(svc, id, &media, "erase", 20)
+}
+
+/// Boots the cleanup system on `media` once (the server is off): the
+/// medium in, a one-time boot from the CD, power on; then reads the
+/// server's console until the system reports job `job`, waits for it to
+/// power off and takes the medium out. Notes progress from `percent`.
+fn boot_cleanup_system(
+    svc: &Service,
+    id: u32,
+    media: &str,
+    job: &str,
+    percent: u8,
+) -> Result<Value, String> {
+    let state = svc
+        .platform()
+        .status()
+        .map_err(platform_err("reading the power"))?;
+    if state.power != Power::Off {
+        return Err("the server is not off".into());
+    }
+    // The deploy's medium went in with its request.
+    if state.media.image.as_deref() != Some(media) {
+        if state.media.inserted {
+            svc.platform()
+                .media_eject()
+                .map_err(platform_err("ejecting the medium"))?;
+        }
+        svc.platform()
+            .media_insert(media)
+            .map_err(platform_err(&format!("inserting {media}")))?;
+    }
     svc.platform()
         .boot(BootTarget::Cd, true)
         .map_err(platform_err("booting from the CD"))?;
@@ -619,19 +663,28 @@ fn erase(svc: &Service, id: u32) -> Result<Value, String> {
     note(
         svc,
         id,
-        20,
-        format!("The server boots the cleanup system from {media}."),
+        percent,
+        format!("The server boots the cleanup system from {media} ({job})."),
     );
 
     let deadline = Instant::now() + ERASE_TIMEOUT;
     let mut console = String::new();
     let report = loop {
-        std::thread::sleep(POLL);
         let (text, next) = console_from(svc, offset)?;
         console.push_str(&text);
         offset = next;
         if let Some(report) = find_report(&console) {
-            break report;
+            break report.and_then(|r| {
+                // The medium decides the job: a wrong one is no success.
+                if r["job"] == json!(job) {
+                    Ok(r)
+                } else {
+                    Err(format!(
+                        "{media} ran job {}, not {job}",
+                        r["job"].as_str().unwrap_or("?")
+                    ))
+                }
+            });
         }
         let power = svc
             .platform()
@@ -645,6 +698,7 @@ fn erase(svc: &Service, id: u32) -> Result<Value, String> {
             let _ = svc.platform().force_off();
             break Err("the cleanup system did not report in time".into());
         }
+        std::thread::sleep(POLL);
     };
 
     let off_by = Instant::now() + POWER_OFF_TIMEOUT;
@@ -659,14 +713,50 @@ fn erase(svc: &Service, id: u32) -> Result<Value, String> {
     }
     svc.platform()
         .media_eject()
-        .map_err(platform_err("ejecting the erase medium"))?;
+        .map_err(platform_err(&format!("ejecting {media}")))?;
+    note(
+        svc,
+        id,
+        percent.max(80),
+        "The cleanup system is done; the medium is out.".into(),
+    );
+    report
+}
+
+/// The deploy (Ironic's virtual-media deploy, done by the RME): the
+/// server is off; the cleanup system on the install medium `media`
+/// writes the tenant image to the disk and reads it back; then the
+/// server boots its disk and the task ends when the tenant's guest agent
+/// answers.
+fn deploy(svc: &Service, id: u32, media: &str, url: &str) -> Result<String, String> {
+    let started = Instant::now();
+    let report = boot_cleanup_system(svc, id, media, "install", 10)?;
+    let installed = seconds(started);
+    update(svc, id, |t| {
+        t.oem["Install"] = json!({
+            "Image": url,
+            "Bytes": report["bytes"],
+            "Sha256": report["sha256"],
+            "WriteSeconds": report["seconds"],
+            "InstallSeconds": installed,
+        })
+    });
     note(
         svc,
         id,
         90,
-        "The cleanup system is done; the medium is out.".into(),
+        format!(
+            "The image is written and verified after {installed} s; the server boots its disk."
+        ),
     );
-    report
+    // The one-time boot from the CD is spent: the server boots its disk.
+    let booted = power_on_until_the_agent_answers(svc, "the installed system's")?;
+    update(svc, id, |t| t.oem["Install"]["BootSeconds"] = json!(booted));
+    Ok(format!(
+        "The tenant's system is installed from {url} and runs: its guest agent answered {booted} s \
+         after the power-on ({} s in all).",
+        seconds(started)
+    ))
 }
 
 #[cfg(test)]

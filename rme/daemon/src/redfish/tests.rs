@@ -573,7 +573,7 @@ async fn run_task(s: &Arc<Service>, path: &str, body: &str) -> Value {
     let (st, h, _) = as_user(s, Method::POST, path, "admin:a", body).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{path} {body}");
     let monitor = h[header::LOCATION].to_str().unwrap().to_string();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let (st, _, task) = as_user(s, Method::GET, &monitor, "admin:a", "").await;
         if st == StatusCode::OK {
             return task;
@@ -683,6 +683,9 @@ async fn checkpoint_and_restore_move_the_nic_configuration() {
     assert!(messages.contains("the NIC has a tenant"), "{messages}");
 }
 
+const DEPLOY: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Deploy";
+const ERASE: &str = "/redfish/v1/Systems/1/Storage/1/Drives/1/Actions/Drive.SecureErase";
+
 /// An image server on the loopback: `path` answers `image`, `/private/`
 /// paths want HTTP Basic `user:secret`, anything else is 404. Returns
 /// its `http://` base.
@@ -724,17 +727,106 @@ fn image_server(path: &'static str, image: Vec<u8>) -> String {
     base
 }
 
-/// A service whose board has the provider's install and erase media.
+/// A service whose server runs the cleanup system's jobs at once: the
+/// install and erase media print their reports and power off.
 fn svc_with_media() -> Arc<Service> {
     let acc =
         auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
     let mut platform = MemoryPlatform::new(1 << 30);
     platform.images = ["install.iso", "erase.iso"].map(String::from).to_vec();
+    let report = |json: &str| format!("bmgnic-cleanup: result {json}\r\n");
+    // The install medium is downloaded, and stored under the remote name.
+    platform.media_console.insert(
+        "remote-install.iso".into(),
+        report(r#"{"job":"install","ok":true,"bytes":4096,"sha256":"ab12","seconds":1.5}"#),
+    );
+    platform.media_console.insert(
+        "erase.iso".into(),
+        report(r#"{"job":"erase","ok":true,"method":"nvme-format-ses1","nonzero_blocks":0}"#),
+    );
     Arc::new(Service::new(
         Box::new(platform),
         Box::new(MemoryRme::new(4)),
         acc,
     ))
+}
+
+#[tokio::test]
+async fn deploy_installs_the_image_and_boots_the_disk() {
+    let s = svc_with_media();
+    let base = image_server("/bmgnic/install.iso", vec![0x5a; 100_000]);
+    let url = format!("{base}/bmgnic/install.iso");
+    let missing = format!(r#"{{"Image": "{base}/missing.iso"}}"#);
+    let body = format!(r#"{{"Image": "{url}"}}"#);
+
+    // Bad requests and the wrong role are refused before any task.
+    for (user, body, want) in [
+        ("admin:a", "{}", StatusCode::BAD_REQUEST),
+        (
+            "admin:a",
+            r#"{"Image": "x/install.iso", "Other": 1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("admin:a", missing.as_str(), StatusCode::BAD_REQUEST),
+        (
+            "admin:a",
+            r#"{"Image": "missing.iso"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "admin:a",
+            r#"{"Image": "https://x/install.iso"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("admin:a", r#"{"Image": 7}"#, StatusCode::BAD_REQUEST),
+        ("ro:r", body.as_str(), StatusCode::FORBIDDEN),
+    ] {
+        let (st, _, v) = as_user(&s, Method::POST, DEPLOY, user, body).await;
+        assert_eq!(st, want, "{body}: {v}");
+    }
+    assert!(s.tasks().ids().is_empty());
+    // Never over a running system.
+    s.platform().power_on().unwrap();
+    let (st, _, v) = as_user(&s, Method::POST, DEPLOY, "op:o", &body).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    s.platform().force_off().unwrap();
+
+    let task = run_task(&s, DEPLOY, &body).await;
+    assert_eq!(task["TaskState"], "Completed", "{task}");
+    let install = &task["Oem"]["Bmgnic"]["Install"];
+    assert_eq!(install["Image"], url);
+    assert_eq!(install["Bytes"], 4096);
+    assert_eq!(install["Sha256"], "ab12");
+    assert!(install["BootSeconds"].is_number(), "{task}");
+    // The server runs its disk, the medium is out, no override is left.
+    let st = s.platform().status().unwrap();
+    assert_eq!(st.power, Power::On);
+    assert!(!st.media.inserted);
+    assert_eq!(st.boot.target, BootTarget::None);
+    let (_, _, system) = as_user(&s, Method::GET, SYS, "ro:r", "").await;
+    assert_eq!(
+        system["Actions"]["Oem"]["#BmgnicComputerSystem.Deploy"]["target"],
+        DEPLOY
+    );
+
+    // The erase runs the same system from its own medium.
+    let task = run_task(&s, ERASE, "{}").await;
+    assert_eq!(task["TaskState"], "Completed", "{task}");
+    assert_eq!(task["Oem"]["Bmgnic"]["Erase"]["nonzero_blocks"], 0);
+    let st = s.platform().status().unwrap();
+    assert_eq!((st.power, st.media.inserted), (Power::Off, false));
+
+    // A medium that runs another job is no install.
+    // (The provider's erase medium, by its name.)
+    let task = run_task(&s, DEPLOY, r#"{"Image": "erase.iso"}"#).await;
+    assert_eq!(task["TaskState"], "Exception");
+    assert!(
+        task["Messages"]
+            .to_string()
+            .contains("erase.iso ran job erase, not install"),
+        "{task}"
+    );
+    assert_eq!(s.platform().status().unwrap().power, Power::Off);
 }
 
 const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
