@@ -3,7 +3,7 @@
 """The RME daemon's Redfish service, over an in-memory module and platform
 (the redfish_memory example), driven by real clients on a loopback port:
 sushy exactly as OpenStack Ironic's redfish driver uses it (power, boot
-override, virtual media, sessions), raw requests for the refusals (wrong
+override, virtual media downloaded from a local image server, sessions), raw requests for the refusals (wrong
 password, ReadOnly reset, malformed JSON, unknown resource, oversized
 body), then DMTF's Redfish Protocol Validator. Prints KTAP and
 "N passed, M failed"; exits non-zero on any failure.
@@ -13,13 +13,16 @@ VALIDATOR defaults to rf_protocol_validator beside this Python.
 """
 
 import csv
+import functools
 import glob
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import requests
@@ -54,6 +57,15 @@ def main():
     cert = os.path.join(work, "cert.pem")
     with open(accounts, "w") as f:
         f.write("admin:Administrator:admin-pw\nop:Operator:op-pw\nro:ReadOnly:ro-pw\n")
+    # The image server Ironic's conductor would be: the service downloads
+    # what InsertMedia names from it.
+    os.makedirs(os.path.join(work, "images", "deploy"))
+    with open(os.path.join(work, "images", "deploy", "provision.iso"), "wb") as f:
+        f.write(os.urandom(300_000))
+    images = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=os.path.join(work, "images")))
+    threading.Thread(target=images.serve_forever, daemon=True).start()
+    images_url = f"http://127.0.0.1:{images.server_address[1]}"
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     log = open(os.path.join(work, "service.log"), "w")
@@ -65,10 +77,11 @@ def main():
         if not check("the service starts and writes its certificate", "listening" in line
                      and os.path.exists(cert), line.strip()):
             return
-        run_clients(url, cert)
+        run_clients(url, cert, images_url)
         run_validator(url, cert, validator, work)
         check("the service is still running", proc.poll() is None)
     finally:
+        images.shutdown()
         proc.terminate()
         try:
             proc.wait(10)
@@ -80,7 +93,7 @@ def main():
         print(f"# {n_ok} passed, {len(results) - n_ok} failed")
 
 
-def run_clients(url, cert):
+def run_clients(url, cert, images):
     s = sushy.Sushy(url, username="admin", password="admin-pw", verify=cert)
     system = s.get_system("/redfish/v1/Systems/1")
     check("sushy: power state of a new server is off", system.power_state == sushy.POWER_STATE_OFF,
@@ -144,18 +157,19 @@ def run_clients(url, cert):
     check("sushy: manager is a BMC", manager.manager_type == sushy.MANAGER_TYPE_BMC, manager.manager_type)
     vm = manager.virtual_media.get_member("/redfish/v1/Managers/1/VirtualMedia/Cd")
     check("sushy: virtual CD empty", not vm.inserted)
-    vm.insert_media("http://images.example/deploy/provision.iso")
+    vm.insert_media(f"{images}/deploy/provision.iso")
     vm.refresh()
-    check("sushy: insert_media", vm.inserted and vm.image == "http://images.example/deploy/provision.iso",
-          (vm.inserted, vm.image))
+    check("sushy: insert_media downloads the image", vm.inserted
+          and vm.image == f"{images}/deploy/provision.iso", (vm.inserted, vm.image))
     vm.eject_media()
     vm.refresh()
     check("sushy: eject_media", not vm.inserted)
     try:
-        vm.insert_media("http://images.example/missing.iso")
-        check("sushy: an image the platform lacks is refused", False)
+        vm.insert_media(f"{images}/missing.iso")
+        check("sushy: an image the server does not have is refused", False)
     except sushy.exceptions.HTTPError as e:
-        check("sushy: an image the platform lacks is refused (400)", e.status_code == 400, e.status_code)
+        check("sushy: an image the server does not have is refused (400)", e.status_code == 400,
+              e.status_code)
     eth = system.ethernet_interfaces.get_members()
     check("sushy: guest MAC from the RME", [e.mac_address for e in eth] == ["02:42:AC:11:00:02"],
           [e.mac_address for e in eth])
@@ -212,6 +226,26 @@ def run_clients(url, cert):
     r = requests.delete(f"{url}{loc}", headers={"X-Auth-Token": tok or ""}, verify=cert)
     r2 = requests.get(f"{url}/redfish/v1/Systems/1", headers={"X-Auth-Token": tok or ""}, verify=cert)
     check("logout: DELETE of the session, then 401", r.status_code == 204 and r2.status_code == 401,
+          (r.status_code, r2.status_code))
+    # Accounts, as a provisioner manages them (sushy has no AccountService).
+    accounts = f"{url}/redfish/v1/AccountService/Accounts"
+    r = requests.post(accounts, json={"UserName": "ironic", "Password": "conductor-pw1",
+                                      "RoleId": "Operator"}, auth=("admin", "admin-pw"), verify=cert)
+    new = r.headers.get("Location", "")
+    r2 = requests.get(f"{url}/redfish/v1/Systems/1", auth=("ironic", "conductor-pw1"), verify=cert)
+    check("account made by an Administrator -> 201, Location, logs in", r.status_code == 201 and new
+          and r2.status_code == 200, (r.status_code, r2.status_code))
+    r = requests.patch(f"{url}{new}", json={"Password": "conductor-pw2"}, auth=("ironic", "conductor-pw1"),
+                       verify=cert)
+    r2 = requests.get(f"{url}/redfish/v1/Systems/1", auth=("ironic", "conductor-pw2"), verify=cert)
+    r3 = requests.patch(f"{url}{new}", json={"RoleId": "Administrator"}, auth=("ironic", "conductor-pw2"),
+                        verify=cert)
+    check("own password changed (ConfigureSelf); own role not (403)",
+          r.status_code == 200 and r2.status_code == 200 and r3.status_code == 403,
+          (r.status_code, r2.status_code, r3.status_code))
+    r = requests.delete(f"{url}{new}", auth=("admin", "admin-pw"), verify=cert)
+    r2 = requests.get(f"{url}/redfish/v1/Systems/1", auth=("ironic", "conductor-pw2"), verify=cert)
+    check("deleted account -> 204, then 401", r.status_code == 204 and r2.status_code == 401,
           (r.status_code, r2.status_code))
     r = requests.get(f"{url}/redfish/v1/", verify=cert)
     check("service root without credentials", r.status_code == 200 and "UUID" in r.json())
