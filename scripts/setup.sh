@@ -29,6 +29,8 @@ APT_PACKAGES=(
 	mmdebstrap fdisk dosfstools mtools syslinux syslinux-common e2fsprogs
 	# the provisioning and cleanup media (scripts/build-provision-image.sh)
 	isolinux xorriso
+	# the rack's relay from the RME VM to the image server (QEMU guestfwd)
+	socat
 )
 
 need_root() {

@@ -25,6 +25,8 @@ scenarios that have them (scaled()), never their assertions.
 """
 
 import base64
+import functools
+import http.server
 import json
 import math
 import os
@@ -35,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -271,6 +274,10 @@ class Model:
 # OpenFlow controller's port, and the Redfish service's.
 MGMT_NET, MGMT_GUEST_IP, MGMT_GUEST_PORT = "10.0.2.0/24", "10.0.2.15", 6653
 REDFISH_GUEST_PORT = 8443
+# The provisioning network's image server (Ironic's conductor serves its
+# deploy images so), as the RME's management network reaches it: port 80
+# of this address is relayed to a server on the host's loopback.
+IMAGE_SERVER_IP = "10.0.2.100"
 # The platform channel's name in the RME VM (/dev/virtio-ports/...).
 PLATFORM_PORT_NAME = "org.bmgnic.platform.0"
 
@@ -317,7 +324,7 @@ class VM:
 
     def __init__(self, rack, role, memory=512, cpus=1, model=None, nics=(),
                  cmdline="", mgmt_port=None, redfish_port=None, platform=None,
-                 platform_channel=None, more_models=()):
+                 platform_channel=None, more_models=(), image_server=None):
         self.rack = rack
         self.role = role
         self.console = os.path.join(rack.logdir, f"{role}-console.log")
@@ -361,13 +368,18 @@ class VM:
                      f"remote.type=unix,remote.path={remote}",
                      "-device", f"virtio-net-pci,netdev=n{i},romfile=,"
                      f"mac=52:54:00:00:{len(rack.vms):02x}:{i:02x}"]
-        if mgmt_port is not None or redfish_port is not None:
+        if mgmt_port is not None or redfish_port is not None or image_server is not None:
             # The RME's management NIC (paper Fig. 3): user-mode networking
             # that reaches nothing (restrict=on), but the host's loopback
             # port `mgmt_port` forwarded to the guest's MGMT_GUEST_PORT,
             # where an OpenFlow controller on this machine connects, and
-            # `redfish_port` to the Redfish service.
+            # `redfish_port` to the Redfish service; and, the other way,
+            # IMAGE_SERVER_IP:80 relayed (socat, one per connection) to the
+            # host's loopback port `image_server`.
             forwards = ""
+            if image_server is not None:
+                forwards += (f",guestfwd=tcp:{IMAGE_SERVER_IP}:80-"
+                             f"cmd:socat - TCP:127.0.0.1:{image_server}")
             if mgmt_port is not None:
                 forwards += (f",hostfwd=tcp:127.0.0.1:{mgmt_port}-"
                              f"{MGMT_GUEST_IP}:{MGMT_GUEST_PORT}")
@@ -560,6 +572,13 @@ class VM:
         self.transcript.close()
 
 
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    """A file server that does not log each request on stderr."""
+
+    def log_message(self, *args):
+        pass
+
+
 class Rack:
     """A set of models and VMs that is stopped as a whole."""
 
@@ -586,6 +605,7 @@ class Rack:
                 shutil.copy(os.path.join(modules, ko), os.path.join(self.shared, "modules"))
         self.models = []
         self.vms = []
+        self.image_servers = []
         self.failed = False
 
     def __enter__(self):
@@ -658,7 +678,18 @@ class Rack:
         self.vms.append(vm)
         return vm
 
+    def serve_images(self, directory):
+        """An HTTP server of `directory` on the host's loopback, stopped
+        with the rack; returns its port (a VM's `image_server`)."""
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+            _QuietFiles, directory=directory))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.image_servers.append(server)
+        return server.server_address[1]
+
     def close(self):
+        for server in self.image_servers:
+            server.shutdown()
         for vm in self.vms:
             vm.stop()
         for m in self.models:
