@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """The Redfish rack: the server a board (bmgnic-platform) owns, with an
-empty NVMe disk and the RME's install and erase media; the RME VM with
+empty NVMe disk and the provider's erase medium; the RME VM with
 bmgnic_rme, the board's channel and the RME daemon's Redfish service on its
-management network, which the host's loopback reaches; the peer VM, the
+management network, which the host's loopback reaches, and which reaches
+the image server (on the host) that holds the install medium; the peer VM, the
 tenant's VXLAN peer. Shared by the lifecycle scenario and the demo; sushy
 drives it, as OpenStack Ironic's redfish driver does (the project's
 virtualenv, see rack_controller.need_venv).
@@ -76,7 +77,9 @@ class Lifecycle:
 
 
 DISK_BYTES = 512 << 20
-INSTALL_URL = "http://images.cloud.example/bmgnic/install.iso"
+# The install medium on the provisioning network's image server, which the
+# RME downloads it from.
+INSTALL_URL = f"http://{rack.IMAGE_SERVER_IP}/bmgnic/install.iso"
 
 
 def configure_nic(lc):
@@ -135,13 +138,18 @@ def redfish_rack(r):
         f.truncate(DISK_BYTES)
     media = os.path.join(r.logdir, "media")
     os.makedirs(media)
-    shutil.copyfile(install, os.path.join(media, "install.iso"))
     shutil.copyfile(erase, os.path.join(media, "erase.iso"))
+    # The install medium is not the board's: the RME downloads it from the
+    # image server when a client inserts it.
+    images = os.path.join(r.logdir, "images")
+    os.makedirs(os.path.join(images, "bmgnic"))
+    os.symlink(install, os.path.join(images, "bmgnic", "install.iso"))
     board = rack.Platform(r, "server", disk=disk, media_dir=media, power_on=False)
     redfish_port = rack_controller.free_port()
     server = r.start_vm("server", model=model, platform=board)
     rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)],
-                     redfish_port=redfish_port, platform_channel=board.channel)
+                     redfish_port=redfish_port, platform_channel=board.channel,
+                     image_server=r.serve_images(images))
     peer = r.start_vm("peer", nics=[(model.fabric_remote, model.fabric_local)])
     for vm in (rme, peer):
         vm.wait_ready()
@@ -187,6 +195,34 @@ def install_tenant(lc):
     return installed, booted
 
 
+def run_task(root, target, body, timeout=900):
+    """POSTs an action that answers with a task and waits for it, through
+    sushy's connector and task monitor as sushy runs its own actions.
+    Returns (task, seconds)."""
+    t = time.time()
+    resp = root._conn.post(target, data=body)
+    if resp.status_code != 202 or "Location" not in resp.headers:
+        raise rack.RackError(f"{target} is not a task: {resp.status_code}")
+    monitor = root.get_task_monitor(resp.headers["Location"])
+    monitor.wait(timeout)
+    return monitor.get_task(), time.time() - t
+
+
+def deploy_tenant(lc, timeout=900):
+    """The RME's own deploy task (BmgnicComputerSystem.Deploy) on the off
+    server, through sushy's connector and task monitor: the install medium
+    booted once, the image written and read back, the disk booted until
+    the guest agent answers. Returns (task, seconds to the task's end,
+    seconds to the tenant's rack agent)."""
+    system = lc.system()
+    if system.power_state != sushy.PowerState.OFF:
+        system.reset_system(sushy.ResetType.FORCE_OFF)
+    task, done = run_task(lc.sushy(), DEPLOY, {"Image": INSTALL_URL}, timeout)
+    if task.task_state != sushy.TaskState.COMPLETED:
+        raise rack.RackError(f"the deploy task ended {task.task_state}: {task.json.get('Messages')}")
+    return task, done, lc.tenant_back()
+
+
 def erase_drive(lc, timeout=900, meanwhile=None):
     """Drive.SecureErase through sushy's connector and task monitor, as
     sushy runs its own storage actions; `meanwhile()` runs while the task
@@ -216,6 +252,7 @@ def nonzero_mib(path):
 # Server B's VTEP on the fabric, which the peer reaches on its second port.
 VTEP_B, VTEP_B_MAC = "192.168.0.3", "02:00:00:00:00:03"
 CHECKPOINT = SYSTEM + "/Actions/Oem/BmgnicComputerSystem.Checkpoint"
+DEPLOY = SYSTEM + "/Actions/Oem/BmgnicComputerSystem.Deploy"
 RESTORE = SYSTEM + "/Actions/Oem/BmgnicComputerSystem.Restore"
 METER = {"index": 1, "rate": 50_000_000, "burst": 200_000}
 
@@ -238,14 +275,7 @@ class Server:
     def action(self, target, name, timeout=900):
         """Runs an OEM action as a task, as sushy runs its own; returns
         (task, seconds)."""
-        root = self.sushy()
-        t = time.time()
-        resp = root._conn.post(target, data={"CheckpointName": name})
-        if resp.status_code != 202 or "Location" not in resp.headers:
-            raise rack.RackError(f"{target} is not a task: {resp.status_code}")
-        monitor = root.get_task_monitor(resp.headers["Location"])
-        monitor.wait(timeout)
-        return monitor.get_task(), time.time() - t
+        return run_task(self.sushy(), target, {"CheckpointName": name}, timeout)
 
     def task_json(self, task):
         """The task resource as JSON (its Oem and messages)."""

@@ -4,7 +4,7 @@
 (OpenStack Ironic's Redfish library) as Ironic's redfish driver calls it:
 a tenant is installed from virtual media on an empty server, runs, leaves
 (its disk erased and verified, the NIC's tenant state cleared, its billing
-kept), and the next one is installed.
+kept), and the next one is installed by the RME's own deploy task.
 
 Rack: the model on auxiliary power; the server VM owned by its board
 (bmgnic-platform) with an empty NVMe disk and a media directory holding
@@ -40,8 +40,8 @@ from sushy import exceptions as sushy_errors  # noqa: E402
 from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_pr, ksft_true  # noqa: E402
 
 from rack_redfish import (  # noqa: E402
-    ADMIN, DISK_BYTES, OPERATOR, READER, SYSTEM, configure_nic, erase_drive, install_tenant,
-    nonzero_mib, redfish_rack)
+    ADMIN, DISK_BYTES, INSTALL_URL, OPERATOR, READER, SYSTEM, configure_nic, deploy_tenant,
+    erase_drive, install_tenant, nonzero_mib, redfish_rack)
 
 
 def start(r):
@@ -220,6 +220,14 @@ def test_tenant_leaves_disk_erased_nic_cleared_billing_kept(lc):
             f"verify {report['verify_seconds']} s of {report['blocks']} blocks")
     ksft_eq(report["nonzero_blocks"], 0, "the cleanup system found blocks left")
     ksft_eq(lc.power(), sushy.PowerState.OFF, "the server is on after the erase")
+    # The console, through the Redfish log service: its last lines are
+    # the cleanup system's report.
+    entries = f"{lc.url}{SYSTEM}/LogServices/HostLogger/Entries"
+    members = requests.get(entries, auth=OPERATOR, verify=lc.cert).json()["Members"]
+    last = [requests.get(lc.url + m["@odata.id"], auth=OPERATOR, verify=lc.cert).json()["Message"]
+            for m in members[-20:]]
+    ksft_true(any('bmgnic-cleanup: result {"job":"erase","ok":true' in line for line in last),
+              f"the HostLogger's last lines have no erase report: {last[-5:]}")
 
     # Every block of the disk, read from the host side.
     t = time.time()
@@ -238,10 +246,23 @@ def test_tenant_leaves_disk_erased_nic_cleared_billing_kept(lc):
     ksft_eq(kept["EndedTenancies"][-1], tenancy, "the Manager does not keep the tenancy's billing")
 
 
-def test_next_tenant_installed(lc):
+def test_next_tenant_deployed_by_the_rme(lc):
+    """The next tenant through the RME's own deploy task: the RME boots the
+    install medium, reads the installer's report and boots the disk."""
     configure_nic(lc)
-    installed, booted = install_tenant(lc)
-    ksft_pr(f"second install: {installed:.1f} s, boot {booted:.1f} s")
+    task, done, agent = deploy_tenant(lc)
+    install = task.json["Oem"]["Bmgnic"]["Install"]
+    ksft_pr(f"deploy task: install {install['InstallSeconds']} s (image written and read back in "
+            f"{install['WriteSeconds']} s), disk boot to guest agent {install['BootSeconds']} s, "
+            f"task {done:.1f} s; rack agent {agent:.1f} s later (TCG)")
+    ksft_eq(install["Image"], INSTALL_URL, "the task does not name the image it deployed")
+    ksft_true(install["Bytes"] > 0 and len(install["Sha256"]) == 64,
+              f"the installer's report is not in the task: {install}")
+    system = lc.system()
+    ksft_eq(system.power_state, sushy.PowerState.ON, "the deployed server is not on")
+    cd = lc.sushy().get_manager("/redfish/v1/Managers/1").virtual_media.get_member(
+        "/redfish/v1/Managers/1/VirtualMedia/Cd")
+    ksft_true(not cd.inserted, "the install medium stayed in")
     ksft_ge(pings(lc.server, 3), 2, "the next tenant does not reach its peer")
     rc, _ = lc.server.run("test -e /root/data", check=False)
     ksft_true(rc != 0, "the last tenant's data is on the next tenant's disk")
@@ -261,7 +282,7 @@ def main():
         test_bad_requests_get_redfish_errors,
         test_the_tenant_cannot_reach_the_rme,
         test_tenant_leaves_disk_erased_nic_cleared_billing_kept,
-        test_next_tenant_installed,
+        test_next_tenant_deployed_by_the_rme,
     ])
 
 
