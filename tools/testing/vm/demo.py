@@ -190,8 +190,9 @@ def lifecycle_act():
               f"{[i.mac_address for i in system.ethernet_interfaces.get_members()]}; "
               f"drive {drive['CapacityBytes'] >> 20} MiB, "
               f"{rack_redfish.nonzero_mib(lc.disk)} MiB of it written")
-        print("\n--- install: install.iso in the virtual CD, boot from Cd once, power on; "
-              "the installer writes the tenant image and powers off; eject, power on")
+        print(f"\n--- install, as Ironic does: InsertMedia {rack_redfish.INSTALL_URL} (the RME "
+              "downloads it from the image server into the virtual CD), boot from Cd once, "
+              "power on; the installer writes the tenant image and powers off; eject, power on")
         installed, booted = rack_redfish.install_tenant(lc)
         print(f"installed in {installed:.0f} s, booted from the disk in {booted:.0f} s (TCG)")
         show(lc.server, "the tenant, on its own disk, in its virtual network",
@@ -212,6 +213,15 @@ def lifecycle_act():
              "'tenant vni', d['tenant']['vni'])\"")
         billed = lc.sushy().get_manager("/redfish/v1/Managers/1").json["Oem"]["Bmgnic"]
         print(f"the RME kept its billing: {billed['EndedTenancies'][-1]}")
+        print("\n--- the next tenant, by the RME alone: Actions/Oem/BmgnicComputerSystem.Deploy, "
+              "a Redfish task")
+        rack_redfish.configure_nic(lc)
+        task, took, _ = rack_redfish.deploy_tenant(lc)
+        for m in task.json["Messages"]:
+            print(f"task: {m['Message']}")
+        show(lc.server, "the next tenant runs, and finds nothing of the last one",
+             f"ping -n -c 2 {PEER_IP} | tail -2; test -e /root/data && "
+             "echo \"the last tenant's /root/data is here\" || echo 'no /root/data'")
 
 
 
