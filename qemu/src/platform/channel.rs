@@ -65,6 +65,7 @@ fn dispatch(board: &mut Board, request: &Value) -> Result<Value, String> {
             };
             board.store_media(string_arg(request, "name")?, offset, &data, last)?
         }
+        "media-discard" => board.discard_media(string_arg(request, "name")?)?,
         "console" => {
             let offset = match request.get("offset") {
                 None => 0,
@@ -354,6 +355,37 @@ mod tests {
             json!(false)
         );
         assert_eq!(std::fs::read(dir.join("remote-a.iso")).unwrap(), b"abcdef");
+        // A failed download is discarded; the image in the drive is not.
+        let discard = |b: &mut Board, name: &str| {
+            let line = json!({"op": "media-discard", "name": name});
+            answer(b, line.to_string().as_bytes())
+        };
+        assert_eq!(
+            store(&mut b, "remote-b.iso", 0, b"half", false)["ok"],
+            json!(true)
+        );
+        assert!(dir.join(".remote-b.iso.part").exists());
+        assert_eq!(discard(&mut b, "remote-b.iso")["ok"], json!(true));
+        assert!(!dir.join(".remote-b.iso.part").exists());
+        assert_eq!(discard(&mut b, "remote-a.iso")["ok"], json!(false));
+        assert_eq!(discard(&mut b, "erase.iso")["ok"], json!(false));
+        // A new image replaces what else was stored, never the drive's.
+        assert_eq!(
+            store(&mut b, "remote-c.iso", 0, b"left", false)["ok"],
+            json!(true)
+        );
+        assert_eq!(
+            store(&mut b, "remote-d.iso", 0, b"next", false)["ok"],
+            json!(true)
+        );
+        assert!(!dir.join(".remote-c.iso.part").exists());
+        assert!(dir.join("remote-a.iso").exists());
+        // Ejected, a stored image is gone; the provider's stay.
+        b.eject_media().unwrap();
+        assert!(!dir.join("remote-a.iso").exists());
+        b.insert_media("erase.iso").unwrap();
+        b.eject_media().unwrap();
+        assert_eq!(std::fs::read(dir.join("erase.iso")).unwrap(), b"provider");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

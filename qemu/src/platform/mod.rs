@@ -451,6 +451,9 @@ impl Board {
             ));
         }
         let mut file = if offset == 0 {
+            // The board keeps one image in transfer and the one in the
+            // drive: a new image replaces whatever else the RME stored.
+            self.forget_stored_media(dir, Some(name));
             std::fs::File::create(&part)
         } else {
             std::fs::OpenOptions::new().append(true).open(&part)
@@ -471,16 +474,69 @@ impl Board {
         Ok(())
     }
 
-    /// Empty the virtual CD drive.
-    pub fn eject_media(&mut self) -> Result<(), String> {
-        if self.media.is_none() {
-            return Ok(());
+    /// Drop image `name` the RME stored, whole or in part
+    /// (`media-discard`: a download that failed); the image in the drive
+    /// stays.
+    pub fn discard_media(&mut self, name: &str) -> Result<(), String> {
+        let dir = self
+            .config
+            .media_dir
+            .clone()
+            .ok_or("this board has no virtual media directory")?;
+        if !bmgnic_wire::platform::remote_media_name_ok(name) {
+            return Err(format!("'{name}': not the name of a stored image"));
         }
+        if self.media.as_deref() == Some(name) {
+            return Err(format!("'{name}' is in the drive: eject it first"));
+        }
+        for path in [dir.join(format!(".{name}.part")), dir.join(name)] {
+            remove_if_there(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the images the RME stored (complete or in transfer) but
+    /// the one in the drive and `keep`.
+    fn forget_stored_media(&self, dir: &Path, keep: Option<&str>) {
+        use bmgnic_wire::platform::remote_media_name_ok;
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let image = file
+                .strip_prefix('.')
+                .and_then(|f| f.strip_suffix(".part"))
+                .unwrap_or(file);
+            if remote_media_name_ok(image)
+                && Some(image) != keep
+                && Some(image) != self.media.as_deref()
+            {
+                if let Err(e) = remove_if_there(&entry.path()) {
+                    warn!("{e}");
+                }
+            }
+        }
+    }
+
+    /// Empty the virtual CD drive. An image the RME stored is removed
+    /// with it: a BMC holds the image it serves, and the next insert
+    /// downloads again.
+    pub fn eject_media(&mut self) -> Result<(), String> {
+        let Some(image) = self.media.clone() else {
+            return Ok(());
+        };
         if let Ok(r) = self.running() {
             r.qmp
                 .execute("eject", Some(json!({ "id": CD_DEVICE, "force": true })))?;
         }
         self.media = None;
+        if bmgnic_wire::platform::remote_media_name_ok(&image) {
+            if let Some(dir) = &self.config.media_dir {
+                remove_if_there(&dir.join(&image))?;
+            }
+        }
         Ok(())
     }
 
@@ -569,6 +625,18 @@ impl Board {
     /// The QMP socket path (for cleanup).
     pub fn qmp_path(&self) -> &Path {
         &self.config.qmp
+    }
+}
+
+/// Removes `path`; one that is not there is fine.
+fn remove_if_there(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            info!("removed {}", path.display());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", path.display())),
     }
 }
 

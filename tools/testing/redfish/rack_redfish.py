@@ -158,7 +158,7 @@ def redfish_rack(r):
     ynl = rack.Ynl(rme, r.ynl())
     url, cert = start_rmed(r, rme, redfish_port)
     lc = Lifecycle(r, server, rme, peer, ynl, board, url, cert)
-    lc.peer_mac, lc.disk, lc.model = peer_mac, disk, model
+    lc.peer_mac, lc.disk, lc.model, lc.media = peer_mac, disk, model, media
     configure_nic(lc)
     return lc
 

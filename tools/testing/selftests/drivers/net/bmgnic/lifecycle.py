@@ -55,6 +55,8 @@ def test_tenant_installed_from_virtual_media(lc):
     ksft_pr(f"boot from the installed disk to the tenant up (TCG): {booted:.1f} s")
     ksft_eq(lc.board.request("status")["state"]["media"]["inserted"], False,
             "the install medium stayed in")
+    ksft_eq(sorted(os.listdir(lc.media)), ["erase.iso"],
+            "the board kept the downloaded medium after its eject")
 
 
 def test_server_boots_from_its_own_disk(lc):
@@ -263,6 +265,8 @@ def test_next_tenant_deployed_by_the_rme(lc):
     cd = lc.sushy().get_manager("/redfish/v1/Managers/1").virtual_media.get_member(
         "/redfish/v1/Managers/1/VirtualMedia/Cd")
     ksft_true(not cd.inserted, "the install medium stayed in")
+    ksft_eq(sorted(os.listdir(lc.media)), ["erase.iso"],
+            "the board kept the downloaded medium after the deploy")
     ksft_ge(pings(lc.server, 3), 2, "the next tenant does not reach its peer")
     rc, _ = lc.server.run("test -e /root/data", check=False)
     ksft_true(rc != 0, "the last tenant's data is on the next tenant's disk")
