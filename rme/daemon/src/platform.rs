@@ -130,6 +130,10 @@ pub enum Request {
         data: String,
         last: bool,
     },
+    /// Drop stored image `name`, whole or in part (a failed download).
+    MediaDiscard {
+        name: String,
+    },
     Console {
         offset: u64,
     },
@@ -239,6 +243,13 @@ pub trait Platform {
             offset,
             data: base64::engine::general_purpose::STANDARD.encode(data),
             last,
+        })
+        .map(|a| a.state)
+    }
+    /// Drops stored image `name`, whole or in part.
+    fn media_discard(&mut self, name: &str) -> Result<PlatformState, PlatformError> {
+        self.call(Request::MediaDiscard {
+            name: name.to_string(),
         })
         .map(|a| a.state)
     }
@@ -522,6 +533,13 @@ impl MemoryPlatform {
         }
     }
 
+    /// Forgets stored image `name`, if it is one (not a provider's).
+    fn forget_stored(&mut self, name: &str) {
+        if self.stored.remove(name).is_some() {
+            self.images.retain(|i| i != name);
+        }
+    }
+
     /// A boot: uses the boot source, which reverts if it was for once.
     fn boot_now(&mut self) {
         self.boots += 1;
@@ -606,7 +624,21 @@ impl Platform for MemoryPlatform {
                     image: Some(image),
                 };
             }
-            Request::MediaEject => self.state.media = Media::default(),
+            Request::MediaEject => {
+                // As the board: a stored image goes with its eject.
+                if let Some(image) = self.state.media.image.take() {
+                    self.forget_stored(&image);
+                }
+                self.state.media = Media::default();
+            }
+            Request::MediaDiscard { name } => {
+                if !bmgnic_wire::platform::remote_media_name_ok(&name)
+                    || self.state.media.image.as_deref() == Some(name.as_str())
+                {
+                    return Err(PlatformError::Refused(format!("'{name}' stays")));
+                }
+                self.forget_stored(&name);
+            }
             Request::MediaStore {
                 name,
                 offset,
@@ -626,6 +658,19 @@ impl Platform for MemoryPlatform {
                 let data = base64::engine::general_purpose::STANDARD
                     .decode(data)
                     .map_err(|e| PlatformError::Refused(e.to_string()))?;
+                if offset == 0 {
+                    // One image in transfer, besides the drive's.
+                    let drive = self.state.media.image.clone();
+                    let others: Vec<String> = self
+                        .stored
+                        .keys()
+                        .filter(|n| Some(*n) != drive.as_ref() && **n != name)
+                        .cloned()
+                        .collect();
+                    for other in others {
+                        self.forget_stored(&other);
+                    }
+                }
                 let image = self.stored.entry(name.clone()).or_default();
                 if offset == 0 {
                     image.clear();

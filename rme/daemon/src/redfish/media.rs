@@ -193,7 +193,32 @@ pub async fn fetch(
         }
         other => return Err(unreachable(uri, format!("the server answered {other}"))),
     }
-    let mut body = resp.into_body();
+    let stored = store_body(svc, uri, name, resp.into_body()).await;
+    if stored.is_err() {
+        // What arrived of the image is of no use: the board drops it.
+        let s = svc.clone();
+        let name = name.to_string();
+        let dropped =
+            tokio::task::spawn_blocking(move || s.platform().media_discard(&name).map(drop)).await;
+        let why = match dropped {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            log::warn!("redfish: {uri}: the board kept the partial image: {why}");
+        }
+    }
+    stored
+}
+
+/// Streams `body` to the board as image `name`, hashing it on the way.
+async fn store_body(
+    svc: &Arc<Service>,
+    uri: &Uri,
+    name: &str,
+    mut body: hyper::body::Incoming,
+) -> Result<Fetched, RfError> {
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut piece = Vec::with_capacity(MEDIA_CHUNK);
     let mut offset = 0u64;

@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::resources::{describedby, dollar_param, handle, if_match_ok, reset_plan, BOOT_TARGETS};
 use super::{auth, Service};
-use crate::platform::{BootTarget, MemoryPlatform, Power, Request as PReq};
+use crate::platform::{
+    Answer, BootTarget, MemoryPlatform, Platform, PlatformError, Power, Request as PReq,
+};
 use crate::rme::MemoryRme;
 
 fn svc() -> Arc<Service> {
@@ -687,7 +689,8 @@ const DEPLOY: &str = "/redfish/v1/Systems/1/Actions/Oem/BmgnicComputerSystem.Dep
 const ERASE: &str = "/redfish/v1/Systems/1/Storage/1/Drives/1/Actions/Drive.SecureErase";
 
 /// An image server on the loopback: `path` answers `image`, `/private/`
-/// paths want HTTP Basic `user:secret`, anything else is 404. Returns
+/// paths want HTTP Basic `user:secret`, `/cut/` ones send `image` and
+/// hang up with as much again promised, anything else is 404. Returns
 /// its `http://` base.
 fn image_server(path: &'static str, image: Vec<u8>) -> String {
     use std::io::{BufRead, BufReader, Write};
@@ -711,15 +714,17 @@ fn image_server(path: &'static str, image: Vec<u8>) -> String {
                     && h.trim_end()
                         .ends_with(&base64::engine::general_purpose::STANDARD.encode("user:secret"))
             });
-            let (status, body) = match target {
-                t if t.starts_with("/private/") && !authorized => ("401 Unauthorized", &[][..]),
-                t if t == path || t == format!("/private{path}") => ("200 OK", &image[..]),
-                _ => ("404 Not Found", &[][..]),
+            let (status, body, promised) = match target {
+                t if t.starts_with("/private/") && !authorized => ("401 Unauthorized", &[][..], 0),
+                t if t == path || t == format!("/private{path}") => {
+                    ("200 OK", &image[..], image.len())
+                }
+                t if t == format!("/cut{path}") => ("200 OK", &image[..], 2 * image.len()),
+                _ => ("404 Not Found", &[][..], 0),
             };
             let _ = write!(
                 conn,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+                "HTTP/1.1 {status}\r\nContent-Length: {promised}\r\nConnection: close\r\n\r\n"
             );
             let _ = conn.write_all(body);
         }
@@ -1002,6 +1007,54 @@ async fn insert_media_downloads_http_images_to_the_board() {
     let again = format!(r#"{{"Image": "{base}/boot.iso"}}"#);
     let (st, _, _) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &again).await;
     assert_eq!(st, StatusCode::CONFLICT);
+}
+
+/// A platform that keeps a list of the requests it was asked.
+struct Recording(MemoryPlatform, Arc<std::sync::Mutex<Vec<PReq>>>);
+
+impl Platform for Recording {
+    fn call(&mut self, req: PReq) -> Result<Answer, PlatformError> {
+        self.1.lock().unwrap().push(req.clone());
+        self.0.call(req)
+    }
+}
+
+#[tokio::test]
+async fn a_download_that_breaks_off_leaves_nothing_on_the_board() {
+    let acc =
+        auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let platform = Recording(MemoryPlatform::new(1 << 30), asked.clone());
+    let s = Arc::new(Service::new(
+        Box::new(platform),
+        Box::new(MemoryRme::new(4)),
+        acc,
+    ));
+    // More than one piece arrives before the server hangs up.
+    let base = image_server("/boot.iso", vec![7; 100_000]);
+    let body = format!(r#"{{"Image": "{base}/cut/boot.iso"}}"#);
+    let (st, _, v) = as_user(&s, Method::POST, CD_INSERT, "admin:a", &body).await;
+    assert_eq!(
+        (st, message_id(&v)),
+        (
+            StatusCode::BAD_REQUEST,
+            "Base.1.18.1.CouldNotEstablishConnection"
+        ),
+        "{v}"
+    );
+    let asked = asked.lock().unwrap().clone();
+    let stores = asked
+        .iter()
+        .filter(|r| matches!(r, PReq::MediaStore { name, .. } if name == "remote-boot.iso"))
+        .count();
+    assert!(stores >= 3, "{asked:?}");
+    assert_eq!(
+        asked.last(),
+        Some(&PReq::MediaDiscard {
+            name: "remote-boot.iso".into()
+        })
+    );
+    assert!(!s.platform().status().unwrap().media.inserted);
 }
 
 #[tokio::test]
