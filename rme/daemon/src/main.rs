@@ -80,6 +80,11 @@ struct Args {
     /// Operator, ReadOnly). Required with --redfish.
     #[arg(long, requires = "redfish")]
     redfish_accounts: Option<std::path::PathBuf>,
+    /// Keep the accounts the AccountService manages in this file, across
+    /// restarts (as a BMC keeps its users on its flash): made from
+    /// --redfish-accounts the first time, read from then on.
+    #[arg(long, requires = "redfish")]
+    redfish_state: Option<std::path::PathBuf>,
     /// The platform channel (Documentation/bmgnic/platform.rst): a
     /// character device or a unix socket.
     #[arg(long, default_value = DEFAULT_CHANNEL)]
@@ -203,9 +208,14 @@ fn main() {
             .unwrap_or_else(|e| fail("opening the module", e))
             .resend_after_reload();
         let platform = ChannelPlatform::new(&args.platform, std::time::Duration::from_secs(10));
-        let svc = Service::new(Box::new(platform), Box::new(nl), accounts)
+        let mut svc = Service::new(Box::new(platform), Box::new(nl), accounts)
             .with_erase_media(args.erase_media.clone())
             .with_local_vtep(args.local_vtep.map(|v| (v.mac.0, v.ip)));
+        if let Some(store) = &args.redfish_state {
+            svc = svc
+                .with_account_store(store)
+                .unwrap_or_else(|e| fail("--redfish-state", e));
+        }
         let cfg = redfish::Config {
             addr: Some(addr),
             cert_key: args.tls_cert.clone().zip(args.tls_key.clone()),

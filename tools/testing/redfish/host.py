@@ -55,6 +55,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bmgnic-redfish-")
     accounts = os.path.join(work, "accounts")
     cert = os.path.join(work, "cert.pem")
+    state = os.path.join(work, "accounts.json")
     with open(accounts, "w") as f:
         f.write("admin:Administrator:admin-pw\nop:Operator:op-pw\nro:ReadOnly:ro-pw\n")
     # The image server Ironic's conductor would be: the service downloads
@@ -69,8 +70,12 @@ def main():
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     log = open(os.path.join(work, "service.log"), "w")
-    proc = subprocess.Popen([example, f"127.0.0.1:{port}", accounts, cert, "provision.iso", "rescue.iso"],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def start():
+        return subprocess.Popen([example, f"127.0.0.1:{port}", accounts, cert, "--state", state,
+                                 "provision.iso", "rescue.iso"],
+                                stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = start()
     print("TAP version 13")
     try:
         line = proc.stdout.readline()
@@ -80,17 +85,52 @@ def main():
         run_clients(url, cert, images_url)
         run_validator(url, cert, validator, work)
         check("the service is still running", proc.poll() is None)
+        changed = change_accounts(url, cert)
+        stop(proc)
+        proc = start()
+        line = proc.stdout.readline()
+        if check("the service starts again on its account store", "listening" in line, line.strip()):
+            check_accounts_kept(url, cert, changed)
     finally:
         images.shutdown()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         n_ok = sum(1 for _, ok, _ in results if ok)
         print(f"1..{len(results)}")
         print(f"# logs in {work}")
         print(f"# {n_ok} passed, {len(results) - n_ok} failed")
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def change_accounts(url, cert):
+    """Changes the accounts from the provisioned ones: a new account, and
+    a new password for ro. Returns what to log in with afterwards."""
+    accounts = f"{url}/redfish/v1/AccountService/Accounts"
+    r = requests.post(accounts, json={"UserName": "metal3", "Password": "metal3-pw-1",
+                                      "RoleId": "ReadOnly"}, auth=("admin", "admin-pw"), verify=cert)
+    r2 = requests.patch(f"{accounts}/3", json={"Password": "ro-pw-new1"}, auth=("admin", "admin-pw"),
+                        verify=cert)
+    check("accounts changed before the restart (201, 200)", (r.status_code, r2.status_code) == (201, 200),
+          (r.status_code, r2.status_code))
+    return {"metal3": "metal3-pw-1", "ro": "ro-pw-new1"}
+
+
+def check_accounts_kept(url, cert, changed):
+    system = f"{url}/redfish/v1/Systems/1"
+    for user, pw in changed.items():
+        r = requests.get(system, auth=(user, pw), verify=cert)
+        check(f"after a restart, {user} logs in with the password it was given", r.status_code == 200,
+              r.status_code)
+    r = requests.get(system, auth=("ro", "ro-pw"), verify=cert)
+    check("after a restart, the provisioned password of ro is past (401)", r.status_code == 401,
+          r.status_code)
 
 
 def run_clients(url, cert, images):

@@ -2,13 +2,17 @@
 
 //! Accounts, roles and sessions. Accounts come from a file the cloud
 //! provisions (`user:role:password` lines) and are managed through the
-//! AccountService from then on, in memory: the file stays the baseline a
-//! restart returns to. The three predefined Redfish roles carry the
-//! standard privileges of DSP8011's registry. Passwords and tokens are
-//! compared as SHA-256 digests in constant time, so neither their content
-//! nor their length leaks through timing.
+//! AccountService from then on. With a store (`--redfish-state`), as a
+//! BMC keeps its users on its flash, the accounts live in that file and
+//! survive a restart: the provisioned file only seeds it; without one,
+//! they live in memory and a restart returns to the provisioned file.
+//! The three predefined Redfish roles carry the standard privileges of
+//! DSP8011's registry. Passwords are kept as salted SHA-256 digests;
+//! passwords and tokens are compared as digests in constant time, so
+//! neither their content nor their length leaks through timing.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -89,7 +93,24 @@ pub struct Account {
     pub role: Role,
     /// A disabled account cannot log in.
     pub enabled: bool,
+    /// The password as [`password_digest`] of it with `salt`.
+    salt: [u8; 16],
     pw_digest: [u8; 32],
+}
+
+impl Account {
+    /// An account whose password is `password`, with a fresh salt.
+    fn new(id: usize, user: &str, role: Role, enabled: bool, password: &str) -> Self {
+        let salt = random_bytes();
+        Self {
+            id,
+            user: user.to_string(),
+            role,
+            enabled,
+            salt,
+            pw_digest: password_digest(&salt, password),
+        }
+    }
 }
 
 /// The bounds on a password set through the service (the file's are the
@@ -115,6 +136,8 @@ pub enum AccountError {
     BadPassword,
     /// The caller's precondition (its If-Match) does not hold.
     Precondition,
+    /// The store could not keep the change, which was not made.
+    Storage(String),
 }
 
 /// What a PATCH of an account changes.
@@ -145,6 +168,18 @@ fn sha256(b: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 of `salt` and then `password`. Not a slow hash: the service
+/// checks it on every Basic request, in an RME that may run under TCG,
+/// and the store sits beside the provisioned file of clear passwords.
+fn password_digest(salt: &[u8; 16], password: &str) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&SHA256);
+    ctx.update(salt);
+    ctx.update(password.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// Parses an accounts file: `user:role:password` per line (the password
 /// may hold colons); blank lines and `#` comments are skipped.
 pub fn parse_accounts(text: &str) -> Result<Vec<Account>, String> {
@@ -170,13 +205,7 @@ pub fn parse_accounts(text: &str) -> Result<Vec<Account>, String> {
         if out.iter().any(|a| a.user == user) {
             return Err(format!("line {}: {user} given twice", n + 1));
         }
-        out.push(Account {
-            id: out.len() + 1,
-            user: user.to_string(),
-            role,
-            enabled: true,
-            pw_digest: sha256(pw.as_bytes()),
-        });
+        out.push(Account::new(out.len() + 1, user, role, true, pw));
     }
     Ok(out)
 }
@@ -213,9 +242,22 @@ pub struct Auth {
 struct AccountTable {
     list: Vec<Account>,
     next_id: usize,
+    /// The file the accounts are kept in, if any.
+    store: Option<PathBuf>,
 }
 
 impl AccountTable {
+    /// Makes `list` the accounts, and `next_id` the next id. With a store
+    /// the file is written first, so a change it cannot keep is not made.
+    fn commit(&mut self, list: Vec<Account>, next_id: usize) -> Result<(), AccountError> {
+        if let Some(path) = &self.store {
+            write_store(path, &list, next_id).map_err(AccountError::Storage)?;
+        }
+        self.list = list;
+        self.next_id = next_id;
+        Ok(())
+    }
+
     fn find(&mut self, id: usize) -> Result<&mut Account, AccountError> {
         self.list
             .iter_mut()
@@ -278,6 +320,7 @@ impl Auth {
             accounts: Mutex::new(AccountTable {
                 list: accounts,
                 next_id,
+                store: None,
             }),
             sessions: Mutex::new(SessionTable {
                 by_id: BTreeMap::new(),
@@ -285,6 +328,30 @@ impl Auth {
                 timeout: Duration::from_secs(1800),
             }),
         }
+    }
+
+    /// Accounts kept in the file `path` across restarts: read from it if
+    /// it exists (`seed`, the provisioned accounts, is then not used),
+    /// otherwise `seed`, written there at once. A file that cannot be
+    /// read is an error: the service does not start on other accounts
+    /// than the ones it was left with.
+    pub fn persistent(seed: Vec<Account>, path: &Path) -> Result<Self, String> {
+        let (list, next_id) = match std::fs::read_to_string(path) {
+            Ok(text) => read_store(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let next_id = seed.iter().map(|a| a.id).max().unwrap_or(0) + 1;
+                write_store(path, &seed, next_id)?;
+                (seed, next_id)
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let auth = Self::new(list);
+        {
+            let mut t = auth.account_table();
+            t.next_id = next_id;
+            t.store = Some(path.to_path_buf());
+        }
+        Ok(auth)
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, SessionTable> {
@@ -340,14 +407,9 @@ impl Auth {
             return Err(AccountError::UserExists);
         }
         let id = t.next_id;
-        t.next_id += 1;
-        t.list.push(Account {
-            id,
-            user: user.to_string(),
-            role,
-            enabled,
-            pw_digest: sha256(password.as_bytes()),
-        });
+        let mut list = t.list.clone();
+        list.push(Account::new(id, user, role, enabled, password));
+        t.commit(list, id + 1)?;
         Ok(id)
     }
 
@@ -385,7 +447,11 @@ impl Auth {
         if was_admin && !stays_admin && !t.other_admin(id) {
             return Err(AccountError::LastAdministrator);
         }
-        let a = t.find(id)?;
+        let mut list = t.list.clone();
+        let a = list
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or(AccountError::NotFound)?;
         if let Some(user) = change.user {
             a.user = user;
         }
@@ -393,12 +459,15 @@ impl Auth {
             a.role = role;
         }
         if let Some(pw) = change.password {
-            a.pw_digest = sha256(pw.as_bytes());
+            a.salt = random_bytes();
+            a.pw_digest = password_digest(&a.salt, &pw);
         }
         if let Some(enabled) = change.enabled {
             a.enabled = enabled;
         }
         let disabled = !a.enabled;
+        let next_id = t.next_id;
+        t.commit(list, next_id)?;
         drop(t);
         if disabled {
             self.table().by_id.retain(|_, s| s.account != id);
@@ -413,7 +482,9 @@ impl Auth {
         if a.role == Role::Administrator && a.enabled && !t.other_admin(id) {
             return Err(AccountError::LastAdministrator);
         }
-        t.list.retain(|a| a.id != id);
+        let list = t.list.iter().filter(|a| a.id != id).cloned().collect();
+        let next_id = t.next_id;
+        t.commit(list, next_id)?;
         drop(t);
         self.table().by_id.retain(|_, s| s.account != id);
         Ok(())
@@ -422,10 +493,10 @@ impl Auth {
     /// Checks a user name and password; every account is compared, so
     /// the time does not tell which user names exist.
     pub fn check_password(&self, user: &str, password: &str) -> Option<Principal> {
-        let pw = sha256(password.as_bytes());
         let u = sha256(user.as_bytes());
         let mut found = None;
         for a in self.account_table().list.iter() {
+            let pw = password_digest(&a.salt, password);
             let ok = sha256(a.user.as_bytes()).ct_eq(&u) & a.pw_digest.ct_eq(&pw);
             if bool::from(ok) {
                 found = Some(a.id);
@@ -519,6 +590,133 @@ impl Auth {
     }
 }
 
+/// The store's format: JSON, one document.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stored {
+    /// The format's version: 1.
+    version: u32,
+    /// The id the next account takes: ids are not reused.
+    next_id: usize,
+    accounts: Vec<StoredAccount>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredAccount {
+    id: usize,
+    user: String,
+    role: String,
+    enabled: bool,
+    /// Hex.
+    salt: String,
+    /// Hex: [`password_digest`] of the password with `salt`.
+    sha256: String,
+}
+
+const STORE_VERSION: u32 = 1;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Reads a store: its accounts and next id, each checked as the service
+/// would have written it.
+fn read_store(text: &str) -> Result<(Vec<Account>, usize), String> {
+    let s: Stored = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if s.version != STORE_VERSION {
+        return Err(format!(
+            "version {} (this service writes {STORE_VERSION})",
+            s.version
+        ));
+    }
+    let mut list: Vec<Account> = Vec::new();
+    for a in s.accounts {
+        let bad = |why: &str| format!("account {}: {why}", a.id);
+        if a.id == 0 || a.id >= s.next_id || list.iter().any(|b| b.id == a.id) {
+            return Err(bad("id out of range or given twice"));
+        }
+        if a.user.is_empty()
+            || a.user.contains(':')
+            || a.user.chars().any(char::is_control)
+            || list.iter().any(|b| b.user == a.user)
+        {
+            return Err(bad("bad or repeated user name"));
+        }
+        list.push(Account {
+            id: a.id,
+            role: Role::parse(&a.role).ok_or_else(|| bad("unknown role"))?,
+            enabled: a.enabled,
+            salt: unhex(&a.salt).ok_or_else(|| bad("salt is not 16 bytes of hex"))?,
+            pw_digest: unhex(&a.sha256).ok_or_else(|| bad("sha256 is not 32 bytes of hex"))?,
+            user: a.user,
+        });
+    }
+    list.sort_by_key(|a| a.id);
+    Ok((list, s.next_id))
+}
+
+/// Writes a store in place of `path` at once: a temporary file (mode
+/// 0600: it holds password digests) synced and renamed over it, so a
+/// crash leaves the old file or the new one.
+fn write_store(path: &Path, list: &[Account], next_id: usize) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let stored = Stored {
+        version: STORE_VERSION,
+        next_id,
+        accounts: list
+            .iter()
+            .map(|a| StoredAccount {
+                id: a.id,
+                user: a.user.clone(),
+                role: a.role.name().into(),
+                enabled: a.enabled,
+                salt: hex(&a.salt),
+                sha256: hex(&a.pw_digest),
+            })
+            .collect(),
+    };
+    let text = serde_json::to_string_pretty(&stored).map_err(|e| e.to_string())?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("writing {}: {e}", path.display()));
+    }
+    // The rename is durable once the directory is.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +728,63 @@ mod tests {
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn a_store_keeps_the_accounts_across_restarts() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("bmgnic-accounts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("accounts.json");
+        let _ = std::fs::remove_file(&path);
+        let seed = || parse_accounts("admin:Administrator:a:b:c\nop:Operator:op1\n").unwrap();
+        let a = Auth::persistent(seed(), &path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let gone = a
+            .create("ironic", Role::Operator, "conductor-pw1", true)
+            .unwrap();
+        let new_password = AccountChange {
+            password: Some("new-op-pw1".into()),
+            ..Default::default()
+        };
+        a.update(2, new_password, |_| true).unwrap();
+        a.remove(gone).unwrap();
+        let kept = a
+            .create("metal3", Role::ReadOnly, "metal3-pw1", true)
+            .unwrap();
+        drop(a);
+        // The restart reads the store: the provisioned passwords are past.
+        let b = Auth::persistent(seed(), &path).unwrap();
+        assert!(b.check_password("op", "op1").is_none());
+        assert_eq!(b.check_password("op", "new-op-pw1").unwrap().account, 2);
+        assert!(b.check_password("ironic", "conductor-pw1").is_none());
+        assert_eq!(
+            b.check_password("metal3", "metal3-pw1").unwrap().account,
+            kept
+        );
+        // Ids are not reused across a restart either.
+        assert!(
+            b.create("next", Role::ReadOnly, "next-pw-12", true)
+                .unwrap()
+                > kept
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("new-op-pw1") && !text.contains("a:b:c"));
+        // A store it cannot read stops the service rather than reverting.
+        std::fs::write(&path, "{").unwrap();
+        assert!(Auth::persistent(seed(), &path).is_err());
+        std::fs::write(&path, text.replace("\"Operator\"", "\"Root\"")).unwrap();
+        assert!(Auth::persistent(seed(), &path).is_err());
+        // A change the store cannot keep is not made.
+        std::fs::write(&path, &text).unwrap();
+        let c = Auth::persistent(seed(), &path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(
+            c.create("late", Role::ReadOnly, "late-pw-123", true),
+            Err(AccountError::Storage(_))
+        ));
+        assert!(c.accounts().iter().all(|a| a.user != "late"));
     }
 
     #[test]

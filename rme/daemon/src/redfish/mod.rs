@@ -73,6 +73,14 @@ impl Service {
         self
     }
 
+    /// Keeps the accounts in the file `path` across restarts, seeded
+    /// with the ones the service was made with if it does not exist yet
+    /// ([`auth::Auth::persistent`]).
+    pub fn with_account_store(mut self, path: &std::path::Path) -> Result<Self, String> {
+        self.auth = auth::Auth::persistent(self.auth.accounts(), path)?;
+        Ok(self)
+    }
+
     /// Erases with the medium `name` of the platform's media directory.
     pub fn with_erase_media(mut self, name: impl Into<String>) -> Self {
         self.erase_media = name.into();

@@ -1597,6 +1597,10 @@ fn account_error(e: AccountError, user: &str) -> RfError {
     match e {
         AccountError::NotFound => RfError::not_found("account"),
         AccountError::Precondition => RfError::precondition_failed(),
+        AccountError::Storage(why) => {
+            log::error!("redfish: the account store: {why}");
+            RfError::internal("the accounts could not be kept; nothing was changed")
+        }
         AccountError::UserExists => RfError::new(
             StatusCode::CONFLICT,
             "ResourceAlreadyExists",
