@@ -109,6 +109,7 @@ def start_rmed(r, rme, redfish_port, args=""):
     name = "redfish" if rme.role == "rme" else f"redfish-{rme.role}"
     rme.run("(/tmp/rack/bmgnic-rmed "
             f"--redfish 0.0.0.0:{rack.REDFISH_GUEST_PORT} --redfish-accounts /tmp/rack/accounts "
+            f"--redfish-state /tmp/rack/accounts-{rme.role}.json "
             f"--platform /dev/virtio-ports/{rack.PLATFORM_PORT_NAME} {args} "
             f"--tls-cert-out /tmp/rack/{name}.pem > /tmp/rack/rmed-{rme.role}.log 2>&1 &)")
     cert = os.path.join(r.shared, f"{name}.pem")
@@ -123,6 +124,16 @@ def start_rmed(r, rme, redfish_port, args=""):
         _, log = rme.run(f"cat /tmp/rack/rmed-{rme.role}.log")
         raise rack.RackError(f"the Redfish service did not come up: {log[-800:]}")
     return url, cert
+
+
+def restart_rmed(lc):
+    """Stops the RME daemon and starts it again as redfish_rack did (its
+    accounts from its store); returns the seconds until it answers."""
+    t = time.time()
+    lc.rme.run("pkill -x bmgnic-rmed; while pgrep -x bmgnic-rmed >/dev/null; do sleep 0.2; done")
+    os.remove(lc.cert)
+    start_rmed(lc.r, lc.rme, int(lc.url.rsplit(":", 1)[1]))
+    return time.time() - t
 
 
 def redfish_rack(r):

@@ -41,7 +41,7 @@ from lib.py import ksft_eq, ksft_ge, ksft_in, ksft_pr, ksft_true  # noqa: E402
 
 from rack_redfish import (  # noqa: E402
     ADMIN, DISK_BYTES, INSTALL_URL, OPERATOR, READER, SYSTEM, configure_nic, deploy_tenant,
-    erase_drive, install_tenant, nonzero_mib, redfish_rack)
+    erase_drive, install_tenant, nonzero_mib, redfish_rack, restart_rmed)
 
 
 def start(r):
@@ -161,6 +161,26 @@ def test_accounts_and_roles(lc):
     except sushy_errors.AccessError as e:
         ksft_eq(e.status_code, 403, "ReadOnly Reset")
     ksft_eq(lc.power(), sushy.PowerState.ON, "the refused reset changed the power")
+
+
+def test_accounts_survive_an_rme_restart(lc):
+    """The RME keeps the accounts the AccountService manages
+    (--redfish-state): one made before a restart of the daemon logs in
+    after it, with its role."""
+    accounts = f"{lc.url}/redfish/v1/AccountService/Accounts"
+    made = requests.post(accounts, json={"UserName": "metal3", "Password": "metal3-pw-1",
+                                         "RoleId": "ReadOnly"}, auth=ADMIN, verify=lc.cert, timeout=10)
+    ksft_eq(made.status_code, 201, f"account not made: {made.text[:200]}")
+    took = restart_rmed(lc)
+    ksft_pr(f"RME daemon restarted and answering in {took:.1f} s")
+    system = requests.get(f"{lc.url}{SYSTEM}", auth=("metal3", "metal3-pw-1"), verify=lc.cert, timeout=10)
+    ksft_eq(system.status_code, 200, "the account made before the restart does not log in")
+    reset = requests.post(f"{lc.url}{SYSTEM}/Actions/ComputerSystem.Reset", json={"ResetType": "ForceOff"},
+                          auth=("metal3", "metal3-pw-1"), verify=lc.cert, timeout=10)
+    ksft_eq(reset.status_code, 403, "the account lost its ReadOnly role in the restart")
+    gone = requests.delete(f"{lc.url}{made.headers.get('Location', '/none')}", auth=ADMIN,
+                           verify=lc.cert, timeout=10)
+    ksft_eq(gone.status_code, 204, "the account could not be deleted after the restart")
 
 
 def test_bad_requests_get_redfish_errors(lc):
@@ -283,6 +303,7 @@ def main():
         test_graceful_shutdown_reaches_the_guest,
         test_boot_source_override,
         test_accounts_and_roles,
+        test_accounts_survive_an_rme_restart,
         test_bad_requests_get_redfish_errors,
         test_the_tenant_cannot_reach_the_rme,
         test_tenant_leaves_disk_erased_nic_cleared_billing_kept,
