@@ -191,12 +191,16 @@ impl Board {
         })
     }
 
-    fn media_path(&self, image: &str) -> Result<PathBuf, String> {
-        let dir = self
-            .config
+    /// The virtual media directory; a board without one has no CD.
+    fn media_dir(&self) -> Result<&Path, String> {
+        self.config
             .media_dir
-            .as_ref()
-            .ok_or("this board has no virtual media directory")?;
+            .as_deref()
+            .ok_or_else(|| "this board has no virtual media directory".into())
+    }
+
+    fn media_path(&self, image: &str) -> Result<PathBuf, String> {
+        let dir = self.media_dir()?;
         if image.is_empty() || image.contains('/') || image.starts_with('.') {
             return Err(format!(
                 "'{image}': an image is a file name, without a path"
@@ -428,11 +432,7 @@ impl Board {
     ) -> Result<(), String> {
         use bmgnic_wire::platform::{remote_media_name_ok, REMOTE_MEDIA_MAX, REMOTE_MEDIA_PREFIX};
         use std::io::Write as _;
-        let dir = self
-            .config
-            .media_dir
-            .as_ref()
-            .ok_or("this board has no virtual media directory")?;
+        let dir = self.media_dir()?;
         if !remote_media_name_ok(name) {
             return Err(format!(
                 "'{name}': a stored image is named {REMOTE_MEDIA_PREFIX}NAME, NAME of letters, \
@@ -442,7 +442,7 @@ impl Board {
         if self.media.as_deref() == Some(name) {
             return Err(format!("'{name}' is in the drive: eject it first"));
         }
-        let part = dir.join(format!(".{name}.part"));
+        let part = partial_path(dir, name);
         let end = offset.saturating_add(data.len() as u64);
         if end > REMOTE_MEDIA_MAX {
             let _ = std::fs::remove_file(&part);
@@ -453,7 +453,7 @@ impl Board {
         let mut file = if offset == 0 {
             // The board keeps one image in transfer and the one in the
             // drive: a new image replaces whatever else the RME stored.
-            self.forget_stored_media(dir, Some(name));
+            self.forget_stored_media(dir, name);
             std::fs::File::create(&part)
         } else {
             std::fs::OpenOptions::new().append(true).open(&part)
@@ -478,18 +478,14 @@ impl Board {
     /// (`media-discard`: a download that failed); the image in the drive
     /// stays.
     pub fn discard_media(&mut self, name: &str) -> Result<(), String> {
-        let dir = self
-            .config
-            .media_dir
-            .clone()
-            .ok_or("this board has no virtual media directory")?;
+        let dir = self.media_dir()?;
         if !bmgnic_wire::platform::remote_media_name_ok(name) {
             return Err(format!("'{name}': not the name of a stored image"));
         }
         if self.media.as_deref() == Some(name) {
             return Err(format!("'{name}' is in the drive: eject it first"));
         }
-        for path in [dir.join(format!(".{name}.part")), dir.join(name)] {
+        for path in [partial_path(dir, name), dir.join(name)] {
             remove_if_there(&path)?;
         }
         Ok(())
@@ -497,7 +493,7 @@ impl Board {
 
     /// Removes the images the RME stored (complete or in transfer) but
     /// the one in the drive and `keep`.
-    fn forget_stored_media(&self, dir: &Path, keep: Option<&str>) {
+    fn forget_stored_media(&self, dir: &Path, keep: &str) {
         use bmgnic_wire::platform::remote_media_name_ok;
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -505,13 +501,8 @@ impl Board {
         for entry in entries.flatten() {
             let file = entry.file_name();
             let Some(file) = file.to_str() else { continue };
-            let image = file
-                .strip_prefix('.')
-                .and_then(|f| f.strip_suffix(".part"))
-                .unwrap_or(file);
-            if remote_media_name_ok(image)
-                && Some(image) != keep
-                && Some(image) != self.media.as_deref()
+            let image = partial_image(file).unwrap_or(file);
+            if remote_media_name_ok(image) && image != keep && Some(image) != self.media.as_deref()
             {
                 if let Err(e) = remove_if_there(&entry.path()) {
                     warn!("{e}");
@@ -626,6 +617,16 @@ impl Board {
     pub fn qmp_path(&self) -> &Path {
         &self.config.qmp
     }
+}
+
+/// Where stored image `name` is written until its last piece.
+fn partial_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.part"))
+}
+
+/// The image a [`partial_path`] file name is of, if it is one.
+fn partial_image(file: &str) -> Option<&str> {
+    file.strip_prefix('.')?.strip_suffix(".part")
 }
 
 /// Removes `path`; one that is not there is fine.
