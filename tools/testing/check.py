@@ -5,15 +5,18 @@
 Stages: setup (packages, toolchain, kernel source, QEMU, the Python
 venv), wire, model and rmed (fmt, clippy, cargo test; the Python reader
 of the wire constants; the RME daemon's OpenFlow codec and agent against
-os-ken), fuzz (each target for BMGNIC_FUZZ_SECONDS), kernel (the rack
-kernel), modules (clippy build, no warnings, rustfmt), kunit (each
-module's suite in the rack), selftests (rack scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
+os-ken), kernel (the rack kernel), modules (clippy build, no warnings,
+rustfmt), kunit (each module's suite in the rack), selftests (rack
+scenarios, KTAP), debug (the server and RME VMs on the debug kernel:
 KASAN, lockdep, ...; KUnit and the scenarios in DEBUG_SCENARIOS with their
-loops and durations scaled by DEBUG_SCALE, beside the selftests). QEMU and
-both kernels build in the background from the end of set-up. Every VM console is scanned
-for splats in every scenario. Every case is counted; the last line is
-"N passed, N failed" and the exit status is non-zero on any failure. A stage
-that fails says so by name; the stages that need it are counted as failed.
+loops and durations scaled by DEBUG_SCALE, after the selftests), fuzz
+(each target for BMGNIC_FUZZ_SECONDS, beside the debug pass at idle
+priority). QEMU builds in the background from the end of the packages
+step, both kernels from the end of the kernel source step. Every VM
+console is scanned for splats in every scenario. Every case is counted;
+the last line is "N passed, N failed" and the exit status is non-zero on
+any failure. A stage that fails says so by name; the stages that need it
+are counted as failed.
 
     check.py           everything (make check)
     check.py --debug   set-up, kernels and modules, then every scenario on
@@ -27,6 +30,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -56,12 +60,14 @@ def record(name, ok, detail=""):
     print(f"{'ok' if ok else 'not ok'} - {name}{(' # ' + detail) if detail else ''}", flush=True)
 
 
-def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None):
-    """Runs cmd in its own process group; returns (rc, output)."""
-    print(f"[{stage}] $ {' '.join(cmd)}", flush=True)
+def run(stage, cmd, timeout, cwd=TOP, echo=True, env=None, idle=False):
+    """Runs cmd in its own process group (under SCHED_IDLE with idle=True,
+    as Background does); returns (rc, output)."""
+    print(f"[{stage}] $ {' '.join(cmd)}{' (idle priority)' if idle else ''}", flush=True)
     start = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, env=dict(ENV, **(env or {})), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=Background._idle if idle else None)
     running.add(proc.pid)
     lines = []
     try:
@@ -184,6 +190,44 @@ def count_ktap(stage, prefix, out, rc):
         stage_failed(stage, f"{prefix} has failing cases")
 
 
+def fuzz_stage(idle):
+    """Coverage-guided fuzzing of everything that parses input, each target
+    for BMGNIC_FUZZ_SECONDS, the corpus kept in the cache between runs.
+    Returns [(case, ok, detail)] for record(): it may run in a thread beside
+    the debug pass (idle=True, under SCHED_IDLE: it takes only the CPU time
+    that pass's guests leave unused)."""
+    fuzz_secs = int(os.environ.get("BMGNIC_FUZZ_SECONDS", "20"))
+    artifacts = os.path.join(CACHE, "fuzz-artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
+    targets = (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
+               ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
+               ("qemu/fuzz", "checkpoint_disk"), ("rme/daemon/fuzz", "openflow_message"))
+
+    def fuzz(fuzz_dir, target):
+        corpus = os.path.join(CACHE, "fuzz-corpus", target)
+        os.makedirs(corpus, exist_ok=True)
+        return run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
+                            f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
+                            f"-artifact_prefix={artifacts}/{target}-"],
+                   600 + fuzz_secs, cwd=os.path.join(TOP, fuzz_dir), echo=False, env=fuzz_env,
+                   idle=idle)
+
+    # One libFuzzer process per core (their builds take cargo's lock in turn).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        outcomes = list(pool.map(lambda t: fuzz(*t), targets))
+    cases = []
+    for (fuzz_dir, target), (rc, out) in zip(targets, outcomes):
+        runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
+        detail = f"{int(runs.group(1))} executions in {fuzz_secs}s, no crash" if runs and rc == 0 \
+            else f"exit {rc}; crash inputs in {artifacts}"
+        if rc != 0:
+            print("\n".join(out.splitlines()[-30:]))
+            stage_failed("fuzz", f"{target}: {detail}")
+        cases.append((f"fuzz: {target}", rc == 0, detail))
+    return cases
+
+
 # The debug pass of `make check`: the driver and BAR0 scenarios, with
 # loop counts and durations at DEBUG_SCALE (bmgnic_env.scaled); their
 # assertions are the same. The others (migration's tenant runs its image's
@@ -193,12 +237,16 @@ DEBUG_SCENARIOS = ("tenant_driver", "guest_bank_isolation")
 DEBUG_SCALE = "0.1"
 
 
-def debug_pass(scenarios, scale, build):
+def debug_pass(scenarios, scale, build, beside=None):
     """Runs KUnit and `scenarios` with the server and RME VMs on the debug
     kernel (`build`: the Background job of scripts/build-debug-modules.sh),
-    counting their cases with a "debug" prefix. It runs alone, after the
-    normal scenarios: beside them, its guests missed timing-bound checks."""
+    counting their cases with a "debug" prefix. It runs after the normal
+    scenarios: beside them, its guests missed timing-bound checks. Once the
+    debug kernel is built, `beside` is called: it may start idle-priority
+    work that uses what this pass leaves of the CPU."""
     rc, out = build.wait()
+    if beside:
+        beside()
     record("debug: debug kernel (KASAN, lockdep, DEBUG_NET, DMA-API debug) and modules build", rc == 0)
     if rc != 0:
         stage_failed("debug", "the debug kernel or the modules against it did not build")
@@ -238,21 +286,27 @@ def main():
 def check(builds):
     t0 = time.time()
     debug_only = "--debug" in sys.argv[1:]
-    ok_setup = run("setup", [os.path.join(TOP, "scripts/setup.sh"), "packages", "rust", "kernel-source",
-                             "python"], 45 * 60)[0] == 0
-    record("setup: packages, Rust toolchain, kernel source, Python peers", ok_setup)
-    if not ok_setup:
-        stage_failed("setup", "see [setup] lines above")
-    else:
-        # The long builds run beside the cargo stages: QEMU and the rack
-        # kernel at normal priority (each stage has serial stretches the
-        # other fills), the debug kernel at idle priority, so it mostly
-        # runs while the rack scenarios leave a core unused.
+    # Set-up in three steps, each build starting as soon as what it needs
+    # is there, so that it runs while set-up waits on the network: QEMU
+    # after the packages; the rack kernel (normal priority: each cargo
+    # stage has serial stretches it fills) and the debug kernel (idle
+    # priority: it mostly runs while the rack's scenarios leave a core
+    # unused) after the toolchain and the kernel source.
+    setup = os.path.join(TOP, "scripts/setup.sh")
+    ok_setup = run("setup", [setup, "packages"], 30 * 60)[0] == 0
+    if ok_setup:
         qemu_build = Background("qemu", [os.path.join(TOP, "scripts/build-qemu.sh")], 45 * 60)
+        builds.append(qemu_build)
+        ok_setup = run("setup", [setup, "rust", "kernel-source"], 30 * 60)[0] == 0
+    if ok_setup:
         kernel_build = Background("kernel", [os.path.join(TOP, "scripts/build-kernel.sh")], 60 * 60)
         debug_build = Background("debug", [os.path.join(TOP, "scripts/build-debug-modules.sh")],
                                  150 * 60, idle=True)
-        builds += [qemu_build, kernel_build, debug_build]
+        builds += [kernel_build, debug_build]
+        ok_setup = run("setup", [setup, "python"], 20 * 60)[0] == 0
+    record("setup: packages, Rust toolchain, kernel source, Python peers", ok_setup)
+    if not ok_setup:
+        stage_failed("setup", "see [setup] lines above")
 
     # The wire formats and the device model: ordinary Rust crates.
     model = os.path.join(TOP, "qemu")
@@ -301,37 +355,6 @@ def check(builds):
                                       os.path.join(examples, "redfish_memory")], 900)
             count_ktap("redfish", "rmed: redfish with sushy and the validator", out, rc)
 
-        # Coverage-guided fuzzing of everything that parses input, for a
-        # bounded time; the corpus is kept in the cache between runs.
-        fuzz_secs = int(os.environ.get("BMGNIC_FUZZ_SECONDS", "20"))
-        artifacts = os.path.join(CACHE, "fuzz-artifacts")
-        os.makedirs(artifacts, exist_ok=True)
-        fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
-        targets = (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
-                   ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
-                   ("qemu/fuzz", "checkpoint_disk"), ("rme/daemon/fuzz", "openflow_message"))
-
-        def fuzz(fuzz_dir, target):
-            corpus = os.path.join(CACHE, "fuzz-corpus", target)
-            os.makedirs(corpus, exist_ok=True)
-            return run("fuzz", ["cargo", "fuzz", "run", "-s", "none", target, corpus, "--",
-                                f"-max_total_time={fuzz_secs}", "-print_final_stats=1",
-                                f"-artifact_prefix={artifacts}/{target}-"],
-                       600 + fuzz_secs, cwd=os.path.join(TOP, fuzz_dir), echo=False, env=fuzz_env)
-
-        # One libFuzzer process per core: each target still gets its
-        # fuzz_secs of a whole core (their builds take cargo's lock in turn).
-        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            outcomes = list(pool.map(lambda t: fuzz(*t), targets))
-        for (fuzz_dir, target), (rc, out) in zip(targets, outcomes):
-            runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", out)
-            detail = f"{int(runs.group(1))} executions in {fuzz_secs}s, no crash" if runs and rc == 0 \
-                else f"exit {rc}; crash inputs in {artifacts}"
-            if rc != 0:
-                print("\n".join(out.splitlines()[-30:]))
-                stage_failed("fuzz", f"{target}: {detail}")
-            record(f"fuzz: {target}", rc == 0, detail)
-
     # Kernel and modules.
     ok_kernel = False
     if ok_setup:
@@ -373,6 +396,16 @@ def check(builds):
         if rc != 0:
             stage_failed("setup", "QEMU did not build")
             ok_modules = False
+    # The fuzzers run beside the debug pass, at idle priority: until the
+    # debug kernel is built they would only take CPU time from it.
+    fuzz_results = []
+
+    def start_fuzz(idle):
+        if not fuzz_results:
+            done = concurrent.futures.Future()
+            fuzz_results.append(done)
+            threading.Thread(target=lambda: done.set_result(fuzz_stage(idle)), daemon=True).start()
+
     if ok_modules and debug_only:
         debug_pass(all_scenarios(), "1", debug_build)
     elif ok_modules:
@@ -387,9 +420,13 @@ def check(builds):
             rc, out = run("selftests", [sys.executable, t], 20 * 60)
             count_ktap("selftests", name, out, rc)
         # Its kernel was built in the background meanwhile.
-        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build)
+        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build, beside=lambda: start_fuzz(True))
     else:
         record("kunit and selftests: run in the rack", False, "modules stage failed")
+    if ok_setup and not debug_only:
+        start_fuzz(False)
+        for case in fuzz_results[0].result():
+            record(*case)
 
     print(f"# make check took {time.time() - t0:.0f}s")
     if failures:
