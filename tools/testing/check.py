@@ -30,7 +30,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -397,14 +396,14 @@ def check(builds):
             stage_failed("setup", "QEMU did not build")
             ok_modules = False
     # The fuzzers run beside the debug pass, at idle priority: until the
-    # debug kernel is built they would only take CPU time from it.
-    fuzz_results = []
+    # debug kernel is built they would only take CPU time from it. Without
+    # a debug pass they run on their own at the end.
+    fuzzing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    fuzz_job = None
 
-    def start_fuzz(idle):
-        if not fuzz_results:
-            done = concurrent.futures.Future()
-            fuzz_results.append(done)
-            threading.Thread(target=lambda: done.set_result(fuzz_stage(idle)), daemon=True).start()
+    def start_fuzz():
+        nonlocal fuzz_job
+        fuzz_job = fuzzing.submit(fuzz_stage, True)
 
     if ok_modules and debug_only:
         debug_pass(all_scenarios(), "1", debug_build)
@@ -420,13 +419,13 @@ def check(builds):
             rc, out = run("selftests", [sys.executable, t], 20 * 60)
             count_ktap("selftests", name, out, rc)
         # Its kernel was built in the background meanwhile.
-        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build, beside=lambda: start_fuzz(True))
+        debug_pass(DEBUG_SCENARIOS, DEBUG_SCALE, debug_build, beside=start_fuzz)
     else:
         record("kunit and selftests: run in the rack", False, "modules stage failed")
     if ok_setup and not debug_only:
-        start_fuzz(False)
-        for case in fuzz_results[0].result():
+        for case in fuzz_job.result() if fuzz_job else fuzz_stage(False):
             record(*case)
+    fuzzing.shutdown()
 
     print(f"# make check took {time.time() - t0:.0f}s")
     if failures:
