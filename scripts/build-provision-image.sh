@@ -39,7 +39,12 @@ ldlinux=/usr/lib/syslinux/modules/bios/ldlinux.c32
 target=${CARGO_TARGET_DIR:-$BMGNIC_CACHE/cargo-target}
 CARGO_TARGET_DIR=$target cargo build --quiet --release --locked \
 	--manifest-path "$BMGNIC_TOP/rme/cleanup/Cargo.toml" || die "bmgnic-cleanup build failed"
-agent="$target/release/bmgnic-cleanup"
+# Without its debug info: that names the checkout's directory, and the
+# medium (and its cache key) must not change with where the tree is.
+stripped=$(mktemp)
+trap 'rm -f "$stripped"' EXIT
+objcopy --strip-debug "$target/release/bmgnic-cleanup" "$stripped"
+agent=$stripped
 
 key=$({
 	echo "$job"
@@ -56,7 +61,7 @@ fi
 log "building the $job medium (key $key)"
 mkdir -p "$BMGNIC_CACHE/images"
 tmp=$(mktemp -d "$BMGNIC_CACHE/images/.build-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$stripped"' EXIT
 tree="$tmp/iso"
 mkdir -p "$tree/isolinux"
 
