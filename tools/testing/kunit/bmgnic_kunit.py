@@ -9,6 +9,7 @@ load is parsed by the kernel's own `tools/testing/kunit/kunit.py parse`, and
 each case is printed as one KTAP result line.
 """
 
+import concurrent.futures
 import json
 import os
 import re
@@ -49,13 +50,15 @@ def parse_ktap(ksrc, log_text):
     return cases
 
 
-def run_suite(vm, ko, args, ksrc):
+def load_suite(vm, ko, args):
+    """Loads `ko` in `vm`, which runs its suite; returns the kernel log of
+    the load."""
     vm.run("dmesg -C")
     rc, out = vm.run(f"insmod {ko} {args}", check=False)
     _, log = vm.run("dmesg")
     if rc != 0:
-        print(f"# insmod {os.path.basename(ko)} failed: {out.strip()}")
-    return parse_ktap(ksrc, log)
+        log += f"\n# insmod {os.path.basename(ko)} failed: {out.strip()}\n"
+    return log
 
 
 def kunit_runner_waits(r):
@@ -91,9 +94,17 @@ def main():
             server.wait_ready()
             rme.wait_ready()
             bmgnic_ko, rme_ko = rack.MODULES
-            expected = {"bmgnic": run_suite(server, bmgnic_ko, "", ksrc)}
             rme.run("ip link set eth0 up")
-            expected["bmgnic_rme"] = run_suite(rme, rme_ko, "sideband=eth0", ksrc)
+            # Both VMs at once: each suite is one guest CPU's work, and on
+            # the debug kernel each takes a minute or more.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+                loads = {"bmgnic": pool.submit(load_suite, server, bmgnic_ko, ""),
+                         "bmgnic_rme": pool.submit(load_suite, rme, rme_ko, "sideband=eth0")}
+                logs = {module: job.result() for module, job in loads.items()}
+            expected = {}
+            for module, log in logs.items():
+                print("\n".join(line for line in log.splitlines() if line.startswith("# insmod ")))
+                expected[module] = parse_ktap(ksrc, log)
             for module, cases in expected.items():
                 if not cases:
                     results.append((f"{module}.kunit_suite_ran", "FAIL"))
