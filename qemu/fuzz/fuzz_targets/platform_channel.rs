@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         media_dir: None,
         guest_agent: None,
         checkpoints: None,
+        netboot: None,
     });
     for line in data.split(|&b| b == b'\n') {
         let answer = channel::answer(&mut board, line);

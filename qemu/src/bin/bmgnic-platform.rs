@@ -47,6 +47,11 @@ struct Args {
     /// by the boards a tenant may move between.
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
+    /// The provisioning network's boot server root (TFTP), holding
+    /// `boot.ipxe`: gives the server a provisioning port, cabled for the
+    /// boots whose source is `pxe`.
+    #[arg(long)]
+    netboot_dir: Option<PathBuf>,
     /// Power the server on at once.
     #[arg(long)]
     power_on: bool,
@@ -70,6 +75,7 @@ fn run(args: Args) -> Result<(), String> {
         media_dir: args.media_dir,
         guest_agent: args.guest_agent,
         checkpoints: args.checkpoint_dir,
+        netboot: args.netboot_dir,
     })));
     if args.power_on {
         board

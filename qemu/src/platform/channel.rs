@@ -197,6 +197,7 @@ mod tests {
             media_dir: None,
             guest_agent: None,
             checkpoints: None,
+            netboot: None,
         })
     }
 
@@ -212,7 +213,10 @@ mod tests {
         assert_eq!(a["id"], json!(4));
         assert_eq!(a["error"], json!("unknown request 'frobnicate'"));
         let a = answer(&mut b, br#"{"id": 5, "op": "boot", "target": "pxe"}"#);
-        assert_eq!(a["ok"], json!(false));
+        assert_eq!(
+            a["error"],
+            json!("pxe: this server has no provisioning network")
+        );
         let a = answer(&mut b, br#"{"id": 6, "op": "boot", "target": "hdd"}"#);
         assert_eq!(a["error"], json!("hdd: this server has no disk"));
     }

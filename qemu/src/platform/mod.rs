@@ -37,6 +37,13 @@ const CD_DEVICE: &str = "bmgnic-vcd";
 const CD_CONTROLLER: &str = "bmgnic-scsi";
 /// The guest agent's port name, as qemu-ga looks for it.
 const QGA_PORT: &str = "org.qemu.guest_agent.0";
+/// The qdev id of the provisioning port (the network boot NIC).
+const NETBOOT_DEVICE: &str = "bmgnic-prov";
+/// The file the provisioning network's DHCP names as the boot file, in
+/// the netboot directory: an iPXE script.
+pub const NETBOOT_FILE: &str = "boot.ipxe";
+/// The provisioning port's MAC: locally administered, the board's own.
+const NETBOOT_MAC: &str = "52:54:00:b0:07:01";
 
 /// What the board boots from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +54,8 @@ pub enum BootTarget {
     Hdd,
     /// The virtual CD.
     Cd,
+    /// The network, through the provisioning port's boot ROM.
+    Pxe,
 }
 
 impl BootTarget {
@@ -55,10 +64,10 @@ impl BootTarget {
             "none" => Ok(Self::None),
             "hdd" => Ok(Self::Hdd),
             "cd" => Ok(Self::Cd),
-            // The server's only NIC is the BMGNIC, which has no option
-            // ROM: there is nothing to network-boot with.
-            "pxe" => Err("pxe: the server's NIC has no network boot ROM".into()),
-            _ => Err(format!("boot target must be none, hdd or cd, not '{s}'")),
+            "pxe" => Ok(Self::Pxe),
+            _ => Err(format!(
+                "boot target must be none, hdd, cd or pxe, not '{s}'"
+            )),
         }
     }
 
@@ -67,13 +76,16 @@ impl BootTarget {
             Self::None => "none",
             Self::Hdd => "hdd",
             Self::Cd => "cd",
+            Self::Pxe => "pxe",
         }
     }
 
-    /// SeaBIOS boot indexes (lower first) of the disk and the CD.
+    /// SeaBIOS boot indexes (lower first) of the disk and the CD; the
+    /// provisioning port, cabled only to boot `Pxe`, comes first then.
     fn boot_indexes(self) -> (u32, u32) {
         match self {
             Self::Cd => (1, 0),
+            Self::Pxe => (1, 2),
             Self::None | Self::Hdd => (0, 1),
         }
     }
@@ -98,6 +110,10 @@ pub struct BoardConfig {
     pub guest_agent: Option<PathBuf>,
     /// Provider storage: the directory checkpoints are kept in.
     pub checkpoints: Option<PathBuf>,
+    /// The provisioning network's boot server root (the provisioner's
+    /// TFTP directory, with [`NETBOOT_FILE`]); a board without one has
+    /// no provisioning port and cannot boot `Pxe`.
+    pub netboot: Option<PathBuf>,
 }
 
 /// The power states of platform.rst.
@@ -188,6 +204,7 @@ impl Board {
             "boot": { "target": self.boot_target.name(), "once": self.boot_once },
             "media": { "inserted": self.media.is_some(), "image": self.media },
             "disk": { "present": disk_bytes.is_some(), "bytes": disk_bytes.unwrap_or(0) },
+            "netboot": { "present": self.config.netboot.is_some() },
         })
     }
 
@@ -249,6 +266,22 @@ impl Board {
             args.push("-device".into());
             args.push(format!(
                 "scsi-cd,drive=bmgnic-cd,bus={CD_CONTROLLER}.0,id={CD_DEVICE},bootindex={cd_index}"
+            ));
+        }
+        if let (BootTarget::Pxe, Some(dir)) = (self.boot_target, &self.config.netboot) {
+            // The provisioning port is cabled for this boot only: a
+            // tenant booted any other way has no NIC but the BMGNIC.
+            // User-mode networking that reaches nothing (restrict=on)
+            // but its own DHCP and TFTP servers, as a provisioning VLAN
+            // reaches only the provisioner; QEMU's iPXE ROM boots it.
+            args.push("-netdev".into());
+            args.push(format!(
+                "user,id={NETBOOT_DEVICE},restrict=on,tftp={},bootfile={NETBOOT_FILE}",
+                dir.display()
+            ));
+            args.push("-device".into());
+            args.push(format!(
+                "virtio-net-pci,netdev={NETBOOT_DEVICE},id={NETBOOT_DEVICE},mac={NETBOOT_MAC},bootindex=0"
             ));
         }
         if let Some(agent) = &self.config.guest_agent {
@@ -390,6 +423,9 @@ impl Board {
         }
         if target == BootTarget::Cd && self.config.media_dir.is_none() {
             return Err("cd: this server has no virtual CD".into());
+        }
+        if target == BootTarget::Pxe && self.config.netboot.is_none() {
+            return Err("pxe: this server has no provisioning network".into());
         }
         self.boot_target = target;
         self.boot_once = once && target != BootTarget::None;
@@ -647,5 +683,67 @@ impl Drop for Board {
             let _ = r.child.kill();
             let _ = r.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(netboot: Option<&str>) -> Board {
+        Board::new(BoardConfig {
+            qemu: vec!["qemu".into(), "-m".into(), "512".into()],
+            qmp: "/run/server.qmp".into(),
+            console: None,
+            disk: Some("/rack/disk.img".into()),
+            media_dir: Some("/rack/media".into()),
+            guest_agent: None,
+            checkpoints: None,
+            netboot: netboot.map(PathBuf::from),
+        })
+    }
+
+    fn device<'a>(args: &'a [String], prefix: &str) -> Option<&'a String> {
+        args.iter().find(|a| a.starts_with(prefix))
+    }
+
+    #[test]
+    fn the_provisioning_port_is_cabled_only_to_boot_pxe() {
+        let mut b = board(Some("/rack/netboot"));
+        for target in ["none", "hdd", "cd"] {
+            b.set_boot(target, false).unwrap();
+            let args = b.qemu_args();
+            assert!(device(&args, "virtio-net-pci").is_none(), "{target}");
+            assert!(!args.iter().any(|a| a.contains("tftp=")), "{target}");
+        }
+        assert_eq!(b.state()["netboot"], json!({"present": true}));
+        b.set_boot("pxe", true).unwrap();
+        assert_eq!(b.state()["boot"], json!({"target": "pxe", "once": true}));
+        let args = b.qemu_args();
+        let netdev = args.iter().find(|a| a.starts_with("user,")).unwrap();
+        assert!(netdev.contains("restrict=on"), "{netdev}");
+        assert!(
+            netdev.contains("tftp=/rack/netboot,bootfile=boot.ipxe"),
+            "{netdev}"
+        );
+        // The network first, then the disk, then the CD.
+        assert!(device(&args, "virtio-net-pci")
+            .unwrap()
+            .ends_with(",bootindex=0"));
+        assert!(device(&args, "nvme,").unwrap().ends_with(",bootindex=1"));
+        assert!(device(&args, "scsi-cd,").unwrap().ends_with(",bootindex=2"));
+    }
+
+    #[test]
+    fn a_board_without_a_provisioning_network_refuses_pxe() {
+        let mut b = board(None);
+        assert_eq!(b.state()["netboot"], json!({"present": false}));
+        b.set_boot("cd", true).unwrap();
+        assert_eq!(
+            b.set_boot("pxe", false).unwrap_err(),
+            "pxe: this server has no provisioning network"
+        );
+        // The refused request changed nothing.
+        assert_eq!(b.state()["boot"], json!({"target": "cd", "once": true}));
     }
 }
