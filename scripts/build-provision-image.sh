@@ -11,6 +11,10 @@
 #   erase     NVMe Format with secure erase, zero-fill as the fallback,
 #             then reads every block back
 #
+# Beside each ISO, JOB-KEY.netboot/ holds the same kernel and initramfs
+# with an iPXE script (boot.ipxe), for a network boot from a provisioning
+# network (bmgnic-platform --netboot-dir).
+#
 # Cached by their inputs under $BMGNIC_CACHE/images; prints the ISO's path.
 #
 # Usage: build-provision-image.sh install|erase KERNEL_BUILD_DIR [TENANT_IMAGE]
@@ -53,7 +57,8 @@ key=$({
 	[ -z "$tenant" ] || cat "$tenant"
 } | input_hash)
 out="$BMGNIC_CACHE/images/$job-$key.iso"
-if [ -e "$out" ]; then
+netboot="$BMGNIC_CACHE/images/$job-$key.netboot"
+if [ -e "$out" ] && [ -e "$netboot" ]; then
 	echo "$out"
 	exit 0
 fi
@@ -103,12 +108,27 @@ if [ -n "$tenant" ]; then
 	gzip -1 -c "$tenant" >"$tree/tenant.img.gz"
 	sha256sum "$tenant" | cut -d' ' -f1 >"$tree/tenant.sha256"
 fi
+# The same system for a network boot, as a provisioner serves it over
+# TFTP: the kernel, the initramfs and the iPXE script the provisioning
+# network's DHCP names (bmgnic-platform --netboot-dir). The install job's
+# tenant image is on the CD only.
+mkdir "$tmp/netboot"
+cp "$tree/bzImage" "$tree/initrd.gz" "$tmp/netboot/"
+cat >"$tmp/netboot/boot.ipxe" <<IPXE
+#!ipxe
+kernel bzImage console=ttyS0 panic=-1 bmgnic.job=$job BOOTIF=01-\${netX/mac:hexhyp}
+initrd initrd.gz
+boot
+IPXE
 xorriso -as mkisofs -quiet -o "$tmp/medium.iso" -V "BMGNIC_${job^^}" \
 	-b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot \
 	-boot-load-size 4 -boot-info-table "$tree" >"$tmp/xorriso.log" 2>&1 ||
 	{ cat "$tmp/xorriso.log" >&2; die "xorriso failed"; }
+rm -rf "$netboot"
+mv "$tmp/netboot" "$netboot"
 mv "$tmp/medium.iso" "$out"
 # Keep this medium and the most recent other one of its job.
-ls -1t "$BMGNIC_CACHE/images/$job"-*.iso 2>/dev/null | tail -n +3 | xargs -r rm -f
+ls -1t "$BMGNIC_CACHE/images/$job"-*.iso 2>/dev/null | tail -n +3 | sed 's/\.iso$//' |
+	while read -r old; do rm -rf "$old.iso" "$old.netboot"; done
 log "$job medium ready: $out"
 echo "$out"
