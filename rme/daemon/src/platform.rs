@@ -93,6 +93,12 @@ pub struct Disk {
     pub bytes: u64,
 }
 
+/// Whether the board has a provisioning port to boot `pxe` from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Netboot {
+    pub present: bool,
+}
+
 /// The state every successful answer carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformState {
@@ -100,6 +106,9 @@ pub struct PlatformState {
     pub boot: Boot,
     pub media: Media,
     pub disk: Disk,
+    /// Absent from a board older than the field: none.
+    #[serde(default)]
+    pub netboot: Netboot,
 }
 
 /// A request of the channel, serialized as its `op` and parameters.
@@ -521,6 +530,7 @@ impl MemoryPlatform {
                     present: true,
                     bytes: disk_bytes,
                 },
+                netboot: Netboot { present: true },
             },
             images: Vec::new(),
             console: Vec::new(),
@@ -602,10 +612,10 @@ impl Platform for MemoryPlatform {
                 self.state.power = Power::On;
             }
             Request::Boot { target, once } => {
-                // As the platform: the server's NIC has no boot ROM.
-                if target == BootTarget::Pxe {
+                // As the platform: only a board with a provisioning port.
+                if target == BootTarget::Pxe && !self.state.netboot.present {
                     return Err(PlatformError::Refused(
-                        "pxe: the server's NIC has no network boot ROM".into(),
+                        "pxe: this server has no provisioning network".into(),
                     ));
                 }
                 self.state.boot = Boot { target, once }
@@ -793,11 +803,18 @@ mod tests {
     fn memory_platform_rules() {
         let mut p = MemoryPlatform::new(1 << 30);
         assert!(p.pause().is_err());
+        p.state.netboot.present = false;
         assert!(matches!(
             p.boot(BootTarget::Pxe, false),
             Err(PlatformError::Refused(_))
         ));
         assert_eq!(p.state.boot, Boot::default());
+        p.state.netboot.present = true;
+        p.boot(BootTarget::Pxe, true).unwrap();
+        assert_eq!(p.power_on().unwrap().power, Power::On);
+        assert_eq!(p.booted_from, vec![BootTarget::Pxe]);
+        assert_eq!(p.force_off().unwrap().power, Power::Off);
+        p.booted_from.clear();
         p.boot(BootTarget::Cd, true).unwrap();
         assert_eq!(p.power_on().unwrap().power, Power::On);
         assert!(p.power_on().is_err());

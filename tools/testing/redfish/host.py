@@ -167,12 +167,19 @@ def run_clients(url, cert, images):
     system.refresh()
     check("sushy: boot override Hdd continuous", system.boot.target == sushy.BOOT_SOURCE_TARGET_HDD
           and system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_CONTINUOUS, (system.boot.target, system.boot.enabled))
-    # The server's NIC has no boot ROM: Pxe is neither offered nor taken.
+    # Pxe boots through the board's provisioning port (the in-memory
+    # board has one).
     allowed_targets = system.get_allowed_system_boot_source_values()
-    check("sushy: boot targets offered are None, Hdd, Cd (no Pxe)",
+    check("sushy: boot targets offered are None, Pxe, Hdd, Cd",
           sorted(str(t) for t in allowed_targets) == sorted(str(t) for t in (
-              sushy.BOOT_SOURCE_TARGET_NONE, sushy.BOOT_SOURCE_TARGET_HDD, sushy.BOOT_SOURCE_TARGET_CD)),
+              sushy.BOOT_SOURCE_TARGET_NONE, sushy.BOOT_SOURCE_TARGET_PXE,
+              sushy.BOOT_SOURCE_TARGET_HDD, sushy.BOOT_SOURCE_TARGET_CD)),
           sorted(str(t) for t in allowed_targets))
+    system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_ONCE)
+    system.refresh()
+    check("sushy: boot override Pxe once", system.boot.target == sushy.BOOT_SOURCE_TARGET_PXE
+          and system.boot.enabled == sushy.BOOT_SOURCE_ENABLED_ONCE, (system.boot.target, system.boot.enabled))
+    system.set_system_boot_options(sushy.BOOT_SOURCE_TARGET_HDD, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS)
     # SeaBIOS: the boot mode is Legacy (sushy's "bios"); setting it is a
     # no-op, UEFI is refused.
     check("sushy: boot mode is Legacy (bios)", system.boot.mode == sushy.BOOT_SOURCE_MODE_BIOS, system.boot.mode)
@@ -247,9 +254,9 @@ def run_clients(url, cert, images):
     r = requests.post(f"{url}/redfish/v1/SessionService/Sessions", data=b"{" + b" " * 200000 + b"}",
                       headers={"Content-Type": "application/json"}, verify=cert)
     check("oversized body -> 413", r.status_code == 413, r.status_code)
-    r = requests.patch(f"{url}/redfish/v1/Systems/1", json={"Boot": {"BootSourceOverrideTarget": "Pxe"}},
+    r = requests.patch(f"{url}/redfish/v1/Systems/1", json={"Boot": {"BootSourceOverrideTarget": "Floppy"}},
                        auth=("admin", "admin-pw"), verify=cert)
-    check("PATCH of a Pxe boot target -> 400 PropertyValueNotInList", r.status_code == 400
+    check("PATCH of a Floppy boot target -> 400 PropertyValueNotInList", r.status_code == 400
           and "PropertyValueNotInList" in r.text, r.status_code)
     g = requests.get(f"{url}/redfish/v1/Systems/1", auth=("admin", "admin-pw"), verify=cert)
     r = requests.patch(f"{url}/redfish/v1/Systems/1", json={"Boot": {"BootSourceOverrideTarget": "Hdd"}},

@@ -42,9 +42,18 @@ const RESET_TYPES: [&str; 7] = [
     "Pause",
     "Resume",
 ];
-/// The boot targets the platform takes: not Pxe, as the server's only
-/// NIC (the BMGNIC) has no network boot ROM.
-pub const BOOT_TARGETS: [&str; 3] = ["None", "Hdd", "Cd"];
+/// The boot targets the platform takes. Pxe boots through the board's
+/// provisioning port (the BMGNIC has no boot ROM): offered only where the
+/// board has one.
+pub const BOOT_TARGETS: [&str; 4] = ["None", "Pxe", "Hdd", "Cd"];
+
+/// The boot targets of a board in state `st`.
+fn boot_targets(st: &PlatformState) -> Vec<&'static str> {
+    BOOT_TARGETS
+        .into_iter()
+        .filter(|&t| t != "Pxe" || st.netboot.present)
+        .collect()
+}
 const BOOT_ENABLED: [&str; 3] = ["Disabled", "Once", "Continuous"];
 /// The boot modes: the platform's firmware is SeaBIOS, so Legacy only.
 pub const BOOT_MODES: [&str; 1] = ["Legacy"];
@@ -1105,7 +1114,7 @@ fn system(st: &PlatformState) -> Value {
         "Boot": {
             "BootSourceOverrideTarget": target,
             "BootSourceOverrideEnabled": enabled,
-            "BootSourceOverrideTarget@Redfish.AllowableValues": BOOT_TARGETS,
+            "BootSourceOverrideTarget@Redfish.AllowableValues": boot_targets(st),
             "BootSourceOverrideMode": "Legacy",
             "BootSourceOverrideMode@Redfish.AllowableValues": BOOT_MODES,
         },
@@ -1439,7 +1448,8 @@ async fn patch(
                     Some("None") => BootTarget::None,
                     Some("Hdd") => BootTarget::Hdd,
                     Some("Cd") => BootTarget::Cd,
-                    // Pxe is not offered: the platform refuses it.
+                    Some("Pxe") if st.netboot.present => BootTarget::Pxe,
+                    // Pxe without a provisioning port is not offered.
                     Some(other) => {
                         return Err(RfError::value_not_in_list(
                             "Boot/BootSourceOverrideTarget",

@@ -18,10 +18,15 @@ use crate::platform::{
 use crate::rme::MemoryRme;
 
 fn svc() -> Arc<Service> {
+    svc_on(MemoryPlatform::new(1 << 30))
+}
+
+/// The service on `board`.
+fn svc_on(board: MemoryPlatform) -> Arc<Service> {
     let acc =
         auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
     Arc::new(Service::new(
-        Box::new(MemoryPlatform::new(1 << 30)),
+        Box::new(board),
         Box::new(MemoryRme::new(4)),
         acc,
     ))
@@ -520,9 +525,8 @@ async fn boot_mode_and_targets() {
     );
     assert_eq!(
         boot["BootSourceOverrideTarget@Redfish.AllowableValues"],
-        json!(["None", "Hdd", "Cd"])
+        json!(BOOT_TARGETS)
     );
-    assert!(!BOOT_TARGETS.contains(&"Pxe"));
     let patch = |body: &'static str| {
         let s = s.clone();
         async move { as_user(&s, Method::PATCH, SYSTEM, "op:o", body).await }
@@ -556,14 +560,38 @@ async fn boot_mode_and_targets() {
     let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideMode":1}}"#).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(message_id(&v), "Base.1.18.1.PropertyValueTypeError");
-    // Pxe is not offered: refused before the platform.
-    let (st, _, v) = patch(r#"{"Boot":{"BootSourceOverrideTarget":"Pxe"}}"#).await;
+    // Pxe, through the board's provisioning port.
+    let (st, _, v) =
+        patch(r#"{"Boot":{"BootSourceOverrideTarget":"Pxe","BootSourceOverrideEnabled":"Once"}}"#)
+            .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    assert_eq!(s.platform().status().unwrap().boot.target, BootTarget::Pxe);
+    // A board without one: Pxe is not offered, and refused before the
+    // platform.
+    let mut board = MemoryPlatform::new(1 << 30);
+    board.state.netboot.present = false;
+    board.boot(BootTarget::Cd, false).unwrap();
+    let s = svc_on(board);
+    let (_, _, v) = as_user(&s, Method::GET, SYSTEM, "op:o", "").await;
+    assert_eq!(
+        v["Boot"]["BootSourceOverrideTarget@Redfish.AllowableValues"],
+        json!(["None", "Hdd", "Cd"])
+    );
+    let (st, _, v) = as_user(
+        &s,
+        Method::PATCH,
+        SYSTEM,
+        "op:o",
+        r#"{"Boot":{"BootSourceOverrideTarget":"Pxe"}}"#,
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(message_id(&v), "Base.1.18.1.PropertyValueNotInList");
     let st = s.platform().status().unwrap();
     assert_eq!(st.boot.target, BootTarget::Cd);
     assert!(!st.boot.once);
-    // The platform refuses pxe too, as a conflict.
+    // The platform refuses pxe too.
     assert!(s.platform().boot(BootTarget::Pxe, true).is_err());
 }
 
