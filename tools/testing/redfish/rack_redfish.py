@@ -155,7 +155,10 @@ def redfish_rack(r):
     images = os.path.join(r.logdir, "images")
     os.makedirs(os.path.join(images, "bmgnic"))
     os.symlink(install, os.path.join(images, "bmgnic", "install.iso"))
-    board = rack.Platform(r, "server", disk=disk, media_dir=media, power_on=False)
+    # The provisioning network's boot server (Ironic's conductor, for the
+    # PXE boots a client asks for) offers the erase system.
+    board = rack.Platform(r, "server", disk=disk, media_dir=media, power_on=False,
+                          netboot_dir=rack.provision_netboot("erase"))
     redfish_port = rack_controller.free_port()
     server = r.start_vm("server", model=model, platform=board)
     rme = r.start_vm("rme", nics=[(model.ncsi_remote, model.ncsi_local)],

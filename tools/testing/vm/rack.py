@@ -167,6 +167,13 @@ def provision_media(job):
     return _script(*args)
 
 
+def provision_netboot(job):
+    """The directory a provisioner serves to boot the `job` system over
+    the network: its kernel, initramfs and iPXE script (boot.ipxe), built
+    with its medium."""
+    return provision_media(job)[:-len(".iso")] + ".netboot"
+
+
 def platform_binary():
     """bmgnic-platform, built with the model (same crate)."""
     if os.environ.get("BMGNIC_MODEL"):
@@ -288,11 +295,11 @@ class AgentTimeout(RackError):
 
 class Platform:
     """Where a platform VM's board is: its channel socket, its QMP socket,
-    its disk and media directory (bmgnic-platform,
-    Documentation/bmgnic/platform.rst)."""
+    its disk, media directory and provisioning network's boot directory
+    (bmgnic-platform, Documentation/bmgnic/platform.rst)."""
 
     def __init__(self, rack, role, disk=None, media_dir=None, power_on=True,
-                 checkpoint_dir=None):
+                 checkpoint_dir=None, netboot_dir=None):
         self.power_on = power_on
         self.channel = os.path.join(rack.sockdir, f"{role}.platform")
         self.qmp = os.path.join(rack.sockdir, f"{role}.qmp")
@@ -302,6 +309,8 @@ class Platform:
         self.disk, self.media_dir = disk, media_dir
         # Provider storage, shared by the boards a tenant moves between.
         self.checkpoint_dir = checkpoint_dir
+        # What the provisioner serves a Pxe boot (TFTP).
+        self.netboot_dir = netboot_dir
 
     def request(self, op, timeout=30, **args):
         """One request on the channel, as the RME would send it (for the
@@ -407,6 +416,8 @@ class VM:
                 board += ["--checkpoint-dir", platform.checkpoint_dir]
             if platform.media_dir:
                 board += ["--media-dir", platform.media_dir]
+            if platform.netboot_dir:
+                board += ["--netboot-dir", platform.netboot_dir]
             args = board + ["--"] + args
         with open(os.path.join(rack.logdir, f"{role}-qemu.cmdline"), "w") as f:
             f.write(" ".join(args) + "\n")

@@ -4,11 +4,13 @@
 (OpenStack Ironic's Redfish library) as Ironic's redfish driver calls it:
 a tenant is installed from virtual media on an empty server, runs, leaves
 (its disk erased and verified, the NIC's tenant state cleared, its billing
-kept), and the next one is installed by the RME's own deploy task.
+kept), a one-time network boot runs the provisioner's cleanup system, and
+the next tenant is installed by the RME's own deploy task.
 
 Rack: the model on auxiliary power; the server VM owned by its board
 (bmgnic-platform) with an empty NVMe disk and a media directory holding
-the install and erase media (scripts/build-provision-image.sh); the
+the install and erase media (scripts/build-provision-image.sh) and a
+provisioning network whose TFTP serves the erase system; the
 tenant OS (scripts/build-tenant-image.sh) is booted by SeaBIOS from that
 disk once installed: no host directory, no -kernel. The RME VM has
 bmgnic_rme, the board's channel as a virtio-serial port and the RME
@@ -210,6 +212,11 @@ def test_the_tenant_cannot_reach_the_rme(lc):
     rc, _ = lc.server.run(f"timeout 5 bash -c 'echo > /dev/tcp/{rack.MGMT_GUEST_IP}/"
                           f"{rack.REDFISH_GUEST_PORT}'", check=False)
     ksft_true(rc != 0, "the tenant opened a connection to the Redfish service")
+    # The board's provisioning port is cabled only for a Pxe boot: the
+    # tenant's one NIC is the BMGNIC.
+    _, drivers = lc.server.run("for d in /sys/class/net/*/device/driver; do "
+                               "basename \"$(readlink \"$d\")\"; done")
+    ksft_eq(drivers.split(), ["bmgnic"], "the tenant has a NIC besides the BMGNIC")
 
 
 def test_tenant_leaves_disk_erased_nic_cleared_billing_kept(lc):
@@ -268,6 +275,45 @@ def test_tenant_leaves_disk_erased_nic_cleared_billing_kept(lc):
     ksft_eq(kept["EndedTenancies"][-1], tenancy, "the Manager does not keep the tenancy's billing")
 
 
+def test_pxe_boots_the_provisioners_cleanup_system(lc):
+    """Ironic's network boot: a one-time Pxe override and a power-on. The
+    board cables its provisioning port for that boot, whose iPXE ROM
+    loads the erase system from the provisioner's TFTP directory; it
+    erases what was left on the disk and powers off. The next boot is the
+    firmware's own order again."""
+    system = lc.system()
+    ksft_in(sushy.BootSource.PXE, system.get_allowed_system_boot_source_values(),
+            "Pxe is not offered")
+    # Data for the erase to find, planted from the host with the power off.
+    left = b"bmgnic-left-behind-" * 64
+    with open(lc.disk, "r+b") as f:
+        for offset in (0, DISK_BYTES // 2, DISK_BYTES - len(left)):
+            f.seek(offset)
+            f.write(left)
+    ksft_eq(nonzero_mib(lc.disk), 3, "MiB of planted data on the disk")
+    system.set_system_boot_options(sushy.BootSource.PXE,
+                                   enabled=sushy.BootSourceOverrideEnabled.ONCE)
+    ksft_eq(lc.board.request("status")["state"]["boot"], {"target": "pxe", "once": True},
+            "the board's boot source")
+    mark = os.path.getsize(lc.server.console)
+    t = time.time()
+    system.reset_system(sushy.ResetType.ON)
+    ksft_true(lc.wait_power(sushy.PowerState.OFF, 300), "the network-booted system did not finish")
+    took = time.time() - t
+    with open(lc.server.console, errors="replace") as f:
+        f.seek(mark)
+        console = f.read()
+    # iPXE names the port it booted from, as Ironic's scripts do.
+    ksft_in("BOOTIF=01-52-54-00-b0-07-01", console, "the kernel did not come through the port's iPXE")
+    ksft_in('bmgnic-cleanup: result {"job":"erase","ok":true', console,
+            "no erase report from the network-booted system")
+    ksft_eq(nonzero_mib(lc.disk), 0, "MiB of the disk image not zero after the network boot")
+    ksft_pr(f"Pxe boot (firmware, iPXE, DHCP, TFTP of the erase system, its erase and verify "
+            f"of {DISK_BYTES >> 20} MiB, power off; TCG): {took:.1f} s")
+    ksft_eq(lc.board.request("status")["state"]["boot"], {"target": "none", "once": False},
+            "a one-time Pxe boot outlived its boot")
+
+
 def test_next_tenant_deployed_by_the_rme(lc):
     """The next tenant through the RME's own deploy task: the RME boots the
     install medium, reads the installer's report and boots the disk."""
@@ -307,6 +353,7 @@ def main():
         test_bad_requests_get_redfish_errors,
         test_the_tenant_cannot_reach_the_rme,
         test_tenant_leaves_disk_erased_nic_cleared_billing_kept,
+        test_pxe_boots_the_provisioners_cleanup_system,
         test_next_tenant_deployed_by_the_rme,
     ])
 
