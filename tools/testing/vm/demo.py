@@ -24,6 +24,7 @@ import rack_controller  # noqa: E402
 rack_controller.need_venv("os_ken", "sushy", "requests")
 
 import rack_redfish  # noqa: E402
+import sushy  # noqa: E402
 
 TOP = rack.TOP
 VNI, SERVER_IP, PEER_IP = rack.VNI, rack.SERVER_IP, rack.PEER_IP
@@ -213,6 +214,23 @@ def lifecycle_act():
              "'tenant vni', d['tenant']['vni'])\"")
         billed = lc.sushy().get_manager("/redfish/v1/Managers/1").json["Oem"]["Bmgnic"]
         print(f"the RME kept its billing: {billed['EndedTenancies'][-1]}")
+        print("\n--- Ironic's other path, a network boot: Pxe once, power on; the board cables "
+              "its provisioning port for this boot, whose iPXE loads the erase system from the "
+              "provisioner's TFTP")
+        mark = os.path.getsize(lc.server.console)
+        system = lc.system()
+        system.set_system_boot_options(sushy.BootSource.PXE,
+                                       enabled=sushy.BootSourceOverrideEnabled.ONCE)
+        t = time.time()
+        system.reset_system(sushy.ResetType.ON)
+        lc.wait_power(sushy.PowerState.OFF, 300)
+        with open(lc.server.console, errors="replace") as f:
+            f.seek(mark)
+            for line in f:
+                if "Command line:" in line or "bmgnic-cleanup: result" in line:
+                    print(f"server console: {line.strip()}")
+        print(f"powered off by itself after {time.time() - t:.0f} s; the override now: "
+              f"{lc.system().boot.target.value}")
         print("\n--- the next tenant, by the RME alone: Actions/Oem/BmgnicComputerSystem.Deploy, "
               "a Redfish task")
         rack_redfish.configure_nic(lc)
