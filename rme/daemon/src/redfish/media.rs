@@ -30,6 +30,10 @@ use crate::platform::{Platform as _, PlatformError};
 /// pieces of the body.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a whole download may take: a server that sends a byte every
+/// few seconds meets [`READ_TIMEOUT`] for ever. The largest image
+/// ([`REMOTE_MEDIA_MAX`]) at 100 Mbit/s takes under 6 minutes.
+pub const DOWNLOAD_TIME: Duration = Duration::from_secs(30 * 60);
 
 /// What an `Image` names.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,12 +147,13 @@ impl Drop for AbortOnDrop {
 }
 
 /// Downloads `uri` (with HTTP Basic `credentials` if given) and stores it
-/// on the board as `name`.
+/// on the board as `name`, within `deadline` for the body.
 pub async fn fetch(
     svc: &Arc<Service>,
     uri: &Uri,
     name: &str,
     credentials: Option<(&str, &str)>,
+    deadline: Duration,
 ) -> Result<Fetched, RfError> {
     let host = uri.host().unwrap_or_default().to_string();
     let port = uri.port_u16().unwrap_or(80);
@@ -193,7 +198,7 @@ pub async fn fetch(
         }
         other => return Err(unreachable(uri, format!("the server answered {other}"))),
     }
-    let stored = store_body(svc, uri, name, resp.into_body()).await;
+    let stored = store_body(svc, uri, name, resp.into_body(), deadline).await;
     if stored.is_err() {
         // What arrived of the image is of no use: the board drops it.
         let s = svc.clone();
@@ -212,20 +217,34 @@ pub async fn fetch(
     stored
 }
 
-/// Streams `body` to the board as image `name`, hashing it on the way.
+/// Streams `body` to the board as image `name`, hashing it on the way,
+/// all of it within `deadline`. Only the reads wait on the clock: a store
+/// on the board is never cut off half done.
 async fn store_body(
     svc: &Arc<Service>,
     uri: &Uri,
     name: &str,
     mut body: hyper::body::Incoming,
+    deadline: Duration,
 ) -> Result<Fetched, RfError> {
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut piece = Vec::with_capacity(MEDIA_CHUNK);
     let mut offset = 0u64;
+    let end = tokio::time::Instant::now() + deadline;
     loop {
-        let frame = tokio::time::timeout(READ_TIMEOUT, body.frame())
+        let stalled = tokio::time::Instant::now() + READ_TIMEOUT;
+        let frame = tokio::time::timeout_at(stalled.min(end), body.frame())
             .await
-            .map_err(|_| unreachable(uri, "the transfer stalled"))?;
+            .map_err(|_| {
+                if stalled < end {
+                    unreachable(uri, "the transfer stalled")
+                } else {
+                    unreachable(
+                        uri,
+                        format!("the transfer took longer than {} s", deadline.as_secs()),
+                    )
+                }
+            })?;
         let data = match frame {
             None => break,
             Some(Err(e)) => return Err(unreachable(uri, e)),

@@ -1254,7 +1254,7 @@ async fn post(
                 (Some(_), None) => return Err(RfError::action_parameter_missing(A, "Password")),
                 (None, Some(_)) => return Err(RfError::action_parameter_missing(A, "UserName")),
             };
-            let name = insert_image(svc, url, credentials).await?;
+            let name = insert_image_detached(svc, url, credentials).await?;
             log::info!("redfish: {} inserted {url} as {name}", p.user);
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -1307,7 +1307,7 @@ async fn post(
             if st.media.inserted {
                 platform(svc, PReq::MediaEject).await?;
             }
-            let name = insert_image(svc, url, None).await?;
+            let name = insert_image_detached(svc, url, None).await?;
             log::info!("redfish: {} asks to deploy {url}", p.user);
             let task = tasks::start_deploy(svc, name, url.to_string()).map_err(busy_with)?;
             accepted(&task)
@@ -1330,6 +1330,26 @@ async fn post(
         }
         _ => Err(RfError::method_not_allowed(res.allow())),
     }
+}
+
+/// [`insert_image`] in a task of its own: a client that hangs up
+/// mid-download drops the request's future, and the download with it,
+/// between two pieces of the board's store. The insert the client asked
+/// for is done, or fails with its partial image discarded, either way.
+async fn insert_image_detached(
+    svc: &Arc<Service>,
+    url: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<String, RfError> {
+    let svc = svc.clone();
+    let url = url.to_string();
+    let credentials = credentials.map(|(u, p)| (u.to_string(), p.to_string()));
+    tokio::spawn(async move {
+        let credentials = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        insert_image(&svc, &url, credentials).await
+    })
+    .await
+    .map_err(|e| RfError::internal(format!("the insert's task: {e}")))?
 }
 
 /// Puts the image `url` names in the virtual CD: a medium of the board's
@@ -1357,7 +1377,7 @@ async fn insert_image(
                 .try_lock()
                 .map_err(|_| RfError::conflict("another image is being downloaded"))?;
             let started = std::time::Instant::now();
-            let got = media::fetch(svc, &uri, &stored, credentials).await?;
+            let got = media::fetch(svc, &uri, &stored, credentials, media::DOWNLOAD_TIME).await?;
             log::info!(
                 "redfish: {url}: {} bytes (sha256 {}) stored as {stored} in {:.1} s",
                 got.bytes,

@@ -718,8 +718,9 @@ const ERASE: &str = "/redfish/v1/Systems/1/Storage/1/Drives/1/Actions/Drive.Secu
 
 /// An image server on the loopback: `path` answers `image`, `/private/`
 /// paths want HTTP Basic `user:secret`, `/cut/` ones send `image` and
-/// hang up with as much again promised, anything else is 404. Returns
-/// its `http://` base.
+/// hang up with as much again promised, `/slow/` ones send it in ten
+/// parts 50 ms apart, `/drip/` ones a byte every 20 ms; anything else is
+/// 404. Returns its `http://` base.
 fn image_server(path: &'static str, image: Vec<u8>) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -748,13 +749,31 @@ fn image_server(path: &'static str, image: Vec<u8>) -> String {
                     ("200 OK", &image[..], image.len())
                 }
                 t if t == format!("/cut{path}") => ("200 OK", &image[..], 2 * image.len()),
+                t if t == format!("/slow{path}") || t == format!("/drip{path}") => {
+                    ("200 OK", &image[..], image.len())
+                }
                 _ => ("404 Not Found", &[][..], 0),
             };
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status}\r\nContent-Length: {promised}\r\nConnection: close\r\n\r\n"
             );
-            let _ = conn.write_all(body);
+            let (part, pause) = if target.starts_with("/slow/") {
+                (body.len().div_ceil(10).max(1), 50)
+            } else if target.starts_with("/drip/") {
+                (1, 20)
+            } else {
+                (body.len().max(1), 0)
+            };
+            let body = body.to_vec();
+            std::thread::spawn(move || {
+                for piece in body.chunks(part) {
+                    std::thread::sleep(std::time::Duration::from_millis(pause));
+                    if conn.write_all(piece).is_err() {
+                        return;
+                    }
+                }
+            });
         }
     });
     base
@@ -1083,6 +1102,77 @@ async fn a_download_that_breaks_off_leaves_nothing_on_the_board() {
         })
     );
     assert!(!s.platform().status().unwrap().media.inserted);
+}
+
+/// A service on a [`Recording`] platform, and the list it keeps.
+fn recorded_svc() -> (Arc<Service>, Arc<std::sync::Mutex<Vec<PReq>>>) {
+    let acc =
+        auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let platform = Recording(MemoryPlatform::new(1 << 30), asked.clone());
+    let s = Arc::new(Service::new(
+        Box::new(platform),
+        Box::new(MemoryRme::new(4)),
+        acc,
+    ));
+    (s, asked)
+}
+
+#[tokio::test]
+async fn a_download_past_its_deadline_is_dropped_from_the_board() {
+    let (s, asked) = recorded_svc();
+    // A byte every 20 ms never stalls for READ_TIMEOUT.
+    let base = image_server("/boot.iso", vec![7; 100_000]);
+    let uri: axum::http::Uri = format!("{base}/drip/boot.iso").parse().unwrap();
+    let started = std::time::Instant::now();
+    let e = super::media::fetch(
+        &s,
+        &uri,
+        "remote-boot.iso",
+        None,
+        std::time::Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(
+        e.message.contains("the transfer took longer than 0 s"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        asked.lock().unwrap().last(),
+        Some(&PReq::MediaDiscard {
+            name: "remote-boot.iso".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_insert_whose_client_hangs_up_is_done_all_the_same() {
+    let (s, asked) = recorded_svc();
+    let base = image_server("/boot.iso", vec![7; 100_000]);
+    let body = format!(r#"{{"Image": "{base}/slow/boot.iso"}}"#);
+    // The client gives up 100 ms into the half-second transfer.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        as_user(&s, Method::POST, CD_INSERT, "admin:a", &body),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the transfer was not under way");
+    let mut inserted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let st = s.platform().status().unwrap();
+        if st.media.inserted {
+            assert_eq!(st.media.image.as_deref(), Some("remote-boot.iso"));
+            inserted = true;
+            break;
+        }
+    }
+    let asked = asked.lock().unwrap().clone();
+    assert!(inserted, "{asked:?}");
+    assert!(!asked.iter().any(|r| matches!(r, PReq::MediaDiscard { .. })));
 }
 
 #[tokio::test]
