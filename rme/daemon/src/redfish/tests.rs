@@ -1068,15 +1068,7 @@ impl Platform for Recording {
 
 #[tokio::test]
 async fn a_download_that_breaks_off_leaves_nothing_on_the_board() {
-    let acc =
-        auth::parse_accounts("admin:Administrator:a\nop:Operator:o\nro:ReadOnly:r\n").unwrap();
-    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let platform = Recording(MemoryPlatform::new(1 << 30), asked.clone());
-    let s = Arc::new(Service::new(
-        Box::new(platform),
-        Box::new(MemoryRme::new(4)),
-        acc,
-    ));
+    let (s, asked) = recorded_svc();
     // More than one piece arrives before the server hangs up.
     let base = image_server("/boot.iso", vec![7; 100_000]);
     let body = format!(r#"{{"Image": "{base}/cut/boot.iso"}}"#);
