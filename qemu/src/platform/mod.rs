@@ -236,13 +236,13 @@ impl Board {
         args.push("-qmp".into());
         args.push(format!(
             "unix:{},server=on,wait=off",
-            self.config.qmp.display()
+            opt_path(&self.config.qmp)
         ));
         if let Some(disk) = &self.config.disk {
             args.push("-drive".into());
             args.push(format!(
                 "file={},if=none,id=bmgnic-disk,format=raw,cache=writeback",
-                disk.display()
+                opt_path(disk)
             ));
             args.push("-device".into());
             args.push(format!(
@@ -251,7 +251,7 @@ impl Board {
         }
         if self.config.media_dir.is_some() {
             let medium = match self.media.as_deref().map(|m| self.media_path(m)) {
-                Some(Ok(path)) => format!(",file={},format=raw", path.display()),
+                Some(Ok(path)) => format!(",file={},format=raw", opt_path(&path)),
                 _ => String::new(),
             };
             args.push("-drive".into());
@@ -277,7 +277,7 @@ impl Board {
             args.push("-netdev".into());
             args.push(format!(
                 "user,id={NETBOOT_DEVICE},restrict=on,tftp={},bootfile={NETBOOT_FILE}",
-                dir.display()
+                opt_path(dir)
             ));
             args.push("-device".into());
             args.push(format!(
@@ -289,7 +289,7 @@ impl Board {
                 "-chardev".into(),
                 format!(
                     "socket,id=bmgnic-qga,path={},server=on,wait=off",
-                    agent.display()
+                    opt_path(agent)
                 ),
                 "-device".into(),
                 "virtio-serial-pci,id=bmgnic-vser".into(),
@@ -655,6 +655,12 @@ impl Board {
     }
 }
 
+/// `path` as the value of a QEMU option, whose commas are doubled: a
+/// comma ends the value otherwise.
+fn opt_path(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
 /// Where stored image `name` is written until its last piece.
 fn partial_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.part"))
@@ -732,6 +738,20 @@ mod tests {
             .ends_with(",bootindex=0"));
         assert!(device(&args, "nvme,").unwrap().ends_with(",bootindex=1"));
         assert!(device(&args, "scsi-cd,").unwrap().ends_with(",bootindex=2"));
+    }
+
+    #[test]
+    fn paths_with_commas_stay_one_option_value() {
+        let mut b = board(Some("/rack/net,boot"));
+        b.config.disk = Some("/rack/a,b.img".into());
+        b.set_boot("pxe", false).unwrap();
+        let args = b.qemu_args();
+        assert!(args
+            .iter()
+            .any(|a| a.starts_with("file=/rack/a,,b.img,if=none")));
+        assert!(args
+            .iter()
+            .any(|a| a.contains(",tftp=/rack/net,,boot,bootfile=")));
     }
 
     #[test]
