@@ -153,6 +153,14 @@ def test_mac_change_refused(model, s, peer):
     ksft_in(FACTORY_MAC, link)
     _, log = s.run("dmesg | grep bmgnic | tail -3")
     ksft_in("assigned by the cloud's management engine", log)
+    # No station address at all: netdev::Registration refuses it as
+    # eth_mac_addr() does, before the driver is asked.
+    for bad in ("03:11:22:33:44:55", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"):
+        rc, out = s.run(f"ip link set dev {dev} address {bad}", check=False)
+        ksft_ne(rc, 0, f"the guest set {bad}")
+        ksft_in("Cannot assign requested address", out, f"{bad}: not EADDRNOTAVAIL")
+    _, link = s.run(f"ip link show {dev}")
+    ksft_in(FACTORY_MAC, link)
 
 
 def test_quarantine_drops_carrier(model, s, peer):
