@@ -40,20 +40,15 @@ isolinux=/usr/lib/ISOLINUX/isolinux.bin
 ldlinux=/usr/lib/syslinux/modules/bios/ldlinux.c32
 [ -f "$isolinux" ] && [ -f "$ldlinux" ] || die "isolinux not found: run scripts/setup.sh packages"
 
-target=${CARGO_TARGET_DIR:-$BMGNIC_CACHE/cargo-target}
-CARGO_TARGET_DIR=$target cargo build --quiet --release --locked \
-	--manifest-path "$BMGNIC_TOP/rme/cleanup/Cargo.toml" || die "bmgnic-cleanup build failed"
-# Without its debug info: that names the checkout's directory, and the
-# medium (and its cache key) must not change with where the tree is.
-stripped=$(mktemp)
-trap 'rm -f "$stripped"' EXIT
-objcopy --strip-debug "$target/release/bmgnic-cleanup" "$stripped"
-agent=$stripped
-
+# Keyed by the agent's inputs (its crate and the toolchain), not its
+# bytes: a build in another checkout directory differs in its debug info
+# and in LLVM's names for local symbols, and would miss the cache.
+cleanup="$BMGNIC_TOP/rme/cleanup"
 key=$({
 	echo "$job"
-	files_hash "$0"
-	cat "$kernel" "$agent" "$isolinux" "$ldlinux"
+	files_hash "$0" "$cleanup/Cargo.toml" "$cleanup/Cargo.lock" "$cleanup"/src/*.rs
+	rustc --version --verbose
+	cat "$kernel" "$isolinux" "$ldlinux"
 	[ -z "$tenant" ] || cat "$tenant"
 } | input_hash)
 out="$BMGNIC_CACHE/images/$job-$key.iso"
@@ -62,6 +57,15 @@ if [ -e "$out" ] && [ -e "$netboot" ]; then
 	echo "$out"
 	exit 0
 fi
+
+target=${CARGO_TARGET_DIR:-$BMGNIC_CACHE/cargo-target}
+CARGO_TARGET_DIR=$target cargo build --quiet --release --locked \
+	--manifest-path "$cleanup/Cargo.toml" || die "bmgnic-cleanup build failed"
+# The initramfs carries the agent without its debug info (4.7 MB less).
+stripped=$(mktemp)
+trap 'rm -f "$stripped"' EXIT
+objcopy --strip-debug "$target/release/bmgnic-cleanup" "$stripped"
+agent=$stripped
 
 log "building the $job medium (key $key)"
 mkdir -p "$BMGNIC_CACHE/images"
