@@ -52,13 +52,11 @@ def parse_ktap(ksrc, log_text):
 
 def load_suite(vm, ko, args):
     """Loads `ko` in `vm`, which runs its suite; returns the kernel log of
-    the load."""
+    the load, and why insmod failed (None if it did not)."""
     vm.run("dmesg -C")
     rc, out = vm.run(f"insmod {ko} {args}", check=False)
     _, log = vm.run("dmesg")
-    if rc != 0:
-        log += f"\n# insmod {os.path.basename(ko)} failed: {out.strip()}\n"
-    return log
+    return log, (f"insmod {os.path.basename(ko)} failed: {out.strip()}" if rc != 0 else None)
 
 
 def kunit_runner_waits(r):
@@ -102,8 +100,9 @@ def main():
                          "bmgnic_rme": pool.submit(load_suite, rme, rme_ko, "sideband=eth0")}
                 logs = {module: job.result() for module, job in loads.items()}
             expected = {}
-            for module, log in logs.items():
-                print("\n".join(line for line in log.splitlines() if line.startswith("# insmod ")))
+            for module, (log, failure) in logs.items():
+                if failure:
+                    print(f"# {failure}")
                 expected[module] = parse_ktap(ksrc, log)
             for module, cases in expected.items():
                 if not cases:
