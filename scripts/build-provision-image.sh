@@ -12,8 +12,9 @@
 #             then reads every block back
 #
 # Beside each ISO, JOB-KEY.netboot/ holds the same kernel and initramfs
-# with an iPXE script (boot.ipxe), for a network boot from a provisioning
-# network (bmgnic-platform --netboot-dir).
+# with an iPXE script (boot.ipxe, wire::platform::NETBOOT_FILE), for a
+# network boot from a provisioning network (bmgnic-platform
+# --netboot-dir).
 #
 # Cached by their inputs under $BMGNIC_CACHE/images; prints the ISO's path.
 #
@@ -44,9 +45,13 @@ ldlinux=/usr/lib/syslinux/modules/bios/ldlinux.c32
 # bytes: a build in another checkout directory differs in its debug info
 # and in LLVM's names for local symbols, and would miss the cache.
 cleanup="$BMGNIC_TOP/rme/cleanup"
+# The boot file's name, which the board's DHCP hands out: wire::platform.
+wire_platform="$BMGNIC_TOP/wire/src/platform.rs"
+netboot_file=$(sed -n 's/^pub const NETBOOT_FILE: &str = "\(.*\)";$/\1/p' "$wire_platform")
+[ -n "$netboot_file" ] || die "no NETBOOT_FILE in $wire_platform"
 key=$({
 	echo "$job"
-	files_hash "$0" "$cleanup/Cargo.toml" "$cleanup/Cargo.lock" "$cleanup"/src/*.rs
+	files_hash "$0" "$wire_platform" "$cleanup/Cargo.toml" "$cleanup/Cargo.lock" "$cleanup"/src/*.rs
 	rustc --version --verbose
 	cat "$kernel" "$isolinux" "$ldlinux"
 	[ -z "$tenant" ] || cat "$tenant"
@@ -118,7 +123,7 @@ fi
 # tenant image is on the CD only.
 mkdir "$tmp/netboot"
 cp "$tree/bzImage" "$tree/initrd.gz" "$tmp/netboot/"
-cat >"$tmp/netboot/boot.ipxe" <<IPXE
+cat >"$tmp/netboot/$netboot_file" <<IPXE
 #!ipxe
 kernel bzImage console=ttyS0 panic=-1 bmgnic.job=$job BOOTIF=01-\${netX/mac:hexhyp}
 initrd initrd.gz

@@ -118,6 +118,7 @@ ncsi = _read(os.path.join(WIRE_SRC, "ncsi.rs"))
 ncsi_oem = _read(os.path.join(WIRE_SRC, "ncsi_oem.rs"), _flat(ncsi))
 ncsi_oem.RECORD_LEN = _record_lengths(os.path.join(WIRE_SRC, "ncsi_oem.rs"), _flat(ncsi_oem))
 regs = _read(os.path.join(WIRE_SRC, "regs.rs"))
+platform = _read(os.path.join(WIRE_SRC, "platform.rs"))
 
 
 def _selftest():

@@ -4,7 +4,8 @@
 //! two ends must agree beyond its JSON: the names of checkpoints, which
 //! the RME's Redfish service takes from a client and the board turns into
 //! file names in provider storage, and of the images the RME fetches for
-//! the virtual CD and stores on the board.
+//! the virtual CD and stores on the board; and the board's provisioning
+//! port, as the provisioner that network-boots the server sees it.
 
 /// The longest checkpoint name, in bytes.
 pub const CHECKPOINT_NAME_MAX: usize = 64;
@@ -37,6 +38,15 @@ pub fn remote_media_name_ok(name: &str) -> bool {
     name.strip_prefix(REMOTE_MEDIA_PREFIX)
         .is_some_and(checkpoint_name_ok)
 }
+
+/// The provisioning port's MAC (locally administered): the address a
+/// provisioner knows the server's network boot by, and the `BOOTIF=`
+/// its iPXE script passes on.
+pub const NETBOOT_MAC: &str = "52:54:00:b0:07:01";
+/// The file the provisioning network's DHCP names as the boot file, in
+/// the board's netboot directory: an iPXE script
+/// (`scripts/build-provision-image.sh` writes it).
+pub const NETBOOT_FILE: &str = "boot.ipxe";
 
 #[cfg(test)]
 mod tests {

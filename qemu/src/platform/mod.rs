@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use bmgnic_wire::platform::{NETBOOT_FILE, NETBOOT_MAC};
 use log::{info, warn};
 use serde_json::{json, Value};
 
@@ -39,11 +40,6 @@ const CD_CONTROLLER: &str = "bmgnic-scsi";
 const QGA_PORT: &str = "org.qemu.guest_agent.0";
 /// The qdev id of the provisioning port (the network boot NIC).
 const NETBOOT_DEVICE: &str = "bmgnic-prov";
-/// The file the provisioning network's DHCP names as the boot file, in
-/// the netboot directory: an iPXE script.
-pub const NETBOOT_FILE: &str = "boot.ipxe";
-/// The provisioning port's MAC: locally administered, the board's own.
-const NETBOOT_MAC: &str = "52:54:00:b0:07:01";
 
 /// What the board boots from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
