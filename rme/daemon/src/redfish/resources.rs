@@ -46,6 +46,9 @@ const RESET_TYPES: [&str; 7] = [
 /// provisioning port (the BMGNIC has no boot ROM): offered only where the
 /// board has one.
 pub const BOOT_TARGETS: [&str; 4] = ["None", "Pxe", "Hdd", "Cd"];
+const BOOT_ENABLED: [&str; 3] = ["Disabled", "Once", "Continuous"];
+/// The boot modes: the platform's firmware is SeaBIOS, so Legacy only.
+pub const BOOT_MODES: [&str; 1] = ["Legacy"];
 
 /// The boot targets of a board in state `st`.
 fn boot_targets(st: &PlatformState) -> Vec<&'static str> {
@@ -54,9 +57,7 @@ fn boot_targets(st: &PlatformState) -> Vec<&'static str> {
         .filter(|&t| t != "Pxe" || st.netboot.present)
         .collect()
 }
-const BOOT_ENABLED: [&str; 3] = ["Disabled", "Once", "Continuous"];
-/// The boot modes: the platform's firmware is SeaBIOS, so Legacy only.
-pub const BOOT_MODES: [&str; 1] = ["Legacy"];
+
 /// The OData versions the service speaks (the `OData-Version` header).
 const ODATA_VERSIONS: [&str; 1] = ["4.0"];
 /// Where the JSON schemas the `Link: rel=describedby` header names live.
