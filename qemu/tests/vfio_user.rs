@@ -84,7 +84,7 @@ fn serves_config_space_and_bar0_then_exits_on_disconnect() {
     );
     assert_eq!(
         read32(&mut client, VFIO_PCI_BAR0_REGION_INDEX, 4),
-        0x0000_0002
+        0x0000_0003
     );
     // A guest write to the read-only ID register changes nothing.
     client

@@ -55,15 +55,15 @@ pub mod guest {
     /// Major version of this register map; a driver refuses another major.
     pub const VERSION_MAJOR: u16 = 0;
     /// Minor version of this register map; additions bump it.
-    pub const VERSION_MINOR: u16 = 2;
+    pub const VERSION_MINOR: u16 = 3;
 
     /// RO: features the device implements (`FEATURE_*`).
     pub const FEATURES: usize = 0x008;
-    /// TX checksum offload (descriptor `csum_start`/`csum_offset`). Reserved.
+    /// TX checksum insertion ([`desc::TX_FLAG_CSUM`]).
     pub const FEATURE_TX_CSUM: u32 = 1 << 0;
     /// RX checksum validation (`RX_FLAG_CSUM_OK`). Reserved.
     pub const FEATURE_RX_CSUM: u32 = 1 << 1;
-    /// TCP segmentation offload (descriptor `mss`). Reserved.
+    /// TCP segmentation ([`desc::TX_FLAG_TSO`]), for IPv4 and IPv6.
     pub const FEATURE_TSO: u32 = 1 << 2;
     /// TX doorbell suppression: the driver also writes its TX producer
     /// index to the status block's driver area ([`desc::SB_TX_TAIL`]), and
@@ -126,6 +126,13 @@ pub mod guest {
     pub const FRAME_OVERHEAD: u32 = 18;
     /// Longest frame the device moves to or from the guest.
     pub const MAX_FRAME_LEN: usize = (MTU_MAX + FRAME_OVERHEAD) as usize;
+    /// Longest frame a driver may hand over for segmentation
+    /// ([`desc::TX_FLAG_TSO`]), headers included: Linux's default
+    /// `tso_max_size`. Each segment the device makes must fit the MTU.
+    pub const TSO_MAX_FRAME_LEN: usize = 65536;
+    /// Smallest segment size the device accepts; a smaller one is a bad
+    /// descriptor (no TCP stack sends less than 88 bytes per segment).
+    pub const TSO_MSS_MIN: u16 = 64;
 
     /// RW1C: pending interrupt causes (`INT_*`); mirrored in the status block.
     pub const INT_CAUSE: usize = 0x030;
@@ -304,20 +311,40 @@ pub mod desc {
     pub const LEN: usize = 8;
     /// Flags (u16), `TX_FLAG_*` or `RX_FLAG_*`.
     pub const FLAGS: usize = 10;
-    /// TX: checksum start (u16), with `TX_FLAG_CSUM`. Reserved.
+    /// TX, with `TX_FLAG_CSUM`: offset in the frame of the first byte the
+    /// checksum covers (u16). Offload fields are read from the first
+    /// descriptor of a frame; the device ignores them in the others.
     pub const CSUM_START: usize = 12;
-    /// TX: checksum offset from start (u8), with `TX_FLAG_CSUM`. Reserved.
+    /// TX, with `TX_FLAG_CSUM`: offset of the 16-bit checksum field from
+    /// `CSUM_START` (u8).
     pub const CSUM_OFFSET: usize = 14;
-    /// TX: queue hint or TSO segment count (u8). Reserved.
+    /// TX, with `TX_FLAG_TSO`: the segment size, TCP payload bytes per
+    /// segment (u16), in place of `CSUM_START`.
+    pub const TSO_MSS: usize = 12;
+    /// TX: reserved (u8), zero.
     pub const TX_RESERVED: usize = 15;
     /// RX: RSS hash (u32). Reserved.
     pub const RX_HASH: usize = 12;
 
     /// TX: last descriptor of a frame.
     pub const TX_FLAG_EOP: u16 = 1 << 0;
-    /// TX: insert a checksum. Reserved.
+    /// TX: insert a checksum, as Linux's `CHECKSUM_PARTIAL` asks. The
+    /// device adds up the 16-bit words from `CSUM_START` to the end of the
+    /// frame, the checksum field included (the driver leaves there what
+    /// the stack put, the pseudo-header's sum), and stores the complement
+    /// of that sum in the field; a result of 0 is sent as 0xffff.
     pub const TX_FLAG_CSUM: u16 = 1 << 1;
-    /// TX: segment (TSO). Reserved.
+    /// TX: segment a TCP frame (TSO). The frame is Ethernet (one VLAN tag
+    /// at most), IPv4 without fragments or IPv6 without extension headers,
+    /// and TCP, of up to `guest::TSO_MAX_FRAME_LEN` bytes. The device cuts
+    /// the payload into `TSO_MSS`-byte segments, each with a copy of the
+    /// headers in which it sets the IP lengths, the IPv4 ID (one more per
+    /// segment) and header checksum, the sequence number, FIN and PSH on
+    /// the last segment only and CWR on the first only, and the TCP
+    /// checksum. `TX_FLAG_CSUM` is implied and its fields unused. A frame
+    /// the device cannot segment is dropped and counted as
+    /// `tx_drop_bad_descriptor`; one whose segments exceed the MTU, as
+    /// `tx_drop_too_long`.
     pub const TX_FLAG_TSO: u16 = 1 << 2;
 
     /// RX: the device filled the buffer.
@@ -354,6 +381,31 @@ pub mod desc {
         d[LEN..LEN + 2].copy_from_slice(&len.to_le_bytes());
         d[FLAGS..FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
         d
+    }
+
+    /// Encodes the first descriptor of a frame with an offload:
+    /// `field` is `CSUM_START` with `TX_FLAG_CSUM`, or `TSO_MSS` with
+    /// `TX_FLAG_TSO`; `csum_offset` is `CSUM_OFFSET`.
+    pub fn encode_tx_offload(
+        addr: u64,
+        len: u16,
+        flags: u16,
+        field: u16,
+        csum_offset: u8,
+    ) -> [u8; SIZE] {
+        let mut d = encode(addr, len, flags);
+        d[CSUM_START..CSUM_START + 2].copy_from_slice(&field.to_le_bytes());
+        d[CSUM_OFFSET] = csum_offset;
+        d
+    }
+
+    /// Decodes a TX descriptor's offload fields: `CSUM_START` (or
+    /// `TSO_MSS`) and `CSUM_OFFSET`.
+    pub fn decode_tx_offload(d: &[u8; SIZE]) -> (u16, u8) {
+        (
+            u16::from_le_bytes([d[CSUM_START], d[CSUM_START + 1]]),
+            d[CSUM_OFFSET],
+        )
     }
 
     /// Decodes a descriptor's address, length and flags.
