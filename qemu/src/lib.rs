@@ -12,6 +12,7 @@ pub mod flow;
 pub mod guest_mem;
 pub mod meter;
 pub mod ncsi;
+pub mod offload;
 pub mod packet;
 pub mod pci_config;
 pub mod pipeline;

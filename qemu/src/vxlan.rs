@@ -269,7 +269,7 @@ pub fn decapsulate<'a>(
 
 /// The 16-bit one's complement sum of `data` as big-endian words (an odd
 /// last byte padded with zero), added to `sum`, not yet folded.
-fn ones_complement_add(mut sum: u64, data: &[u8]) -> u64 {
+pub(crate) fn ones_complement_add(mut sum: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(2);
     for w in &mut words {
         if let [hi, lo] = *w {
@@ -282,7 +282,8 @@ fn ones_complement_add(mut sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
-fn fold(mut sum: u64) -> u16 {
+/// Folds a one's complement sum to 16 bits.
+pub(crate) fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
