@@ -153,6 +153,7 @@ impl pci::Driver for BmgnicDriver {
             mtu,
             min_mtu: guest::MTU_MIN,
             max_mtu: mtu_cap.clamp(guest::MTU_MIN, guest::MTU_MAX),
+            offloads: netdev::Offloads::NONE,
         };
         let irqs = NapiIrqs {
             vectors,
