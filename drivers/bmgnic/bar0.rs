@@ -25,6 +25,10 @@ kernel::io::register! {
 
     /// Features the device implements.
     pub(crate) FEATURES(u32) @ 0x008 {
+        /// TX checksum insertion.
+        0:0 tx_csum => bool;
+        /// TCP segmentation.
+        2:2 tso => bool;
         /// TX doorbell suppression through the status block.
         3:3 tx_shadow => bool;
     }
@@ -179,6 +183,8 @@ const _: () = {
     assert!(VERSION::OFFSET == guest::VERSION);
     assert!(FEATURES::OFFSET == guest::FEATURES);
     assert!(FEATURES::TX_SHADOW_MASK == guest::FEATURE_TX_SHADOW);
+    assert!(FEATURES::TX_CSUM_MASK == guest::FEATURE_TX_CSUM);
+    assert!(FEATURES::TSO_MASK == guest::FEATURE_TSO);
     assert!(STATUS::OFFSET == guest::STATUS);
     assert!(STATUS::LINK_UP_MASK == guest::STATUS_LINK_UP);
     assert!(STATUS::QUARANTINED_MASK == guest::STATUS_QUARANTINED);

@@ -92,6 +92,20 @@ fn identify(pdev: &pci::Device<Core<'_>>, bar: &pci::Bar<'_, { guest::REGS_END }
     })
 }
 
+/// The transmit offloads to offer for the device's features. The device
+/// gathers a frame from several descriptors, so fragments are always
+/// fine; segmentation needs the checksum too (the stack would drop it).
+fn offloads(features: bar0::FEATURES) -> netdev::Offloads {
+    let mut offloads = netdev::Offloads::SG;
+    if features.tx_csum() {
+        offloads = offloads.with(netdev::Offloads::IP_CSUM);
+        if features.tso() {
+            offloads = offloads.with(netdev::Offloads::TSO);
+        }
+    }
+    offloads
+}
+
 impl pci::Driver for BmgnicDriver {
     type IdInfo = ();
     type Data<'bound> = BmgnicData<'bound>;
@@ -119,6 +133,7 @@ impl pci::Driver for BmgnicDriver {
         bar.write_reg(bar0::CONTROL::zeroed().with_reset(true));
         let mac = read_mac(&bar);
         let mtu_cap = bar.read(bar0::MTU_CAP).bytes().get();
+        let offloads = offloads(bar.read(bar0::FEATURES));
 
         // One vector per cause (TX, RX, misc) with MSI-X; with MSI, one
         // vector serves all three.
@@ -153,7 +168,7 @@ impl pci::Driver for BmgnicDriver {
             mtu,
             min_mtu: guest::MTU_MIN,
             max_mtu: mtu_cap.clamp(guest::MTU_MIN, guest::MTU_MAX),
-            offloads: netdev::Offloads::NONE,
+            offloads,
         };
         let irqs = NapiIrqs {
             vectors,

@@ -29,7 +29,7 @@ use datapath::*;
 use ethtool_ops::*;
 use kernel::{
     device::{Bound, Device as BusDevice},
-    dma::Coherent,
+    dma::{Coherent, DmaAddress},
     io::{
         io_read, io_write,
         register::{Array, WithBase},
@@ -39,7 +39,7 @@ use kernel::{
         ethtool::{self, Coalesce, ExtAck, RingParam},
         napi::Poll,
         netdev::{self, Device, Stats64},
-        skb::{MappedSkBuff, SkBuff},
+        skb::{self, MappedSkBuff, SkBuff},
     },
     new_mutex, new_spinlock_bh, pci,
     prelude::*,
@@ -67,9 +67,12 @@ pub(crate) const MODERATION_DEFAULT_US: u32 = 0;
 const MODERATION_MAX_US: u32 = 10_000;
 
 /// Free TX slots under which the queue stops, and over which it restarts:
-/// room for one more frame, and a batch of them.
-const TX_STOP_THRESHOLD: u32 = 1;
-const TX_WAKE_THRESHOLD: u32 = 32;
+/// room for one more frame of the most fragments, and a batch of them.
+const TX_STOP_THRESHOLD: u32 = skb::MAX_FRAGS as u32 + 1;
+const TX_WAKE_THRESHOLD: u32 = 2 * TX_STOP_THRESHOLD;
+/// Smallest TX ring the driver uses: room for several frames of the most
+/// fragments (the device takes 16).
+pub(crate) const TX_RING_MIN: u32 = 64;
 
 /// Ring and interrupt settings that survive down/up.
 #[derive(Clone, Copy, Debug)]
@@ -327,7 +330,7 @@ impl netdev::Operations for Nic {
         Ok(())
     }
 
-    fn start_xmit(dev: &Device<Self>, mut skb: SkBuff) -> core::result::Result<(), SkBuff> {
+    fn start_xmit(dev: &Device<Self>, skb: SkBuff) -> core::result::Result<(), SkBuff> {
         let nic = dev.data();
         let Ok(bar) = nic.bar.access(dev.parent()) else {
             nic.tx_dropped.fetch_add(1, Relaxed);
@@ -338,29 +341,16 @@ impl netdev::Operations for Nic {
             nic.tx_dropped.fetch_add(1, Relaxed);
             return Ok(());
         };
-        let mapped = match u16::try_from(skb.len()) {
-            Ok(_) if skb.linearize().is_ok() => skb.map_to_device(dev.parent()).ok(),
-            _ => None,
-        };
-        let slot = tx.index.tail_slot();
-        let queued = mapped.and_then(|mapped| {
-            // CAST: Checked to fit a `u16` above.
-            let len = mapped.len() as u16;
-            if tx.index.free() == 0
-                || tx
-                    .write(slot, &ring::tx_descriptor(mapped.dma_address(), len))
-                    .is_err()
-            {
-                return None;
-            }
-            tx.bufs[slot as usize] = Some(mapped);
-            tx.index.push();
-            Some(u32::from(len))
+        // The offload's fields are known before the mapping takes the frame.
+        let fields = ring::TxFields::of(skb.tx_offload());
+        let queued = fields.and_then(|fields| {
+            let mapped = skb.map_to_device(dev.parent()).ok()?;
+            tx.post(mapped, fields).ok()
         });
         let ring_now = match queued {
             Some(len) => {
                 tx.publish();
-                if tx.index.free() <= TX_STOP_THRESHOLD {
+                if tx.index.free() < TX_STOP_THRESHOLD {
                     dev.stop_queue();
                 }
                 dev.sent_queue(len) || dev.queue_stopped()

@@ -8,7 +8,10 @@
 //! the DMA and netdev code so that KUnit checks it.
 
 use crate::regs::{desc, guest};
-use kernel::{net::netdev::Stats64, prelude::*};
+use kernel::{
+    net::{netdev::Stats64, skb::TxOffload},
+    prelude::*,
+};
 
 /// A ring's producer and consumer indices.
 ///
@@ -99,9 +102,60 @@ impl RingIndex {
     }
 }
 
-/// Encodes a TX descriptor for one whole frame.
-pub(crate) fn tx_descriptor(addr: u64, len: u16) -> [u8; desc::SIZE] {
-    desc::encode(addr, len, desc::TX_FLAG_EOP)
+/// What the first TX descriptor of a frame carries for the offload the
+/// stack asks: its flags, the `CSUM_START` (or `TSO_MSS`) field and
+/// `CSUM_OFFSET`. `None` for one the device cannot do (a checksum field
+/// more than 255 bytes into the header; the stack only asks for TCP's and
+/// UDP's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TxFields {
+    flags: u16,
+    field: u16,
+    csum_offset: u8,
+}
+
+impl TxFields {
+    pub(crate) fn of(offload: TxOffload) -> Option<Self> {
+        let (flags, field, csum_offset) = match offload {
+            TxOffload::None => (0, 0, 0),
+            TxOffload::Checksum { start, offset } => {
+                (desc::TX_FLAG_CSUM, start, u8::try_from(offset).ok()?)
+            }
+            TxOffload::Segment { mss, .. } => (desc::TX_FLAG_TSO, mss, 0),
+        };
+        Some(Self {
+            flags,
+            field,
+            csum_offset,
+        })
+    }
+}
+
+/// Encodes descriptor `index` of the `count` that carry one frame: the
+/// first holds the offload, the last ends the frame.
+pub(crate) fn tx_descriptor(
+    addr: u64,
+    len: u16,
+    index: usize,
+    count: usize,
+    fields: TxFields,
+) -> [u8; desc::SIZE] {
+    let eop = if index + 1 == count {
+        desc::TX_FLAG_EOP
+    } else {
+        0
+    };
+    if index == 0 {
+        desc::encode_tx_offload(
+            addr,
+            len,
+            eop | fields.flags,
+            fields.field,
+            fields.csum_offset,
+        )
+    } else {
+        desc::encode(addr, len, eop)
+    }
 }
 
 /// Encodes an RX descriptor posting a buffer.
@@ -226,9 +280,13 @@ mod tests {
         assert_eq!(r.complete_at_most(30, 64), 10..10);
     }
 
+    fn plain() -> TxFields {
+        TxFields::of(TxOffload::None).unwrap_or_else(|| unreachable!())
+    }
+
     #[test]
     fn descriptor_words_keep_the_byte_layout() {
-        let d = tx_descriptor(0x1122_3344_5566_7788, 60);
+        let d = tx_descriptor(0x1122_3344_5566_7788, 60, 0, 1, plain());
         let (lo, hi) = words(&d);
         assert_eq!(from_words(lo, hi), d);
         // In memory the words are the descriptor's bytes, whatever the CPU.
@@ -237,7 +295,7 @@ mod tests {
 
     #[test]
     fn descriptors_encode_as_the_device_reads_them() {
-        let d = tx_descriptor(0x1234_5678_9abc_def0, 1514);
+        let d = tx_descriptor(0x1234_5678_9abc_def0, 1514, 0, 1, plain());
         assert_eq!(&d[0..8], &0x1234_5678_9abc_def0u64.to_le_bytes());
         assert_eq!(&d[8..10], &1514u16.to_le_bytes());
         assert_eq!(&d[10..12], &desc::TX_FLAG_EOP.to_le_bytes());
@@ -250,6 +308,40 @@ mod tests {
         assert_eq!(rx_completed(&done, 2048), Some(60));
         // Longer than the buffer.
         assert_eq!(rx_completed(&done, 32), None);
+    }
+
+    #[test]
+    fn a_frame_in_areas_carries_its_offload_first_and_ends_last() {
+        let tso = TxFields::of(TxOffload::Segment {
+            mss: 1448,
+            ipv6: false,
+        })
+        .unwrap_or_else(|| unreachable!());
+        let first = tx_descriptor(0x1000, 66, 0, 3, tso);
+        assert_eq!(desc::decode(&first), (0x1000, 66, desc::TX_FLAG_TSO));
+        assert_eq!(desc::decode_tx_offload(&first), (1448, 0));
+        let middle = tx_descriptor(0x2000, 4096, 1, 3, tso);
+        assert_eq!(desc::decode(&middle), (0x2000, 4096, 0));
+        assert_eq!(&middle[12..16], &[0, 0, 0, 0]);
+        let last = tx_descriptor(0x3000, 100, 2, 3, tso);
+        assert_eq!(desc::decode(&last).2, desc::TX_FLAG_EOP);
+        let csum = TxFields::of(TxOffload::Checksum {
+            start: 34,
+            offset: 16,
+        })
+        .unwrap_or_else(|| unreachable!());
+        let only = tx_descriptor(0x1000, 60, 0, 1, csum);
+        assert_eq!(
+            desc::decode(&only).2,
+            desc::TX_FLAG_CSUM | desc::TX_FLAG_EOP
+        );
+        assert_eq!(desc::decode_tx_offload(&only), (34, 16));
+        // The field offset is one byte in the descriptor.
+        let far = TxOffload::Checksum {
+            start: 34,
+            offset: 256,
+        };
+        assert_eq!(TxFields::of(far), None);
     }
 
     #[test]

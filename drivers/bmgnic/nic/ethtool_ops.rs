@@ -64,6 +64,10 @@ impl ethtool::Operations for Nic {
             extack.set_message(c"ring sizes must be powers of two from 16 to 4096");
             return Err(EINVAL);
         }
+        if ring.tx < TX_RING_MIN {
+            extack.set_message(c"the TX ring takes at least 64 descriptors");
+            return Err(EINVAL);
+        }
         Nic::reconfigure(dev, |s| {
             s.rx_size = ring.rx;
             s.tx_size = ring.tx;

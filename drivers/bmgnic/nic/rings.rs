@@ -80,6 +80,43 @@ impl core::ops::DerefMut for TxState {
 }
 
 impl TxState {
+    /// Posts a mapped frame, one descriptor per area, and keeps it until
+    /// the device completes its last descriptor. Returns the frame's
+    /// length, or the frame if it does not fit: too few free slots, or an
+    /// area longer than a descriptor takes.
+    pub(super) fn post(
+        &mut self,
+        mapped: MappedSkBuff,
+        fields: ring::TxFields,
+    ) -> core::result::Result<u32, MappedSkBuff> {
+        let count = mapped.areas().count();
+        let fits = |(_, len): (DmaAddress, usize)| u16::try_from(len).is_ok();
+        // CAST: A frame has at most `MAX_FRAGS + 1` areas.
+        if count as u32 > self.index.free() || !mapped.areas().all(fits) {
+            return Err(mapped);
+        }
+        let tail = self.index.tail();
+        let written = mapped.areas().enumerate().all(|(i, (addr, len))| {
+            // CAST: `i < count`, and each length fits a `u16` (checked).
+            let slot = self.index.slot(tail.wrapping_add(i as u32));
+            let d = ring::tx_descriptor(addr, len as u16, i, count, fields);
+            self.write(slot, &d).is_ok()
+        });
+        if !written {
+            // Nothing is published until every descriptor is written.
+            return Err(mapped);
+        }
+        // CAST: As above.
+        let last = self.index.slot(tail.wrapping_add(count as u32 - 1));
+        for _ in 0..count {
+            self.index.push();
+        }
+        // CAST: A frame is at most 64 KiB.
+        let len = mapped.len() as u32;
+        self.bufs[last as usize] = Some(mapped);
+        Ok(len)
+    }
+
     /// Publishes the producer index in the status block, where a polling
     /// device reads it.
     pub(super) fn publish(&self) {

@@ -125,6 +125,66 @@ def test_iperf3_tcp_and_stats(model, s, peer):
     ksft_ge(link["rx"]["packets"], 1)
 
 
+def snmp(vm, proto):
+    """`proto`'s counters in the VM's /proc/net/snmp, by name."""
+    _, out = vm.run(f"grep '^{proto}:' /proc/net/snmp")
+    names, values = [line.split()[1:] for line in out.splitlines()[:2]]
+    return dict(zip(names, map(int, values)))
+
+
+def tcp_payloads_sent(s, dev, seconds):
+    """Runs iperf3 TCP to the peer while tcpdump on `dev` records what the
+    stack hands the driver; returns (bytes iperf3 moved, the TCP payload
+    length of each frame seen)."""
+    s.run(f"rm -f /tmp/tso.txt; (timeout {seconds + 8} tcpdump -i {dev} -nn -q -c 400 "
+          f"'tcp dst port 5201' > /tmp/tso.txt 2>/dev/null &); sleep 1")
+    _, out = s.run(f"iperf3 -c {PEER_IP} -t {seconds} -J", timeout=60, check=False)
+    s.run("sleep 1; pkill -INT tcpdump; true")
+    _, seen = s.run("cat /tmp/tso.txt")
+    try:
+        moved = json.loads(out)["end"]["sum_received"]["bytes"]
+    except (ValueError, KeyError):
+        moved = 0
+    return moved, [int(n) for n in re.findall(r"tcp (\d+)$", seen, re.M)]
+
+
+def test_tx_offloads_segment_and_checksum(model, s, peer):
+    """TCP hands the driver frames larger than the MTU and the device cuts
+    them to size with correct checksums; ethtool -K turns it off."""
+    dev = iface(s)
+    _, out = s.run(f"ethtool -k {dev}")
+    for feature in ("scatter-gather", "tx-checksum-ipv4", "tx-checksum-ipv6",
+                    "tx-tcp-segmentation", "tx-tcp6-segmentation"):
+        ksft_true(re.search(rf"^\s*{feature}: on$", out, re.M),
+                  f"{feature} is not on and switchable: " +
+                  (re.search(rf"^\s*{feature}:.*$", out, re.M) or [""])[0].strip())
+    peer.run("iperf3 -s -D -I /tmp/iperf3.pid; sleep 0.5")
+    before = (snmp(peer, "Tcp")["InCsumErrors"], snmp(peer, "Ip")["InHdrErrors"],
+              snmp(peer, "Udp")["InCsumErrors"])
+    moved, lengths = tcp_payloads_sent(s, dev, 3)
+    ksft_pr(f"TSO on: {moved} bytes, {len(lengths)} frames seen, largest payload "
+            f"{max(lengths, default=0)} bytes")
+    ksft_ge(moved, 1_000_000, "iperf3 moved less than 1 MB with TSO on")
+    ksft_ge(max(lengths, default=0), 2 * 1448, "the stack handed no TSO frame to the driver")
+    # Checksum only: UDP datagrams, each with its checksum left to the device.
+    _, out = s.run(f"iperf3 -c {PEER_IP} -u -b 20M -l 1000 -t 2 -J", timeout=60, check=False)
+    udp = json.loads(out)["end"]["sum_received"]
+    ksft_ge(udp["packets"] - udp["lost_packets"], 100, "no UDP datagram arrived")
+    after = (snmp(peer, "Tcp")["InCsumErrors"], snmp(peer, "Ip")["InHdrErrors"],
+             snmp(peer, "Udp")["InCsumErrors"])
+    ksft_eq(after, before, "the peer saw checksum errors (TCP, IP header, UDP)")
+    stats = ethtool_stats(s, dev)
+    ksft_eq((stats["tx_drop_bad_descriptor"], stats["tx_drop_too_long"]), (0, 0),
+            "the device refused offloaded frames")
+    s.run(f"ethtool -K {dev} tso off tx off")
+    moved, lengths = tcp_payloads_sent(s, dev, 2)
+    ksft_pr(f"TSO and checksums off: {moved} bytes, largest payload {max(lengths, default=0)}")
+    ksft_ge(moved, 500_000, "iperf3 moved less than 500 kB with the offloads off")
+    ksft_true(lengths and max(lengths) <= 1448, "frames above the MSS with TSO off")
+    s.run(f"ethtool -K {dev} tso on tx on")
+    peer.run("kill $(cat /tmp/iperf3.pid) 2>/dev/null; true")
+
+
 def test_ring_sizes_and_coalescing(model, s, peer):
     dev = iface(s)
     _, out = s.run(f"ethtool -g {dev}")
@@ -137,6 +197,10 @@ def test_ring_sizes_and_coalescing(model, s, peer):
     rc, out = s.run(f"ethtool -G {dev} rx 100", check=False)
     ksft_ne(rc, 0, "a ring size that is not a power of two was accepted")
     ksft_in("powers of two", out, "no extack message for a bad ring size")
+    # Frames of many fragments need room: the driver keeps 64 TX slots.
+    rc, out = s.run(f"ethtool -G {dev} tx 32", check=False)
+    ksft_ne(rc, 0, "a TX ring of 32 was accepted")
+    ksft_in("at least 64", out, "no extack message for a small TX ring")
     s.run(f"ethtool -C {dev} rx-usecs 50")
     _, out = s.run(f"ethtool -c {dev}")
     ksft_true(re.search(r"rx-usecs:\s+50", out), "moderation not applied")
@@ -272,6 +336,7 @@ def main():
         test_interface_registers_with_device_mac,
         test_ping_peer,
         test_iperf3_tcp_and_stats,
+        test_tx_offloads_segment_and_checksum,
         test_ring_sizes_and_coalescing,
         test_mac_change_refused,
         test_quarantine_drops_carrier,
