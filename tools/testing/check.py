@@ -200,7 +200,8 @@ def fuzz_stage(idle):
     os.makedirs(artifacts, exist_ok=True)
     fuzz_env = {"CARGO_TARGET_DIR": os.path.join(CACHE, "cargo-fuzz-target")}
     targets = (("qemu/fuzz", "ncsi_frame"), ("qemu/fuzz", "packet_pipeline"),
-               ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "platform_channel"),
+               ("qemu/fuzz", "descriptors"), ("qemu/fuzz", "tx_offload"),
+               ("qemu/fuzz", "platform_channel"),
                ("qemu/fuzz", "checkpoint_disk"), ("rme/daemon/fuzz", "openflow_message"))
 
     def fuzz(fuzz_dir, target):
