@@ -20,6 +20,11 @@ Three paths from the same server VM to the same peer VM:
   far above the link's rate (configured, never limiting), counters; each
   new flow misses the NIC's table once and is installed by the RME.
 
+Each path keeps the offloads its driver offers: bmgnic's checksums and
+TSO (the model segments), none for virtio-net here, whose unix-datagram
+backend has no virtio-net header to carry them (QEMU then withdraws them
+from the guest). The set-up lines print what each server interface has on.
+
 Each round measures every path once, in an order that rotates from round
 to round: ping round trip (50 echoes 50 ms apart), iperf3 TCP throughput,
 iperf3 UDP with 64-byte payloads at full rate (packets/s at the receiver,
@@ -191,6 +196,14 @@ def set_up_path(r, server, peer, rme, path):
     configure(server, s_if, ADDRS[path][0])
     configure(peer, p_if, ADDRS[path][1])
     return s_if, p_if
+
+
+def offloads(vm, ifname):
+    """The transmit offloads `ifname` has on, as ethtool -k names them."""
+    _, out = vm.run(f"ethtool -k {ifname}", check=False)
+    names = ("tx-checksumming", "scatter-gather", "tcp-segmentation-offload")
+    on = [n for n in names if re.search(rf"^{n}: on", out, re.M)]
+    return ", ".join(on) if on else "none"
 
 
 def cpu_seconds(pid):
@@ -379,7 +392,8 @@ def main():
                     print(f"{LABEL[p]}: {e}", flush=True)
                     continue
                 print(f"{LABEL[p]}: server {s_if} {ADDRS[p][0]} -> "
-                      f"peer {p_if} {ADDRS[p][1]}", flush=True)
+                      f"peer {p_if} {ADDRS[p][1]}; server TX offloads: "
+                      f"{offloads(server, s_if)}", flush=True)
                 ready.append(p)
             idle = idle_cpu((open_nic, isolated_nic), IDLE_SECONDS)
             print(f"idle CPU over {IDLE_SECONDS} s: " + ", ".join(
