@@ -555,7 +555,7 @@ impl Rme {
     /// The misses queued together are installed together
     /// ([`State::install_for_all`]), then reported in their order.
     fn process_aens(&self) {
-        let mut aens = match KVec::with_capacity(Sideband::AEN_QUEUE, GFP_KERNEL) {
+        let mut aens = match KVVec::with_capacity(Sideband::AEN_QUEUE, GFP_KERNEL) {
             Ok(v) => v,
             Err(_) => return,
         };

@@ -29,8 +29,11 @@ pub(crate) const TIMEOUT_MS: u32 = 250;
 /// Tries per command, the first included.
 pub(crate) const TRIES: u32 = 3;
 /// AENs held for process context; more are counted and dropped (the NIC
-/// reports misses again).
-const AEN_QUEUE: usize = 128;
+/// reports misses again). Room for a burst of new flows: the misses
+/// queued together are installed together, so a deeper queue means fewer,
+/// fuller OEM SETs, not just more memory (512 AENs take about 35 KiB, allocated
+/// with a vmalloc fallback).
+const AEN_QUEUE: usize = 512;
 /// Room for the longest control packet frame.
 const FRAME_ROOM: usize = crate::ncsi::MAX_FRAME_LEN + 64;
 
@@ -43,7 +46,7 @@ struct Inbox {
     response_len: usize,
     /// IID and command type of the command in flight.
     expect: Option<(u8, u8)>,
-    aens: KVec<Aen>,
+    aens: KVVec<Aen>,
     aens_dropped: u64,
     frames_ignored: u64,
     /// The NIC's sideband address, learnt from its first response.
@@ -100,7 +103,7 @@ impl Sideband {
             response: zeroed(FRAME_ROOM)?,
             response_len: 0,
             expect: None,
-            aens: KVec::with_capacity(AEN_QUEUE, GFP_KERNEL)?,
+            aens: KVVec::with_capacity(AEN_QUEUE, GFP_KERNEL)?,
             aens_dropped: 0,
             frames_ignored: 0,
             peer: None,
@@ -204,7 +207,7 @@ impl Sideband {
     }
 
     /// Moves the queued AENs to `out` (which has room for them).
-    pub(crate) fn take_aens(&self, out: &mut KVec<Aen>) {
+    pub(crate) fn take_aens(&self, out: &mut KVVec<Aen>) {
         let mut inbox = self.inbox.lock();
         for aen in inbox.aens.drain_all() {
             if out.push_within_capacity(aen).is_err() {

@@ -38,7 +38,7 @@ costs a new flow.
    event that names an installed rule, which the module sends once the
    entry is in the NIC. The rate is the installed flows over the time from
    the first such event to the last, beside the NC-SI link bound. The
-   module keeps at most 128 AENs queued: misses beyond what it keeps up
+   module keeps at most 512 AENs queued: misses beyond what it keeps up
    with are dropped and counted, and their flows are not installed.
 
 A benchmark, not a test: it prints figures. It exits non-zero when a part
@@ -400,7 +400,7 @@ def burst_install(r, rack_vms, flows):
           f"{rate / bound:.3f} of it")
     if len(times) < flows:
         notes.append(f"{flows - len(times)} flows of the burst were not installed (miss "
-                     "events dropped by the module's 128-entry AEN queue, or suppressed)")
+                     "events dropped by the module's 512-entry AEN queue, or suppressed)")
     return notes
 
 
