@@ -994,7 +994,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         // The field holds the complement of the sum over the rest.
         let mut expect = f.clone();
-        let sum = crate::vxlan::internet_checksum(&f[34..]);
+        let sum = crate::packet::internet_checksum(&f[34..]);
         expect[50..52].copy_from_slice(&sum.to_be_bytes());
         assert_eq!(out[0], expect);
         assert_eq!(dev.stat(Stat::TxDropBadDescriptor), 1);

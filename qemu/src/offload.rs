@@ -8,17 +8,13 @@
 //! metered and encapsulated as the frame a driver without offloads would
 //! have sent.
 
-use crate::packet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETH_HLEN};
+use crate::packet::{
+    fold, ones_complement_add, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETH_HLEN,
+    IPPROTO_TCP, IPV4_FRAGMENT_OFFSET, IPV4_MIN_HLEN, IPV4_MORE_FRAGMENTS, IPV6_HLEN, VLAN_HLEN,
+};
 use crate::regs::{desc, guest};
-use crate::vxlan::{fold, ones_complement_add};
 
-const VLAN_HLEN: usize = 4;
-const IPV4_MIN_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
 const TCP_MIN_HLEN: usize = 20;
-const IPPROTO_TCP: u8 = 6;
-const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
-const IPV4_FRAGMENT_OFFSET: u16 = 0x1fff;
 /// TCP flags byte (offset 13 of the header).
 const TCP_FLAGS: usize = 13;
 const TCP_FIN: u8 = 0x01;
@@ -229,7 +225,7 @@ pub fn segment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vxlan::internet_checksum;
+    use crate::packet::internet_checksum;
 
     /// An Ethernet/IPv4/TCP frame with `payload` bytes counting up, the
     /// checksums left as Linux leaves them for TSO (IPv4 header checksum

@@ -40,11 +40,15 @@ const IPV6_DEST_OPTIONS: u8 = 60;
 /// Length of an Ethernet II header.
 pub const ETH_HLEN: usize = 14;
 /// Length of an 802.1Q tag.
-const VLAN_HLEN: usize = 4;
+pub const VLAN_HLEN: usize = 4;
 /// Length of an IPv4 header without options.
-const IPV4_MIN_HLEN: usize = 20;
+pub const IPV4_MIN_HLEN: usize = 20;
 /// Length of the fixed IPv6 header.
-const IPV6_HLEN: usize = 40;
+pub const IPV6_HLEN: usize = 40;
+/// IPv4 flags and fragment offset: more fragments follow.
+pub const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
+/// IPv4 flags and fragment offset: the offset, in 8-byte units.
+pub const IPV4_FRAGMENT_OFFSET: u16 = 0x1fff;
 /// Length of an ARP packet for IPv4 over Ethernet.
 const ARP_ETH_IPV4_LEN: usize = 28;
 
@@ -261,8 +265,8 @@ fn parse_ipv4(frame: &[u8], p: &mut Parsed) -> Result<(), ParseError> {
     p.key.ip_dst[..4].copy_from_slice(&fixed[16..20]);
 
     let flags_offset = u16::from_be_bytes([frag_hi, frag_lo]);
-    let more_fragments = flags_offset & 0x2000 != 0;
-    let fragment_offset = flags_offset & 0x1fff;
+    let more_fragments = flags_offset & IPV4_MORE_FRAGMENTS != 0;
+    let fragment_offset = flags_offset & IPV4_FRAGMENT_OFFSET;
     p.fragment = match (fragment_offset, more_fragments) {
         (0, false) => Fragment::No,
         (0, true) => Fragment::First,
@@ -394,6 +398,35 @@ fn parse_l4(frame: &[u8], p: &mut Parsed, offset: usize) -> Result<(), ParseErro
     p.l4_offset = Some(offset);
     p.payload_offset = Some(offset + header_len);
     Ok(())
+}
+
+/// The 16-bit one's complement sum of `data` as big-endian words (an odd
+/// last byte padded with zero), added to `sum`, not yet folded.
+pub fn ones_complement_add(mut sum: u64, data: &[u8]) -> u64 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        if let [hi, lo] = *w {
+            sum += u64::from(u16::from_be_bytes([hi, lo]));
+        }
+    }
+    if let [last] = *words.remainder() {
+        sum += u64::from(last) << 8;
+    }
+    sum
+}
+
+/// Folds a one's complement sum to 16 bits.
+pub fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The Internet checksum (RFC 1071) of `data`. Over a header that already
+/// holds a correct checksum it is 0.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    !fold(ones_complement_add(0, data))
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@
 //! ```
 
 use crate::ncsi_oem::{FlowKey, TenantRecord, VtepRecord, IPPROTO_UDP};
-use crate::packet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN};
+use crate::packet::{
+    fold, internet_checksum, ones_complement_add, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_HLEN,
+    IPV4_FRAGMENT_OFFSET, IPV4_MORE_FRAGMENTS,
+};
 
 /// IANA-assigned VXLAN UDP port.
 pub const VXLAN_PORT: u16 = 4789;
@@ -34,8 +37,6 @@ const UDP_HLEN: usize = 8;
 const VXLAN_FLAG_VNI: u8 = 0x08;
 /// IPv4 flags and fragment offset with only DF set.
 const IPV4_DONT_FRAGMENT: u16 = 0x4000;
-const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
-const IPV4_FRAGMENT_OFFSET: u16 = 0x1fff;
 const OUTER_TTL: u8 = 64;
 /// RFC 7348, section 5: the source port SHOULD come from the dynamic and
 /// private range, 49152-65535, which is 0xc000 plus 14 bits.
@@ -265,35 +266,6 @@ pub fn decapsulate<'a>(
         inner,
         outer_src_ip,
     })
-}
-
-/// The 16-bit one's complement sum of `data` as big-endian words (an odd
-/// last byte padded with zero), added to `sum`, not yet folded.
-pub(crate) fn ones_complement_add(mut sum: u64, data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(2);
-    for w in &mut words {
-        if let [hi, lo] = *w {
-            sum += u64::from(u16::from_be_bytes([hi, lo]));
-        }
-    }
-    if let [last] = *words.remainder() {
-        sum += u64::from(last) << 8;
-    }
-    sum
-}
-
-/// Folds a one's complement sum to 16 bits.
-pub(crate) fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
-/// The Internet checksum (RFC 1071) of `data`. Over a header that already
-/// holds a correct checksum it is 0.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    !fold(ones_complement_add(0, data))
 }
 
 /// Whether `udp` (header and payload) checksums correctly with the IPv4
