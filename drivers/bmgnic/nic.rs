@@ -68,11 +68,16 @@ const MODERATION_MAX_US: u32 = 10_000;
 
 /// Free TX slots under which the queue stops, and over which it restarts:
 /// room for one more frame of the most fragments, and a batch of them.
+// CAST: `MAX_SKB_FRAGS` is at most 45 (`CONFIG_MAX_SKB_FRAGS`).
 const TX_STOP_THRESHOLD: u32 = skb::MAX_FRAGS as u32 + 1;
 const TX_WAKE_THRESHOLD: u32 = 2 * TX_STOP_THRESHOLD;
 /// Smallest TX ring the driver uses: room for several frames of the most
 /// fragments (the device takes 16).
 pub(crate) const TX_RING_MIN: u32 = 64;
+// A ring that can never have the wake threshold free would stop its queue
+// for good: a kernel built with more fragments per buffer needs a larger
+// minimum, and must not build with this one.
+const _: () = assert!(TX_WAKE_THRESHOLD < TX_RING_MIN);
 
 /// Ring and interrupt settings that survive down/up.
 #[derive(Clone, Copy, Debug)]
