@@ -623,6 +623,16 @@ impl Bmgnic {
         self.running() && self.tx.head != self.tx.tail
     }
 
+    /// How many TX descriptors the driver has handed over and the device
+    /// not yet processed.
+    pub fn tx_pending_descriptors(&self) -> u32 {
+        if self.running() {
+            desc::pending(self.tx.head, self.tx.tail)
+        } else {
+            0
+        }
+    }
+
     /// Processes the TX ring: every complete frame goes through the TX
     /// pipeline; frames for the fabric are appended to `out`. Returns the
     /// number of descriptors consumed.

@@ -3,10 +3,15 @@
 //! Runs the device: the vfio-user connection, the TX worker and the two
 //! ports, as threads around one locked [`Bmgnic`].
 //!
-//! - The vfio-user thread serves config space and BAR0. A TX doorbell only
-//!   records the producer index (with doorbell suppression, re-reads it from
-//!   the status block) and wakes the worker, so the guest's (synchronous)
-//!   MMIO write returns at once.
+//! - The vfio-user thread serves config space and BAR0. A TX doorbell for
+//!   a few descriptors, while the worker is not sending, is served on the
+//!   spot: the frames go through the pipeline and to the fabric before the
+//!   thread reads its next message, which saves the hand-off to the worker
+//!   on a lone packet's path. It never waits for the fabric: a frame its
+//!   peer has no room for is left to the worker. Otherwise the doorbell
+//!   only records the producer index and wakes the worker.
+//! - The NC-SI thread answers the RME; frames held on a table miss whose
+//!   flow a command installed leave from it in the same way.
 //! - The worker drains the TX ring, sends what the pipeline lets through to
 //!   the fabric, releases moderated interrupts and reports events to the
 //!   RME as NC-SI AENs.
@@ -14,11 +19,13 @@
 //!   pipeline into the RX ring; NC-SI commands are answered. A receive
 //!   error is logged and retried; only shutdown ends the thread.
 //!
-//! Frames are sent after the device lock is dropped.
+//! Frames are sent after the device lock is dropped, in ring order: a
+//! thread takes the fabric send lock before it lets the device go, and the
+//! worker sends what the vfio-user thread left it before its own frames.
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,14 +45,28 @@ pub struct Engine {
     ncsi: Mutex<NcsiResponder>,
     work: Condvar,
     fabric: Option<Port>,
+    /// Held from taking frames off the ring (under the device lock) until
+    /// they are sent, so that frames leave in ring order.
+    fabric_send: Mutex<()>,
+    /// Frames the vfio-user thread took off the ring but could not send
+    /// without waiting; the worker sends them before anything else.
+    fabric_backlog: Mutex<Vec<Vec<u8>>>,
     sideband: Option<Port>,
     start: Instant,
     stop: AtomicBool,
+    /// With TX doorbell suppression, the worker polls the driver's producer
+    /// index until this time.
+    poll_until: AtomicU64,
 }
 
 /// How long the TX worker keeps polling the driver's producer index after
 /// its last work, when the driver suppresses doorbells.
 const TX_POLL_NS: u64 = 200_000;
+
+/// Most descriptors a TX doorbell has the vfio-user thread process itself;
+/// beyond that the worker takes them, so that the guest's MMIO write never
+/// waits for a burst.
+const TX_INLINE_DESCRIPTORS: u32 = 4;
 
 /// How often the worker looks for the fabric port's link partner.
 const LINK_POLL_NS: u64 = 250_000_000;
@@ -63,9 +84,12 @@ impl Engine {
             ncsi: Mutex::new(NcsiResponder::new(sideband_mac)),
             work: Condvar::new(),
             fabric,
+            fabric_send: Mutex::new(()),
+            fabric_backlog: Mutex::new(Vec::new()),
             sideband,
             start: Instant::now(),
             stop: AtomicBool::new(false),
+            poll_until: AtomicU64::new(0),
         })
     }
 
@@ -82,6 +106,75 @@ impl Engine {
 
     fn responder(&self) -> MutexGuard<'_, NcsiResponder> {
         self.ncsi.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fabric_backlog(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
+        self.fabric_backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the worker has nothing to do but wait. Called with the
+    /// device locked: while it is, the vfio-user thread cannot start
+    /// sending, so a worker that finds the send lock free and no backlog
+    /// cannot miss frames the vfio-user thread leaves it.
+    fn worker_idle(&self, dev: &Bmgnic) -> bool {
+        if dev.tx_pending() || !dev.events.is_empty() {
+            return false;
+        }
+        let sender_busy = self.fabric_send.try_lock().is_err();
+        !sender_busy && self.fabric_backlog().is_empty()
+    }
+
+    /// Serves a TX doorbell on the vfio-user thread ([`TX_INLINE_DESCRIPTORS`]
+    /// at most; see [`Self::send_inline`]).
+    fn transmit_inline(&self, dev: MutexGuard<'_, Bmgnic>, now: u64, out: &mut Vec<Vec<u8>>) {
+        if dev.tx_pending_descriptors() > TX_INLINE_DESCRIPTORS {
+            return;
+        }
+        self.send_inline(dev, out, |dev, out| {
+            if dev.process_tx(now, out) > 0 {
+                dev.set_tx_polling(true, now);
+                self.poll_until.store(now + TX_POLL_NS, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Sends the frames `take` pulls from the device on the calling thread,
+    /// if no other thread is sending to the fabric and nothing waits in the
+    /// backlog; otherwise takes nothing and leaves the work to the worker.
+    /// Lets the device go before sending, and never waits for the fabric:
+    /// what it has no room for goes to the backlog.
+    fn send_inline(
+        &self,
+        mut dev: MutexGuard<'_, Bmgnic>,
+        out: &mut Vec<Vec<u8>>,
+        take: impl FnOnce(&mut Bmgnic, &mut Vec<Vec<u8>>),
+    ) {
+        let Some(port) = &self.fabric else {
+            return;
+        };
+        let Ok(sending) = self.fabric_send.try_lock() else {
+            return;
+        };
+        if !self.fabric_backlog().is_empty() {
+            return;
+        }
+        take(&mut dev, out);
+        drop(dev);
+        let mut frames = out.drain(..);
+        while let Some(frame) = frames.next() {
+            match port.try_send(&frame) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut backlog = self.fabric_backlog();
+                    backlog.push(frame);
+                    backlog.extend(frames.by_ref());
+                }
+                Err(e) => debug!("{} port: send failed: {e}", port.name()),
+            }
+        }
+        drop(sending);
     }
 
     /// Starts the worker and the port threads.
@@ -118,10 +211,6 @@ impl Engine {
     fn worker(&self) {
         let mut out = Vec::new();
         let mut aens = Vec::new();
-        // With TX doorbell suppression, after work the device keeps reading
-        // the driver's producer index this long before it wants doorbells
-        // again.
-        let mut poll_until = 0u64;
         let mut next_link_poll = 0u64;
         while !self.stop.load(Ordering::SeqCst) {
             if let Some(port) = &self.fabric {
@@ -131,13 +220,16 @@ impl Engine {
                     self.follow_link(port.partner_present(), now, &mut aens);
                 }
             }
-            {
+            let sending = {
                 let mut dev = self.device();
                 let now = self.now_ns();
                 let next_irq = dev.poll_interrupts(now);
                 dev.sync_tx_shadow(now);
-                if !dev.tx_pending() && dev.events.is_empty() {
-                    if dev.tx_polling() && now < poll_until {
+                if self.worker_idle(&dev) {
+                    // With TX doorbell suppression, after work the device
+                    // keeps reading the driver's producer index a while
+                    // before it wants doorbells again.
+                    if dev.tx_polling() && now < self.poll_until.load(Ordering::Relaxed) {
                         drop(dev);
                         std::thread::yield_now();
                         continue;
@@ -152,7 +244,7 @@ impl Engine {
                         dev.sync_tx_shadow(now);
                     }
                 }
-                if !dev.tx_pending() && dev.events.is_empty() {
+                if self.worker_idle(&dev) {
                     // Held frames are retried when an OEM command wakes us,
                     // and at least every few milliseconds to expire them.
                     let cap = if dev.has_held() { 5 } else { 100 };
@@ -173,9 +265,10 @@ impl Engine {
                 dev.sync_tx_shadow(now);
                 if dev.process_tx(now, &mut out) > 0 {
                     dev.set_tx_polling(true, now);
-                    poll_until = now + TX_POLL_NS;
+                    self.poll_until.store(now + TX_POLL_NS, Ordering::Relaxed);
                 }
                 dev.poll_interrupts(now);
+                let sending = self.fabric_send.lock().unwrap_or_else(|e| e.into_inner());
                 if !dev.events.is_empty() {
                     let events = std::mem::take(&mut dev.events);
                     let reports = dev.rme.event_reports(&events, now);
@@ -187,8 +280,12 @@ impl Engine {
                         }
                     }
                 }
-            }
+                sending
+            };
+            let mut backlog = std::mem::take(&mut *self.fabric_backlog());
+            self.send(&self.fabric, &mut backlog);
             self.send(&self.fabric, &mut out);
+            drop(sending);
             self.send(&self.sideband, &mut aens);
         }
     }
@@ -240,6 +337,7 @@ impl Engine {
 
     fn ncsi_rx(&self, port: Port) {
         let mut buf = vec![0u8; MAX_FRAME];
+        let mut released = Vec::new();
         self.receive_loop(
             port.name(),
             |b| port.recv(b),
@@ -252,7 +350,16 @@ impl Engine {
                     let mut backend = DeviceBackend { dev: &mut dev, now };
                     ncsi.handle(frame, &mut backend)
                 };
-                // A flow the RME just installed may release held frames.
+                // A flow the RME just installed may release held frames:
+                // they leave now, before the response, unless the worker
+                // is sending (it retries them too).
+                let dev = self.device();
+                if dev.has_held() {
+                    let now = self.now_ns();
+                    self.send_inline(dev, &mut released, |dev, out| dev.retry_held(now, out));
+                } else {
+                    drop(dev);
+                }
                 self.work.notify_one();
                 if let Some(frame) = response {
                     if let Err(e) = port.send(&frame) {
@@ -381,6 +488,8 @@ impl NcsiBackend for DeviceBackend<'_> {
 pub struct Function {
     config: PciConfig,
     engine: Arc<Engine>,
+    /// Frames of a doorbell served on the spot (reused).
+    out: Vec<Vec<u8>>,
 }
 
 impl Function {
@@ -388,7 +497,11 @@ impl Function {
     pub fn new(engine: Arc<Engine>) -> Self {
         let config = PciConfig::new();
         engine.device().set_bus_master(config.bus_master());
-        Self { config, engine }
+        Self {
+            config,
+            engine,
+            out: Vec::new(),
+        }
     }
 }
 
@@ -419,7 +532,15 @@ impl PciFunction for Function {
         let now = self.engine.now_ns();
         let mut dev = self.engine.device();
         let tx_work = dev.bar0_write(offset, data, now);
-        if tx_work || !dev.events.is_empty() {
+        let wake = tx_work || !dev.events.is_empty();
+        if tx_work {
+            self.engine.transmit_inline(dev, now, &mut self.out);
+        } else {
+            drop(dev);
+        }
+        // The worker polls the ring after work, fires moderated interrupts
+        // and reports events; and it takes what was not served here.
+        if wake {
             self.engine.work.notify_one();
         }
         Ok(())
@@ -630,5 +751,229 @@ mod tests {
         );
         engine.shutdown();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    use crate::ncsi_oem as oem;
+
+    /// A fabric port to a peer socket in a fresh directory, and a function
+    /// whose device runs open with one TX and one RX ring in guest memory.
+    struct FabricRig {
+        dir: std::path::PathBuf,
+        peer: std::os::unix::net::UnixDatagram,
+        peer_path: std::path::PathBuf,
+        /// The management controller's end of the sideband.
+        mc: std::os::unix::net::UnixDatagram,
+        engine: Arc<Engine>,
+        function: Function,
+    }
+
+    const MEM: u64 = 0x10_0000;
+    const TX_RING: u64 = 0x1000;
+    const TX_BUF: u64 = 0x8000;
+
+    impl FabricRig {
+        /// `open`: as the factory leaves it (no RME configuration);
+        /// otherwise RME-managed with only the guest's identity set, so that
+        /// every frame misses the flow table and is held.
+        fn new(name: &str, open: bool) -> Self {
+            use crate::guest_mem::test_memfd;
+            use crate::port::PortSpec;
+            use crate::regs::guest::{self, queue_reg};
+
+            let dir =
+                std::env::temp_dir().join(format!("bmgnic-engine-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (model, peer_path) = (dir.join("model"), dir.join("peer"));
+            let peer = std::os::unix::net::UnixDatagram::bind(&peer_path).unwrap();
+            let spec = PortSpec {
+                local: model,
+                remote: peer_path.clone(),
+            };
+            let port = Port::bind("fabric", &spec).unwrap();
+            let (ncsi, mc_path) = (dir.join("ncsi"), dir.join("mc"));
+            let mc = std::os::unix::net::UnixDatagram::bind(&mc_path).unwrap();
+            let sideband = PortSpec {
+                local: ncsi,
+                remote: mc_path,
+            };
+            let sideband = Port::bind("ncsi", &sideband).unwrap();
+            let engine = Engine::new(
+                DeviceConfig::default(),
+                Some(port),
+                Some(sideband),
+                [2, 0, 0, 0, 0, 1],
+            );
+            {
+                let mut dev = engine.device();
+                let mac = [0x52, 0x54, 0, 0xb0, 0, 1];
+                dev.rme.set_factory_mac(mac);
+                if open {
+                    dev.rme.open();
+                } else {
+                    let identity = oem::IdentityRecord {
+                        mac,
+                        mtu_cap: 1500,
+                        ..Default::default()
+                    };
+                    dev.rme.apply(oem::OBJ_IDENTITY, &[identity], 0).unwrap();
+                }
+            }
+            let mut function = Function::new(Arc::clone(&engine));
+            function.dma_map(0, MEM, 0, Some(test_memfd(MEM))).unwrap();
+            // Bus master on, as the driver's pci_set_master() leaves it.
+            function.config_write(4, &6u16.to_le_bytes());
+            for (reg, value) in [
+                (queue_reg(0, guest::TX_BASE_LO), TX_RING as u32),
+                (queue_reg(0, guest::TX_SIZE), 16),
+                (queue_reg(0, guest::RX_BASE_LO), 0x2000),
+                (queue_reg(0, guest::RX_SIZE), 16),
+                (guest::STATUS_BLOCK_LO, 0x3000),
+                (guest::CONTROL, guest::CONTROL_ENABLE),
+            ] {
+                function
+                    .bar_write(0, reg as u64, &value.to_le_bytes())
+                    .unwrap();
+            }
+            assert_eq!(engine.device().error(), None);
+            Self {
+                dir,
+                peer,
+                peer_path,
+                mc,
+                engine,
+                function,
+            }
+        }
+
+        /// Posts one frame of `len` bytes at ring index `index` and rings
+        /// the doorbell; returns the frame.
+        fn transmit(&mut self, index: u32, len: usize) -> Vec<u8> {
+            use crate::regs::desc;
+            use crate::regs::guest::queue_reg;
+
+            let mut frame = vec![0u8; len];
+            frame[0..6].copy_from_slice(&[0x52, 0x54, 0, 0xb0, 0, 2]);
+            frame[6..12].copy_from_slice(&[0x52, 0x54, 0, 0xb0, 0, 1]);
+            frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+            frame[14] = index as u8;
+            let slot = u64::from(desc::slot(index, 16)) * desc::SIZE as u64;
+            // CAST: Test frames are short.
+            let posted = desc::encode(TX_BUF, len as u16, desc::TX_FLAG_EOP);
+            {
+                let mut dev = self.engine.device();
+                dev.memory_mut().write(TX_BUF, &frame).unwrap();
+                dev.memory_mut().write(TX_RING + slot, &posted).unwrap();
+            }
+            let tail = (index + 1).to_le_bytes();
+            self.function
+                .bar_write(0, queue_reg(0, crate::regs::guest::TX_TAIL) as u64, &tail)
+                .unwrap();
+            frame
+        }
+    }
+
+    impl Drop for FabricRig {
+        fn drop(&mut self) {
+            self.engine.shutdown();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    fn a_lone_frame_leaves_before_the_doorbell_write_returns() {
+        let mut rig = FabricRig::new("inline", true);
+        // No worker runs: only the vfio-user thread's doorbell can send.
+        let sent = rig.transmit(0, 64);
+        rig.peer.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; MAX_FRAME];
+        let n = rig.peer.recv(&mut buf).expect("the frame, already sent");
+        assert_eq!(&buf[..n], &sent[..]);
+        let stat = crate::regs::guest::Stat::TxPackets;
+        assert_eq!(rig.engine.device().stat(stat), 1);
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_never_blocks_the_doorbell() {
+        let mut rig = FabricRig::new("backlog", true);
+        // Fill the peer's receive queue from another socket.
+        let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while filler.send_to(&[0xee; 60], &rig.peer_path).is_ok() {
+            queued += 1;
+        }
+        assert!(queued > 0);
+        // The doorbell returns; the frame waits for the worker.
+        let sent = rig.transmit(0, 64);
+        assert_eq!(rig.engine.fabric_backlog().len(), 1);
+        // The worker sends it, after the frames ahead of it, once the
+        // peer reads.
+        rig.engine.start().unwrap();
+        rig.peer
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; MAX_FRAME];
+        for _ in 0..queued {
+            assert_eq!(rig.peer.recv(&mut buf).unwrap(), 60);
+        }
+        let n = rig
+            .peer
+            .recv(&mut buf)
+            .expect("the frame, sent by the worker");
+        assert_eq!(&buf[..n], &sent[..]);
+        assert!(rig.engine.fabric_backlog().is_empty());
+    }
+
+    #[test]
+    fn a_flow_installed_over_ncsi_releases_its_held_frame_at_once() {
+        use crate::ncsi::{command_frame, oem_command_payload, parse_received};
+        use bmgnic_wire::ncsi::cmd;
+
+        let mut rig = FabricRig::new("held", false);
+        let sent = rig.transmit(0, 64);
+        assert!(rig.engine.device().has_held(), "the miss holds the frame");
+        // The NC-SI thread alone runs: no worker retries held frames.
+        let ncsi = rig.engine.sideband.as_ref().unwrap().try_clone().unwrap();
+        ncsi.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let engine = Arc::clone(&rig.engine);
+        let ncsi_thread = thread::spawn(move || engine.ncsi_rx(ncsi));
+        let flow = oem::FlowRecord {
+            slot: 0,
+            priority: 1,
+            action: oem::ACTION_ALLOW,
+            meter: oem::NO_METER,
+            vtep: 0,
+            key: oem::FlowKey {
+                ethertype: 0x88b5,
+                ..Default::default()
+            },
+            mask: oem::FlowKey {
+                ethertype: 0xffff,
+                ..Default::default()
+            },
+        };
+        let mut record = [0u8; <oem::FlowRecord as oem::Record>::LEN];
+        oem::Record::encode(&flow, &mut record);
+        let set = oem_command_payload(oem::OP_SET, oem::OBJ_FLOW, 1, &record);
+        rig.mc
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let model = rig.dir.join("ncsi");
+        let mut buf = [0u8; MAX_FRAME];
+        for (iid, kind, payload) in [(1, cmd::CLEAR_INITIAL_STATE, &[][..]), (2, cmd::OEM, &set)] {
+            let command = command_frame([2, 0, 0, 0, 0, 2], iid, kind, 0, payload);
+            rig.mc.send_to(&command, &model).unwrap();
+            let n = rig.mc.recv(&mut buf).expect("a response");
+            let rsp = parse_received(&buf[..n]).expect("an NC-SI response");
+            assert_eq!((rsp.iid, &rsp.payload[..4]), (iid, &[0u8; 4][..]));
+        }
+        // The frame left before the response did.
+        rig.peer.set_nonblocking(true).unwrap();
+        let n = rig.peer.recv(&mut buf).expect("the held frame, released");
+        assert_eq!(&buf[..n], &sent[..]);
+        assert!(!rig.engine.device().has_held());
+        rig.engine.shutdown();
+        ncsi_thread.join().unwrap();
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::regs::guest;
 use crate::vxlan;
+use socket2::{SockAddr, SockRef};
 use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub struct Port {
     name: &'static str,
     socket: UnixDatagram,
     remote: PathBuf,
+    /// `remote` as a socket address, for [`Self::try_send`].
+    remote_addr: SockAddr,
 }
 
 impl Port {
@@ -65,6 +68,7 @@ impl Port {
             name,
             socket,
             remote: spec.remote.clone(),
+            remote_addr: SockAddr::unix(&spec.remote)?,
         })
     }
 
@@ -74,19 +78,24 @@ impl Port {
     }
 
     /// Sends one frame to the peer. A peer that is not there (yet) loses the
-    /// frame, as a cable without a link partner would.
+    /// frame, as a cable without a link partner would. A peer that is there
+    /// but not reading (a paused VM) makes this wait until it reads.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        match self.socket.send_to(frame, &self.remote) {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
+        lost_without_partner(self.socket.send_to(frame, &self.remote))
+    }
+
+    /// Sends one frame to the peer if its socket has room now, as
+    /// [`Self::send`] otherwise; returns `Ok(false)`, with nothing sent,
+    /// where [`Self::send`] would wait.
+    pub fn try_send(&self, frame: &[u8]) -> io::Result<bool> {
+        let sent = SockRef::from(&self.socket).send_to_with_flags(
+            frame,
+            &self.remote_addr,
+            libc::MSG_DONTWAIT,
+        );
+        match sent {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            sent => lost_without_partner(sent).map(|()| true),
         }
     }
 
@@ -116,7 +125,24 @@ impl Port {
             name: self.name,
             socket: self.socket.try_clone()?,
             remote: self.remote.clone(),
+            remote_addr: self.remote_addr.clone(),
         })
+    }
+}
+
+/// A send's result, where a missing link partner loses the frame.
+fn lost_without_partner(sent: io::Result<usize>) -> io::Result<()> {
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
