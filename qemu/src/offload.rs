@@ -8,13 +8,13 @@
 //! metered and encapsulated as the frame a driver without offloads would
 //! have sent.
 
+use crate::ncsi_oem::PORT_GUEST;
 use crate::packet::{
-    fold, ones_complement_add, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, ETH_HLEN,
-    IPPROTO_TCP, IPV4_FRAGMENT_OFFSET, IPV4_MIN_HLEN, IPV4_MORE_FRAGMENTS, IPV6_HLEN, VLAN_HLEN,
+    self, fold, ones_complement_add, Fragment, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP,
+    IPV6_HLEN,
 };
 use crate::regs::{desc, guest};
 
-const TCP_MIN_HLEN: usize = 20;
 /// TCP flags byte (offset 13 of the header).
 const TCP_FLAGS: usize = 13;
 const TCP_FIN: u8 = 0x01;
@@ -91,44 +91,30 @@ struct TcpFrame {
     tcp: usize,
     /// Offset of the payload (end of the headers).
     payload: usize,
+    /// End of the IP packet, as its length field says (Ethernet padding
+    /// after it is not payload).
+    end: usize,
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
+/// The headers of an unfragmented IPv4 or IPv6 TCP frame, as the model's
+/// parser finds them (VLAN tag, IPv4 options and IPv6 extension headers
+/// included); `None` for anything else or a frame it refuses.
 fn parse_tcp(frame: &[u8]) -> Option<TcpFrame> {
-    let mut ip = ETH_HLEN;
-    let mut ethertype = be16(frame, ETH_HLEN - 2)?;
-    if ethertype == ETHERTYPE_VLAN {
-        ethertype = be16(frame, ETH_HLEN + VLAN_HLEN - 2)?;
-        ip += VLAN_HLEN;
-    }
-    let (ipv4, tcp) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let ihl = usize::from(*frame.get(ip)? & 0x0f) * 4;
-            let fragment = be16(frame, ip + 6)?;
-            let whole = fragment & (IPV4_MORE_FRAGMENTS | IPV4_FRAGMENT_OFFSET) == 0;
-            if *frame.get(ip)? >> 4 != 4 || ihl < IPV4_MIN_HLEN || !whole {
-                return None;
-            }
-            (*frame.get(ip + 9)? == IPPROTO_TCP).then_some((true, ip + ihl))?
-        }
-        ETHERTYPE_IPV6 => {
-            if *frame.get(ip)? >> 4 != 6 {
-                return None;
-            }
-            (*frame.get(ip + 6)? == IPPROTO_TCP).then_some((false, ip + IPV6_HLEN))?
-        }
+    let p = packet::parse(frame, PORT_GUEST).ok()?;
+    let ipv4 = match p.key.ethertype {
+        ETHERTYPE_IPV4 => true,
+        ETHERTYPE_IPV6 => false,
         _ => return None,
     };
-    let doff = usize::from(*frame.get(tcp + 12)? >> 4) * 4;
-    let payload = tcp + doff;
-    (doff >= TCP_MIN_HLEN && payload <= frame.len()).then_some(TcpFrame {
-        ip,
+    if p.key.ip_proto != IPPROTO_TCP || p.fragment != Fragment::No {
+        return None;
+    }
+    Some(TcpFrame {
+        ip: p.l3_offset,
         ipv4,
-        tcp,
-        payload,
+        tcp: p.l4_offset?,
+        payload: p.payload_offset?,
+        end: p.l3_end,
     })
 }
 
@@ -163,7 +149,7 @@ pub fn segment(
     }
     let at = parse_tcp(frame).ok_or(OffloadError::Malformed)?;
     let mss = usize::from(mss);
-    let payload = &frame[at.payload..];
+    let payload = &frame[at.payload..at.end];
     if at.payload + mss.min(payload.len()) > max_len {
         return Err(OffloadError::TooLong);
     }
@@ -173,7 +159,7 @@ pub fn segment(
         return Err(OffloadError::Malformed);
     }
     let headers = &frame[..at.payload];
-    let ip_id = be16(frame, at.ip + 4).unwrap_or(0);
+    let ip_id = u16::from_be_bytes([frame[at.ip + 4], frame[at.ip + 5]]);
     let seq = u32::from_be_bytes([
         frame[at.tcp + 4],
         frame[at.tcp + 5],
@@ -200,7 +186,7 @@ pub fn segment(
             s[at.ip + 10..at.ip + 12].copy_from_slice(&check.to_be_bytes());
         } else {
             // CAST: At most u16::MAX, checked above.
-            let payload_len = (s.len() - at.tcp) as u16;
+            let payload_len = (s.len() - at.ip - IPV6_HLEN) as u16;
             s[at.ip + 4..at.ip + 6].copy_from_slice(&payload_len.to_be_bytes());
         }
         // CAST: A frame is at most 64 KiB: the offset fits a u32, and the
@@ -225,7 +211,7 @@ pub fn segment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::internet_checksum;
+    use crate::packet::{internet_checksum, ETH_HLEN};
 
     /// An Ethernet/IPv4/TCP frame with `payload` bytes counting up, the
     /// checksums left as Linux leaves them for TSO (IPv4 header checksum
@@ -248,6 +234,9 @@ mod tests {
         f[tcp + 12] = 5 << 4;
         f[tcp + TCP_FLAGS] = flags;
         f.extend((0..payload).map(|i| i as u8));
+        // CAST: Test frames are small.
+        let total = (f.len() - ip) as u16;
+        f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
         f
     }
 
@@ -266,6 +255,9 @@ mod tests {
         f[tcp + 12] = 5 << 4;
         f[tcp + TCP_FLAGS] = 0x18;
         f.extend((0..payload).map(|i| (i * 7) as u8));
+        // CAST: Test frames are small.
+        let payload_len = (f.len() - ip - 40) as u16;
+        f[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
         f
     }
 
@@ -324,6 +316,39 @@ mod tests {
             assert_eq!(plen, s.len() - ETH_HLEN - 40);
             assert!(tcp_ok(s, false));
         }
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_kept_and_counted_in_the_payload_length() {
+        // A destination options header (8 bytes of padding) before TCP.
+        let plain = tcp6(2500);
+        let ip = ETH_HLEN;
+        let mut frame = plain[..ip + 40].to_vec();
+        frame[ip + 6] = 60;
+        frame.extend_from_slice(&[IPPROTO_TCP, 0, 1, 4, 0, 0, 0, 0]);
+        frame.extend_from_slice(&plain[ip + 40..]);
+        let payload_len = (frame.len() - ip - 40) as u16;
+        frame[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
+        let segs = segments(&frame, 1000, 1514).unwrap_or_default();
+        assert_eq!(segs.len(), 3);
+        for s in &segs {
+            assert_eq!(&s[ip + 40..ip + 48], &frame[ip + 40..ip + 48]);
+            let plen = u16::from_be_bytes([s[ip + 4], s[ip + 5]]) as usize;
+            assert_eq!(plen, s.len() - ip - 40);
+            assert!(tcp_ok(s, false));
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_payload() {
+        let mut frame = tcp4(6, 0x18);
+        frame.resize(frame.len() + 6, 0xee);
+        let segs = segments(&frame, 1000, 1514).unwrap_or_default();
+        assert_eq!(segs.len(), 1);
+        let end = frame.len() - 6;
+        assert_eq!(segs[0].len(), end);
+        assert_eq!(segs[0][54..], frame[54..end]);
+        assert!(tcp_ok(&segs[0], true));
     }
 
     #[test]
